@@ -1,1 +1,235 @@
-fn main() {}
+//! `lenspipe`: synthetic sweeps, SQL over sweeps, the pipeline stages and
+//! the Paper IV parity table, embedded by default or on a Ballista cluster.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use futures::StreamExt;
+use lenspipe_plans::sink::{Location, ParquetDir, PartSink};
+use lenspipe_plans::{parity, stages, Config, Engine, EngineKind, Error, Result};
+
+#[derive(Parser)]
+#[command(name = "lenspipe", version, about = "Strong-lens training sets from DESI Legacy Imaging Surveys sweeps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArgs {
+    /// Built-in profile (paper_iv, request_v1) or a YAML file.
+    #[arg(long, default_value = "paper_iv")]
+    config: String,
+    /// Override a configuration key, e.g. --set selection.z_mag_max=20.5 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Run on a Ballista cluster instead of in-process, e.g. df://127.0.0.1:50050.
+    #[arg(long, env = "LENSPIPE_SCHEDULER")]
+    scheduler: Option<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<Config> {
+        Config::load(&self.config, &self.overrides)
+    }
+    async fn engine(&self) -> Result<Engine> {
+        Engine::connect(EngineKind::from_flag(self.scheduler.as_deref())).await
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Stage {
+    Negatives,
+    Positives,
+    Stratify,
+    /// negatives, positives, then stratify.
+    All,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write DR10-format synthetic sweep files.
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        files: usize,
+        #[arg(long, default_value_t = 100_000)]
+        rows_per_file: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Plant lens-galaxy sources at the positions of this lens catalog CSV.
+        #[arg(long)]
+        plant: Option<PathBuf>,
+        #[arg(long, default_value = "RA [deg]")]
+        plant_ra_column: String,
+        #[arg(long, default_value = "DEC [deg]")]
+        plant_dec_column: String,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Run one SQL statement against table `sweeps`.
+    Sql {
+        /// The statement (or use -f).
+        query: Option<String>,
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Write the result as Parquet under this URL instead of printing it.
+        #[arg(long)]
+        out: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Run a pipeline stage.
+    Run {
+        #[arg(value_enum)]
+        stage: Stage,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print every selection parameter beside the request's value and its provenance.
+    Parity {
+        /// A run.json whose funnel fills the 'rows removed' column.
+        #[arg(long)]
+        run: Option<PathBuf>,
+        #[arg(long, default_value = "paper_iv")]
+        config: String,
+    },
+}
+
+fn run_id() -> String {
+    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"), std::process::id())
+}
+
+async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()> {
+    let config = args.load()?;
+    let engine = args.engine().await?;
+    engine.register_sweeps(&config).await?;
+    let df = engine.ctx.sql(&query).await?;
+    match out {
+        None => {
+            let batches = df.collect().await?;
+            println!("{}", pretty_format_batches(&batches)?);
+        }
+        Some(url) => {
+            let dir = Arc::new(ParquetDir::create(Location::resolve(&engine.runtime(), &url)?, &run_id()).await?);
+            let mut rows = 0;
+            for (index, mut stream) in df.execute_stream_partitioned().await?.into_iter().enumerate() {
+                let mut sink = PartSink::new(&dir, index);
+                while let Some(batch) = stream.next().await {
+                    sink.write(&batch?).await?;
+                }
+                rows += sink.finish().await?;
+            }
+            let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
+            let files = dir.commit().await?;
+            eprintln!("wrote {rows} rows in {} files under {url}", files.len());
+        }
+    }
+    Ok(())
+}
+
+async fn run_stage(stage: Stage, args: ConfigArgs) -> Result<()> {
+    let config = args.load()?;
+    let engine = args.engine().await?;
+    let id = run_id();
+    let order: &[Stage] = match stage {
+        Stage::All => &[Stage::Negatives, Stage::Positives, Stage::Stratify],
+        Stage::Negatives => &[Stage::Negatives],
+        Stage::Positives => &[Stage::Positives],
+        Stage::Stratify => &[Stage::Stratify],
+    };
+    for s in order {
+        let (name, section) = match s {
+            Stage::Negatives => ("negatives", stages::negatives::run(&engine, &config, &id).await?),
+            Stage::Positives => ("positives", stages::positives::run(&engine, &config, &id).await?),
+            Stage::Stratify => ("stratify", stages::stratify::run(&engine, &config, &id).await?),
+            Stage::All => unreachable!("expanded above"),
+        };
+        println!("{name}: {}", serde_json::to_string_pretty(&section).unwrap_or_default());
+    }
+    println!("run.json: {}/run.json", Location::resolve(&engine.runtime(), &config.output)?.url);
+    Ok(())
+}
+
+async fn main_inner(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Synth { out, files, rows_per_file, seed, plant, plant_ra_column, plant_dec_column, threads } => {
+            let mut opts = lenspipe_synth::SynthOptions::new(out);
+            opts.files = files;
+            opts.rows_per_file = rows_per_file;
+            opts.seed = seed;
+            opts.plant = plant;
+            opts.plant_ra_column = plant_ra_column;
+            opts.plant_dec_column = plant_dec_column;
+            if let Some(t) = threads {
+                opts.threads = t;
+            }
+            let started = std::time::Instant::now();
+            let report = lenspipe_synth::run(&opts).map_err(|e| Error::Other(e.to_string()))?;
+            let seconds = started.elapsed().as_secs_f64();
+            let bytes: u64 = report.files.iter().map(|f| f.bytes).sum();
+            let rows: u64 = report.files.iter().map(|f| f.rows).sum();
+            println!(
+                "wrote {} files, {rows} rows, {:.1} MB in {seconds:.1} s ({:.0} MB/s) to {}",
+                report.files.len(),
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e6 / seconds.max(1e-9),
+                opts.out_dir.display()
+            );
+            Ok(())
+        }
+        Command::Sql { query, file, out, config } => {
+            let query = match (query, file) {
+                (Some(q), None) => q,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", f.display())))?,
+                _ => return Err(Error::Config("give the SQL as an argument or with -f FILE, not both".into())),
+            };
+            sql(query, out, config).await
+        }
+        Command::Run { stage, config } => run_stage(stage, config).await,
+        Command::Parity { run, config } => {
+            let ours = Config::load(&config, &[])?;
+            let request = Config::load("request_v1", &[])?;
+            let run = match run {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+                    Some(serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?)
+                }
+                None => None,
+            };
+            println!("{}", parity::render(&ours, &request, run.as_ref()));
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lenspipe: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_inner(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lenspipe: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

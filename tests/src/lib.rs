@@ -1,1 +1,221 @@
+//! Harness for the end-to-end tests: real `lenspipe` processes, a real
+//! Ballista scheduler and executors, a real S3-compatible server (moto), and
+//! Python with astropy as the independent reference.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The shared data folder beside the repository (`../shared/data`).
+pub fn shared_data() -> PathBuf {
+    std::env::var_os("LENSPIPE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data"))
+}
+
+/// A workspace binary, built next to the test executable (`target/debug/`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/debug");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    path
+}
+
+/// Runs a command to completion, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn lenspipe() -> Command {
+    let mut c = Command::new(bin("lenspipe"));
+    c.current_dir(repo());
+    c
+}
+
+pub fn python() -> Command {
+    let mut c = Command::new("python3");
+    c.current_dir(repo());
+    c
+}
+
+/// Writes `files` synthetic sweeps of `rows` rows into `dir`.
+pub fn synth(dir: &Path, files: usize, rows: u64, seed: u64, extra: &[&str]) {
+    run_ok(lenspipe().args(["synth", "--out"]).arg(dir).args([
+        "--files",
+        &files.to_string(),
+        "--rows-per-file",
+        &rows.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]).args(extra));
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+pub fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port} after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A moto S3 server on a free loopback port, with the AWS environment to reach it.
+pub struct S3Server {
+    _process: Guard,
+    pub endpoint: String,
+}
+
+impl S3Server {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server (pip install 'moto[server]')");
+        let process = Guard(child);
+        wait_for_port(port, Duration::from_secs(30));
+        Self { _process: process, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// The variables every process (client, scheduler, executors) reads.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+        ]
+    }
+
+    /// Creates `bucket` and uploads every file of `dir` under `prefix`.
+    pub fn upload_dir(&self, bucket: &str, dir: &Path, prefix: &str) {
+        let script = r#"
+import boto3, os, sys
+endpoint, bucket, folder, prefix = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+s3.create_bucket(Bucket=bucket)
+for name in sorted(os.listdir(folder)):
+    s3.upload_file(os.path.join(folder, name), bucket, prefix + name)
+"#;
+        let mut cmd = python();
+        cmd.args(["-c", script, &self.endpoint, bucket]).arg(dir).arg(prefix).envs(self.env());
+        run_ok(&mut cmd);
+    }
+
+    /// Downloads every object under `prefix` into `dir`.
+    pub fn download_prefix(&self, bucket: &str, prefix: &str, dir: &Path) {
+        let script = r#"
+import boto3, os, sys
+endpoint, bucket, prefix, folder = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+os.makedirs(folder, exist_ok=True)
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for obj in page.get("Contents", []):
+        rel = obj["Key"][len(prefix):].lstrip("/")
+        target = os.path.join(folder, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        s3.download_file(bucket, obj["Key"], target)
+"#;
+        let mut cmd = python();
+        cmd.args(["-c", script, &self.endpoint, bucket, prefix]).arg(dir).envs(self.env());
+        run_ok(&mut cmd);
+    }
+}
+
+/// A local cluster started with `deploy/local-cluster.sh`, stopped on drop.
+pub struct LocalCluster {
+    pub url: String,
+    pub state_dir: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl LocalCluster {
+    pub fn start(executors: usize, state_dir: &Path, env: Vec<(&'static str, String)>) -> Self {
+        let bin_dir = bin("lenspipe-scheduler").parent().expect("bin dir").to_path_buf();
+        let out = run_ok(
+            Command::new("bash")
+                .arg(repo().join("deploy/local-cluster.sh"))
+                .arg("start")
+                .env("EXECUTORS", executors.to_string())
+                .env("LENSPIPE_BIN_DIR", &bin_dir)
+                .env("LENSPIPE_CLUSTER_DIR", state_dir)
+                .envs(env.clone()),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout.lines().last().unwrap_or_default().trim().to_string();
+        assert!(url.starts_with("df://127.0.0.1:"), "unexpected last line: {stdout}");
+        Self { url, state_dir: state_dir.to_path_buf(), env }
+    }
+
+    /// `pid` lines of the state file: (name, pid).
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        std::fs::read_to_string(self.state_dir.join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 3 && f[0] == "pid").then(|| (f[1].to_string(), f[2].parse().ok()?))
+            })
+            .collect()
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.state_dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("deploy/local-cluster.sh"))
+            .arg("stop")
+            .env("LENSPIPE_CLUSTER_DIR", &self.state_dir)
+            .envs(self.env.clone())
+            .output();
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}

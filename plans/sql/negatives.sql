@@ -1,0 +1,102 @@
+-- Stage 2 of the request: negative sampling (pool N1) with N2 confuser tags.
+--
+-- One pass over the sweeps. Every row gets `reject_reason`, the first cut it
+-- fails in funnel order (NULL = kept); the stage's sink counts every reason
+-- and writes only the kept rows, so rows in = kept + rejected, each with a
+-- reason. Parameters ($name) are bound as typed values from the YAML config.
+--
+-- Known-lens exclusion: lenses are bucketed by nested HEALPix cell at
+-- $join_nside, every cell their exclusion cone touches, so a sweep row looks
+-- up only its own cell (a broadcast hash join) and measures the exact
+-- separation to each lens listed there.
+WITH lens_cells AS (
+    SELECT cell, array_agg(make_array(lens_ra, lens_dec)) AS lens_positions
+    FROM (
+        SELECT unnest(healpix_cone_cells(ra, dec, $join_nside, $exclusion_radius_arcsec)) AS cell,
+               ra AS lens_ra,
+               dec AS lens_dec
+        FROM lenses
+    )
+    GROUP BY cell
+),
+classified AS (
+    SELECT s.*,
+           paper_iv_reject_reason(
+               s.ra, s.dec, s.type, s.maskbits, s.nobs_g, s.nobs_r, s.nobs_z, s.flux_z,
+               $dec_min, $dec_max, $valid_types, $exclude_mask,
+               $min_nobs_g, $min_nobs_r, $min_nobs_z, $z_mag_max) AS paper_iv_reason,
+           min_sep_arcsec(s.ra, s.dec, l.lens_positions) AS nearest_lens_arcsec,
+           nmgy_to_mag(s.flux_g) AS mag_g,
+           nmgy_to_mag(s.flux_r) AS mag_r,
+           nmgy_to_mag(s.flux_z) AS mag_z,
+           nmgy_to_mag(s.flux_w1) AS mag_w1
+    FROM sweeps s
+    LEFT JOIN lens_cells l ON healpix_nested(s.ra, s.dec, $join_nside) = l.cell
+),
+tagged AS (
+    SELECT *,
+           coalesce(paper_iv_reason,
+                    CASE WHEN nearest_lens_arcsec <= $exclusion_radius_arcsec
+                         THEN 'near_known_lens' END) AS reject_reason,
+           n2_category(type, flux_g, flux_r, shape_r,
+                       $ring_types, $ring_flux_r_min,
+                       $edge_types, $edge_shape_r_min,
+                       $blue_g_minus_r_max, $blue_r_mag_max) AS confuser_category
+    FROM classified
+)
+SELECT
+    -- funnel diagnostics, dropped by the sink
+    reject_reason,
+    nobs_g < $min_nobs_g AS nobs_g_low,
+    nobs_r < $min_nobs_r AS nobs_r_low,
+    nobs_z < $min_nobs_z AS nobs_z_low,
+    -- the request's 48-column output schema, in its order
+    concat(brickname, '_', CAST(objid AS VARCHAR)) AS galaxy_id,
+    brickname,
+    objid,
+    ra,
+    dec,
+    type,
+    nobs_z,
+    nobs_bin(nobs_z, $nobs_z_bins) AS nobs_z_bin,
+    type_bin(type) AS type_bin,
+    flux_g,
+    flux_r,
+    flux_z,
+    flux_w1,
+    mag_g,
+    mag_r,
+    mag_z,
+    mag_g - mag_r AS g_minus_r,
+    mag_r - mag_z AS r_minus_z,
+    mag_z - mag_w1 AS z_minus_w1,
+    psfsize_g,
+    psfsize_r,
+    psfsize_z,
+    psfdepth_g,
+    psfdepth_r,
+    psfdepth_z,
+    galdepth_g,
+    galdepth_r,
+    galdepth_z,
+    ebv,
+    maskbits,
+    fitbits,
+    mw_transmission_g,
+    mw_transmission_r,
+    mw_transmission_z,
+    shape_r,
+    shape_e1,
+    shape_e2,
+    sersic,
+    healpix_nested(ra, dec, 64) AS healpix_64,
+    healpix_nested(ra, dec, 128) AS healpix_128,
+    CAST(NULL AS VARCHAR) AS split,
+    CASE WHEN confuser_category IS NULL THEN 'N1' ELSE 'N2' END AS pool,
+    confuser_category,
+    sweep_file,
+    row_index,
+    $pipeline_version AS pipeline_version,
+    $git_commit AS git_commit,
+    $extraction_timestamp AS extraction_timestamp
+FROM tagged

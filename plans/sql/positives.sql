@@ -1,0 +1,121 @@
+-- Stage 1 of the request: match every known lens to its nearest sweep source.
+--
+-- Lenses are bucketed by every nested HEALPix cell their match cone touches
+-- (so no match across a cell edge is missed), the small lens side is
+-- broadcast, and each candidate pair is measured by exact angular
+-- separation. Every lens leaves with a status:
+--   outside_footprint        the lens is outside dec_min < dec < dec_max
+--   no_source_within_radius  no sweep source within match_radius_arcsec
+--   fails_selection          matched, but the source fails the cuts negatives
+--                            must pass (only when apply_selection is true)
+--   matched
+WITH lens_cells AS (
+    SELECT lens_id,
+           ra AS lens_ra,
+           dec AS lens_dec,
+           unnest(healpix_cone_cells(ra, dec, $join_nside, $match_radius_arcsec)) AS cell
+    FROM lenses
+),
+candidates AS (
+    SELECT c.lens_id,
+           angular_sep_arcsec(c.lens_ra, c.lens_dec, s.ra, s.dec) AS match_sep_arcsec,
+           s.*
+    FROM sweeps s
+    JOIN lens_cells c ON healpix_nested(s.ra, s.dec, $join_nside) = c.cell
+    WHERE angular_sep_arcsec(c.lens_ra, c.lens_dec, s.ra, s.dec) <= $match_radius_arcsec
+),
+nearest AS (
+    SELECT *
+    FROM (
+        SELECT *,
+               row_number() OVER (PARTITION BY lens_id
+                                  ORDER BY match_sep_arcsec, sweep_file, row_index) AS candidate_rank
+        FROM candidates
+    )
+    WHERE candidate_rank = 1
+),
+matched AS (
+    SELECT l.lens_id,
+           l.lens_name,
+           l.ra AS lens_ra,
+           l.dec AS lens_dec,
+           l.grade,
+           l.zlens,
+           l.lens_type,
+           l.reference,
+           n.* EXCLUDE (lens_id, candidate_rank),
+           paper_iv_reject_reason(
+               n.ra, n.dec, n.type, n.maskbits, n.nobs_g, n.nobs_r, n.nobs_z, n.flux_z,
+               $dec_min, $dec_max, $valid_types, $exclude_mask,
+               $min_nobs_g, $min_nobs_r, $min_nobs_z, $z_mag_max) AS source_reject_reason,
+           nmgy_to_mag(n.flux_g) AS mag_g,
+           nmgy_to_mag(n.flux_r) AS mag_r,
+           nmgy_to_mag(n.flux_z) AS mag_z,
+           nmgy_to_mag(n.flux_w1) AS mag_w1
+    FROM lenses l
+    LEFT JOIN nearest n ON l.lens_id = n.lens_id
+)
+SELECT
+    lens_id,
+    lens_name,
+    lens_ra,
+    lens_dec,
+    grade,
+    zlens,
+    lens_type,
+    reference,
+    CASE
+        WHEN NOT (lens_dec > $dec_min AND lens_dec < $dec_max) THEN 'outside_footprint'
+        WHEN match_sep_arcsec IS NULL THEN 'no_source_within_radius'
+        WHEN $apply_selection AND source_reject_reason IS NOT NULL THEN 'fails_selection'
+        ELSE 'matched'
+    END AS status,
+    match_sep_arcsec,
+    source_reject_reason,
+    -- the matched source in the negatives' schema
+    concat(brickname, '_', CAST(objid AS VARCHAR)) AS galaxy_id,
+    brickname,
+    objid,
+    ra,
+    dec,
+    type,
+    nobs_z,
+    nobs_bin(nobs_z, $nobs_z_bins) AS nobs_z_bin,
+    type_bin(type) AS type_bin,
+    flux_g,
+    flux_r,
+    flux_z,
+    flux_w1,
+    mag_g,
+    mag_r,
+    mag_z,
+    mag_g - mag_r AS g_minus_r,
+    mag_r - mag_z AS r_minus_z,
+    mag_z - mag_w1 AS z_minus_w1,
+    psfsize_g,
+    psfsize_r,
+    psfsize_z,
+    psfdepth_g,
+    psfdepth_r,
+    psfdepth_z,
+    galdepth_g,
+    galdepth_r,
+    galdepth_z,
+    ebv,
+    maskbits,
+    fitbits,
+    mw_transmission_g,
+    mw_transmission_r,
+    mw_transmission_z,
+    shape_r,
+    shape_e1,
+    shape_e2,
+    sersic,
+    healpix_nested(ra, dec, 64) AS healpix_64,
+    healpix_nested(ra, dec, 128) AS healpix_128,
+    sweep_file,
+    row_index,
+    $pipeline_version AS pipeline_version,
+    $git_commit AS git_commit,
+    $extraction_timestamp AS extraction_timestamp
+FROM matched

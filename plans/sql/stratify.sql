@@ -1,0 +1,43 @@
+-- Stage 3 of the request: draw negatives to match the positives' strata,
+-- and split everything by sky area.
+--
+-- Draw: within each (stratum, pool) the negatives are ordered by a hash of
+-- their galaxy_id and the seed, and the first `quota` are taken. The order
+-- depends on nothing but the rows and the seed, so the sample is the same
+-- whatever the partitioning or the number of executors.
+--
+-- Split: a hash of the nested HEALPix pixel at split.nside (128 by default) and the split seed,
+-- cut at the configured fractions, so every object of a pixel (lens or not)
+-- lands in the same split.
+WITH drawn AS (
+    SELECT n.*
+    FROM (
+        SELECT *,
+               row_number() OVER (PARTITION BY stratum, pool
+                                  ORDER BY stable_hash_unit(galaxy_id, $sampling_seed), galaxy_id) AS draw_rank
+        FROM negatives_strata
+    ) n
+    JOIN quotas q ON n.stratum = q.stratum AND n.pool = q.pool
+    WHERE n.draw_rank <= q.quota
+),
+labelled AS (
+    SELECT 1 AS label, 'positive' AS pool, CAST(NULL AS VARCHAR) AS confuser_category,
+           p.stratum, coalesce(w.weight, 1.0) AS weight,
+           p.galaxy_id, p.lens_name, p.grade, p.ra, p.dec, p.type, p.nobs_z, p.nobs_z_bin, p.type_bin,
+           p.mag_g, p.mag_r, p.mag_z, p.psfsize_z, p.healpix_64, p.healpix_128, p.sweep_file, p.row_index
+    FROM positives_strata p
+    LEFT JOIN grade_weights w ON p.grade = w.grade
+    UNION ALL
+    SELECT 0 AS label, pool, confuser_category, stratum, 1.0 AS weight,
+           galaxy_id, CAST(NULL AS VARCHAR) AS lens_name, CAST(NULL AS VARCHAR) AS grade,
+           ra, dec, type, nobs_z, nobs_z_bin, type_bin,
+           mag_g, mag_r, mag_z, psfsize_z, healpix_64, healpix_128, sweep_file, row_index
+    FROM drawn
+)
+SELECT *,
+       CASE
+           WHEN stable_hash_unit(split_pixel, $split_seed) < $train_fraction THEN 'train'
+           WHEN stable_hash_unit(split_pixel, $split_seed) < $train_fraction + $val_fraction THEN 'val'
+           ELSE 'test'
+       END AS split
+FROM (SELECT *, healpix_nested(ra, dec, $split_nside) AS split_pixel FROM labelled)

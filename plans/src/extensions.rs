@@ -1,0 +1,62 @@
+//! Everything an engine needs to run lenspipe plans, shared by the embedded
+//! engine, the Ballista client, the scheduler and the executors: the UDFs,
+//! the object store registry and the codecs for the sweeps table and scan.
+
+use std::sync::Arc;
+
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::error::Result;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use lenspipe_sweeps::{EnvObjectStoreRegistry, SweepsLogicalCodec, SweepsPhysicalCodec};
+
+/// The logical codec: the sweeps table, then Ballista's own.
+pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
+    Arc::new(SweepsLogicalCodec::new(Arc::new(BallistaLogicalExtensionCodec::default())))
+}
+
+/// The physical codec: the FITS scan, then Ballista's own nodes.
+pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
+    Arc::new(SweepsPhysicalCodec::new(Arc::new(BallistaPhysicalExtensionCodec::default())))
+}
+
+/// A runtime whose object stores come from the process environment.
+pub fn runtime_env(_config: &SessionConfig) -> Result<Arc<RuntimeEnv>> {
+    Ok(Arc::new(
+        RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(EnvObjectStoreRegistry::new()))
+            .build()?,
+    ))
+}
+
+/// Session configuration for every process of a cluster (and its clients).
+pub fn cluster_session_config() -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_ballista_logical_extension_codec(logical_codec())
+        .with_ballista_physical_extension_codec(physical_codec())
+}
+
+/// A session state with the lenspipe functions and object stores.
+pub fn session_state(config: SessionConfig) -> Result<SessionState> {
+    let runtime = runtime_env(&config)?;
+    Ok(SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_scalar_functions(lenspipe_udfs::all())
+        .build())
+}
+
+/// The function registry executors resolve UDF names with.
+pub fn function_registry() -> BallistaFunctionRegistry {
+    let mut registry = BallistaFunctionRegistry::default();
+    for udf in lenspipe_udfs::all() {
+        registry.scalar_functions.insert(udf.name().to_string(), udf);
+    }
+    registry
+}

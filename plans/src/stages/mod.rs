@@ -1,0 +1,58 @@
+//! The pipeline stages. Each plans its SQL, runs it on the engine, writes
+//! Parquet under the output URL and records its counts in `run.json`.
+
+pub mod negatives;
+pub mod positives;
+pub mod stratify;
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lenses::{parse_catalog, LensCatalog};
+use crate::sink::Location;
+use crate::engine::Engine;
+
+/// Counts the values of a string column (NULLs under `None`).
+pub(crate) fn count_strings(batch: &RecordBatch, column: &str, into: &mut BTreeMap<Option<String>, u64>) -> Result<()> {
+    let array = batch
+        .column_by_name(column)
+        .ok_or_else(|| Error::Other(format!("plan output lacks column '{column}'")))?;
+    let array = cast(array, &DataType::Utf8)?;
+    let strings = array.as_string::<i32>();
+    for i in 0..strings.len() {
+        let key = strings.is_valid(i).then(|| strings.value(i).to_string());
+        *into.entry(key).or_default() += 1;
+    }
+    Ok(())
+}
+
+/// Loads the lens catalog named by `inputs.positives` (a path or URL).
+pub(crate) async fn load_lenses(engine: &Engine, config: &Config) -> Result<Option<LensCatalog>> {
+    let Some(source) = &config.inputs.positives else {
+        return Ok(None);
+    };
+    let location = Location::resolve(&engine.runtime(), source)?;
+    let bytes = location
+        .get_bytes()
+        .await?
+        .ok_or_else(|| Error::Input(format!("lens catalog '{source}' does not exist")))?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|e| Error::Input(format!("lens catalog '{source}' is not UTF-8: {e}")))?;
+    Ok(Some(parse_catalog(&text, source, &config.positives.columns)?))
+}
+
+/// Registers table `lenses` (possibly empty) for the plans that join with it.
+pub(crate) async fn register_lenses(engine: &Engine, config: &Config, output: &Location) -> Result<Option<LensCatalog>> {
+    let catalog = load_lenses(engine, config).await?;
+    let batch = match &catalog {
+        Some(c) => c.batch.clone(),
+        None => RecordBatch::new_empty(crate::lenses::lens_schema()),
+    };
+    engine.register_shared_batch("lenses", batch, &output.child("catalog")).await?;
+    Ok(catalog)
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job, embedded (no cluster, no network): synthetic DR10 sweeps with
+# the lenscat lenses planted, then positives, negatives, stratified sample and
+# splits under ./runs/paper_iv/ (Parquet + run.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+cargo build -q -p lenspipe-plans --bin lenspipe
+lenspipe=$CARGO_TARGET_DIR/debug/lenspipe
+[[ -d data/sweeps ]] || "$lenspipe" synth --out data/sweeps --files 16 --rows-per-file 100000 --seed 1 \
+  --plant ../shared/data/positives/lenscat_catalog.csv
+"$lenspipe" run all --config paper_iv "$@"
+"$lenspipe" parity --run runs/paper_iv/run.json

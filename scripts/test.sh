@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test suite: builds the binaries the end-to-end tests start, then runs
+# every test of the workspace. Needs python3 with numpy, astropy, pyarrow and
+# moto[server] (scripts/install-test-deps.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads=2
