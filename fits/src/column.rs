@@ -74,7 +74,9 @@ impl TForm {
             _ => return Err(format!("TFORM '{t}' has unknown type code '{code}'")),
         };
         if !tail_ok {
-            return Err(format!("TFORM '{t}' has unexpected characters after the type code"));
+            return Err(format!(
+                "TFORM '{t}' has unexpected characters after the type code"
+            ));
         }
         let tform = TForm { repeat, code };
         // Keep every later size computation (and Arrow's i32 list sizes) in range.
@@ -284,12 +286,48 @@ mod tests {
 
     #[test]
     fn parses_repeat_and_code() {
-        assert_eq!(tf("E"), TForm { repeat: 1, code: 'E' });
-        assert_eq!(tf("5E      "), TForm { repeat: 5, code: 'E' });
-        assert_eq!(tf(" 8A"), TForm { repeat: 8, code: 'A' });
-        assert_eq!(tf("16A8"), TForm { repeat: 16, code: 'A' });
-        assert_eq!(tf("0J"), TForm { repeat: 0, code: 'J' });
-        assert_eq!(tf("1PE(5)"), TForm { repeat: 1, code: 'P' });
+        assert_eq!(
+            tf("E"),
+            TForm {
+                repeat: 1,
+                code: 'E'
+            }
+        );
+        assert_eq!(
+            tf("5E      "),
+            TForm {
+                repeat: 5,
+                code: 'E'
+            }
+        );
+        assert_eq!(
+            tf(" 8A"),
+            TForm {
+                repeat: 8,
+                code: 'A'
+            }
+        );
+        assert_eq!(
+            tf("16A8"),
+            TForm {
+                repeat: 16,
+                code: 'A'
+            }
+        );
+        assert_eq!(
+            tf("0J"),
+            TForm {
+                repeat: 0,
+                code: 'J'
+            }
+        );
+        assert_eq!(
+            tf("1PE(5)"),
+            TForm {
+                repeat: 1,
+                code: 'P'
+            }
+        );
         assert_eq!(tf("11X").width(), 2);
         assert_eq!(tf("3D").width(), 24);
         assert_eq!(tf("2Q").width(), 32);
@@ -298,7 +336,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "5", "5Z", "5E3", "99999999999999999999999E", "3000000000E", "2E x"] {
+        for bad in [
+            "",
+            "5",
+            "5Z",
+            "5E3",
+            "99999999999999999999999E",
+            "3000000000E",
+            "2E x",
+        ] {
             let e = TForm::parse(bad).expect_err(bad);
             assert_eq!(e.kind, ErrorKind::Header, "{bad}");
             assert!(e.message.contains("TFORM"), "{bad}: {e}");
@@ -315,7 +361,10 @@ mod tests {
         assert_eq!(dt("B", 1.0, 0.0), Ok(DataType::UInt8));
         assert_eq!(dt("I", 1.0, 32768.0), Ok(DataType::UInt16));
         assert_eq!(dt("J", 1.0, 2_147_483_648.0), Ok(DataType::UInt32));
-        assert_eq!(dt("K", 1.0, 9_223_372_036_854_775_808.0), Ok(DataType::UInt64));
+        assert_eq!(
+            dt("K", 1.0, 9_223_372_036_854_775_808.0),
+            Ok(DataType::UInt64)
+        );
         assert_eq!(dt("I", 2.0, 32768.0), Ok(DataType::Float64));
         assert_eq!(dt("J", 1.0, 5.0), Ok(DataType::Float64));
         assert_eq!(dt("E", 1.0, 0.0), Ok(DataType::Float32));

@@ -1,11 +1,13 @@
 //! Row bytes to Arrow: the hot loop.
 //!
-//! Each projected column is decoded on its own, walking the rows with a fixed
-//! stride and converting big-endian fields with `from_be_bytes` straight into
-//! a pre-sized `Vec` that becomes the array's buffer without copying.
+//! Rows are walked in blocks small enough to stay in the CPU cache; within a
+//! block each projected column is decoded on its own, striding over the rows
+//! and converting big-endian fields with `from_be_bytes` into a pre-sized
+//! `Vec` that becomes the array's buffer without a copy.
 
 use std::sync::Arc;
 
+use arrow::array::BooleanBufferBuilder;
 use arrow::array::{
     ArrayRef, ArrowPrimitiveType, BooleanArray, FixedSizeListArray, PrimitiveArray, RecordBatch,
     RecordBatchOptions, StringArray,
@@ -18,7 +20,7 @@ use arrow::datatypes::{
 use arrow::error::ArrowError;
 
 use crate::column::{list_item, FloatCode, IntCode, ValueKind};
-use crate::error::{FitsError, Result};
+use crate::error::{FitsError, Location, Result};
 use crate::header::BinTableLayout;
 
 /// Decodes whole rows of one binary table into [`RecordBatch`]es.
@@ -30,6 +32,10 @@ pub struct RowDecoder {
     columns: Vec<ColumnPlan>,
     schema: SchemaRef,
 }
+
+/// Row bytes decoded per block: small enough that a block read once for the
+/// first column is still in cache for the others.
+const BLOCK_BYTES: usize = 64 << 10;
 
 /// What decoding one projected column takes.
 #[derive(Debug, Clone)]
@@ -82,7 +88,10 @@ impl RowDecoder {
                 ));
             }
             // The decode loops rely on every field lying inside its row.
-            let end = col.tform.checked_width().and_then(|w| w.checked_add(col.offset));
+            let end = col
+                .tform
+                .checked_width()
+                .and_then(|w| w.checked_add(col.offset));
             if end.is_none_or(|end| end > layout.row_len) {
                 return Err(loc.data(
                     at,
@@ -124,6 +133,7 @@ impl RowDecoder {
     /// `first_row` (0-based) of the table, into one batch.
     pub fn decode(&self, rows: &[u8], first_row: u64) -> Result<RecordBatch> {
         let layout = &*self.layout;
+        let loc = layout.location();
         let row_len = layout.row_len;
         let start = (row_len as u64)
             .saturating_mul(first_row)
@@ -131,7 +141,7 @@ impl RowDecoder {
         let leftover = rows.len() % row_len;
         if leftover != 0 {
             let whole = (rows.len() - leftover) as u64;
-            return Err(layout.location().data(
+            return Err(loc.data(
                 start.saturating_add(whole),
                 format!(
                     "{} bytes of row data are not a whole number of {row_len}-byte rows ({leftover} bytes left over)",
@@ -140,148 +150,149 @@ impl RowDecoder {
             ));
         }
         let nrows = rows.len() / row_len;
-        if first_row.saturating_add(nrows as u64) > layout.nrows {
-            return Err(layout.location().data(
+        let end_row = first_row.saturating_add(nrows as u64);
+        if end_row > layout.nrows {
+            return Err(loc.data(
                 start,
                 format!(
-                    "rows {first_row}..{} are past the end of the table ({} rows)",
-                    first_row.saturating_add(nrows as u64),
+                    "rows {first_row}..{end_row} are past the end of the table ({} rows)",
                     layout.nrows
                 ),
             ));
         }
-        let fields = |plan: &ColumnPlan| Fields {
-            rows,
-            row_len,
-            offset: plan.offset,
-            repeat: plan.repeat,
-        };
-        let at = RowsAt {
-            first_row,
-            offset: start,
-        };
-        let arrays = self
+        let mut sinks = self
             .columns
             .iter()
-            .map(|plan| self.decode_column(plan, fields(plan), at))
+            .map(|plan| self.sink(plan, nrows, start))
+            .collect::<Result<Vec<_>>>()?;
+        let block_rows = (BLOCK_BYTES / row_len).max(1);
+        for block in rows.chunks(block_rows * row_len) {
+            for sink in &mut sinks {
+                sink.append(block);
+            }
+        }
+        let arrays = sinks
+            .into_iter()
+            .zip(&self.columns)
+            .map(|(sink, plan)| {
+                sink.finish().map_err(|e| match e {
+                    SinkError::Arrow(e) => arrow_error(loc, start, e),
+                    SinkError::Text { row } => loc.data(
+                        start
+                            .saturating_add((row as u64).saturating_mul(row_len as u64))
+                            .saturating_add(plan.offset as u64),
+                        format!(
+                            "column '{}', row {}: text is not valid ASCII/UTF-8",
+                            self.column_name(plan),
+                            first_row.saturating_add(row as u64)
+                        ),
+                    ),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(nrows));
         RecordBatch::try_new_with_options(self.schema(), arrays, &options)
-            .map_err(|e| self.arrow_error(start, e))
+            .map_err(|e| arrow_error(loc, start, e))
     }
 
-    fn decode_column(&self, plan: &ColumnPlan, f: Fields<'_>, at: RowsAt) -> Result<ArrayRef> {
+    /// A sink collecting `nrows` rows of one column.
+    fn sink(&self, plan: &ColumnPlan, nrows: usize, start: u64) -> Result<Box<dyn Sink>> {
+        let at = FieldAt {
+            row_len: self.layout.row_len,
+            offset: plan.offset,
+            repeat: plan.repeat,
+        };
         let (scal, zero) = (plan.tscal, plan.tzero);
-        let tnull = |raw: RawInt| plan.tnull.and_then(|null| f.nulls_where(raw, null));
-        let values = match plan.kind {
-            ValueKind::Logical => logical(&f),
-            ValueKind::Bits => bits(&f),
-            ValueKind::Utf8 => return self.utf8(plan, &f, at),
-            ValueKind::UInt8 => numeric::<UInt8Type, 1>(&f, |[b]| b, tnull(RAW_U8)),
-            ValueKind::Int8 => numeric::<Int8Type, 1>(&f, |[b]| (b ^ 0x80) as i8, tnull(RAW_U8)),
-            ValueKind::Int16 => numeric::<Int16Type, 2>(&f, i16::from_be_bytes, tnull(RAW_I16)),
+        let null = plan.tnull;
+        let sink: Box<dyn Sink> = match plan.kind {
+            ValueKind::Logical => Box::new(Logical::new(at, nrows)),
+            ValueKind::Bits => Box::new(Bits::new(at, nrows)),
+            ValueKind::Utf8 => {
+                let total = nrows.saturating_mul(plan.repeat);
+                if i32::try_from(total).is_err() {
+                    return Err(self.layout.location().data(
+                        start,
+                        format!(
+                            "column '{}': {nrows} rows of {} characters exceed a 2 GiB string array; use smaller batches",
+                            self.column_name(plan),
+                            plan.repeat
+                        ),
+                    ));
+                }
+                Box::new(Text::new(at, nrows))
+            }
+            ValueKind::UInt8 => numeric::<UInt8Type, 1>(at, nrows, |[b]| b, tnull(RAW_U8, null)),
+            ValueKind::Int8 => {
+                numeric::<Int8Type, 1>(at, nrows, |[b]| (b ^ 0x80) as i8, tnull(RAW_U8, null))
+            }
+            ValueKind::Int16 => {
+                numeric::<Int16Type, 2>(at, nrows, i16::from_be_bytes, tnull(RAW_I16, null))
+            }
             ValueKind::UInt16 => numeric::<UInt16Type, 2>(
-                &f,
+                at,
+                nrows,
                 |b| u16::from_be_bytes(b) ^ 0x8000,
-                tnull(RAW_I16),
+                tnull(RAW_I16, null),
             ),
-            ValueKind::Int32 => numeric::<Int32Type, 4>(&f, i32::from_be_bytes, tnull(RAW_I32)),
+            ValueKind::Int32 => {
+                numeric::<Int32Type, 4>(at, nrows, i32::from_be_bytes, tnull(RAW_I32, null))
+            }
             ValueKind::UInt32 => numeric::<UInt32Type, 4>(
-                &f,
+                at,
+                nrows,
                 |b| u32::from_be_bytes(b) ^ 0x8000_0000,
-                tnull(RAW_I32),
+                tnull(RAW_I32, null),
             ),
-            ValueKind::Int64 => numeric::<Int64Type, 8>(&f, i64::from_be_bytes, tnull(RAW_I64)),
+            ValueKind::Int64 => {
+                numeric::<Int64Type, 8>(at, nrows, i64::from_be_bytes, tnull(RAW_I64, null))
+            }
             ValueKind::UInt64 => numeric::<UInt64Type, 8>(
-                &f,
+                at,
+                nrows,
                 |b| u64::from_be_bytes(b) ^ 0x8000_0000_0000_0000,
-                tnull(RAW_I64),
+                tnull(RAW_I64, null),
             ),
             ValueKind::ScaledInt(IntCode::B) => numeric::<Float64Type, 1>(
-                &f,
-                |[b]| f64::from(b) * scal + zero,
-                tnull(RAW_U8),
+                at,
+                nrows,
+                move |[b]| f64::from(b) * scal + zero,
+                tnull(RAW_U8, null),
             ),
             ValueKind::ScaledInt(IntCode::I) => numeric::<Float64Type, 2>(
-                &f,
-                |b| f64::from(i16::from_be_bytes(b)) * scal + zero,
-                tnull(RAW_I16),
+                at,
+                nrows,
+                move |b| f64::from(i16::from_be_bytes(b)) * scal + zero,
+                tnull(RAW_I16, null),
             ),
             ValueKind::ScaledInt(IntCode::J) => numeric::<Float64Type, 4>(
-                &f,
-                |b| f64::from(i32::from_be_bytes(b)) * scal + zero,
-                tnull(RAW_I32),
+                at,
+                nrows,
+                move |b| f64::from(i32::from_be_bytes(b)) * scal + zero,
+                tnull(RAW_I32, null),
             ),
             ValueKind::ScaledInt(IntCode::K) => numeric::<Float64Type, 8>(
-                &f,
-                |b| i64::from_be_bytes(b) as f64 * scal + zero,
-                tnull(RAW_I64),
+                at,
+                nrows,
+                move |b| i64::from_be_bytes(b) as f64 * scal + zero,
+                tnull(RAW_I64, null),
             ),
             // TNULL does not apply to floats: their null is NaN, which stays a value.
-            ValueKind::Float32 => numeric::<Float32Type, 4>(&f, f32::from_be_bytes, None),
-            ValueKind::Float64 => numeric::<Float64Type, 8>(&f, f64::from_be_bytes, None),
+            ValueKind::Float32 => numeric::<Float32Type, 4>(at, nrows, f32::from_be_bytes, None),
+            ValueKind::Float64 => numeric::<Float64Type, 8>(at, nrows, f64::from_be_bytes, None),
             ValueKind::ScaledFloat(FloatCode::E) => numeric::<Float64Type, 4>(
-                &f,
-                |b| f64::from(f32::from_be_bytes(b)) * scal + zero,
+                at,
+                nrows,
+                move |b| f64::from(f32::from_be_bytes(b)) * scal + zero,
                 None,
             ),
             ValueKind::ScaledFloat(FloatCode::D) => numeric::<Float64Type, 8>(
-                &f,
-                |b| f64::from_be_bytes(b) * scal + zero,
+                at,
+                nrows,
+                move |b| f64::from_be_bytes(b) * scal + zero,
                 None,
             ),
-        }
-        .map_err(|e| self.arrow_error(at.offset, e))?;
-        as_list(values, plan.repeat).map_err(|e| self.arrow_error(at.offset, e))
-    }
-
-    /// `rA` columns: one string per row, trailing spaces and NULs trimmed.
-    fn utf8(&self, plan: &ColumnPlan, f: &Fields<'_>, at: RowsAt) -> Result<ArrayRef> {
-        let loc = self.layout.location();
-        let total = f.len().saturating_mul(plan.repeat);
-        if i32::try_from(total).is_err() {
-            return Err(loc.data(
-                at.offset,
-                format!(
-                    "column '{}': {} rows of {} characters exceed a 2 GiB string array; use smaller batches",
-                    self.column_name(plan),
-                    f.len(),
-                    plan.repeat
-                ),
-            ));
-        }
-        let mut offsets: Vec<i32> = Vec::with_capacity(f.len() + 1);
-        let mut values: Vec<u8> = Vec::with_capacity(total);
-        offsets.push(0);
-        for field in f.fields(plan.repeat) {
-            values.extend_from_slice(trim_text(field));
-            // Cannot truncate: values.len() <= total, which fits i32.
-            offsets.push(values.len() as i32);
-        }
-        // Valid input is checked once, in bulk; the offending row is looked for only on failure.
-        if let Err(e) = std::str::from_utf8(&values) {
-            let row = offsets
-                .iter()
-                .skip(1)
-                .position(|&end| end as usize > e.valid_up_to())
-                .unwrap_or_default() as u64;
-            let offset = at
-                .offset
-                .saturating_add(row.saturating_mul(f.row_len as u64))
-                .saturating_add(plan.offset as u64);
-            return Err(loc.data(
-                offset,
-                format!(
-                    "column '{}', row {}: text is not valid ASCII/UTF-8",
-                    self.column_name(plan),
-                    at.first_row.saturating_add(row)
-                ),
-            ));
-        }
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-        StringArray::try_new(offsets, Buffer::from_vec(values), None)
-            .map(|a| Arc::new(a) as ArrayRef)
-            .map_err(|e| self.arrow_error(at.offset, e))
+        };
+        Ok(sink)
     }
 
     fn column_name(&self, plan: &ColumnPlan) -> &str {
@@ -290,27 +301,16 @@ impl RowDecoder {
             .get(plan.index)
             .map_or("?", |c| c.name.as_str())
     }
-
-    fn arrow_error(&self, offset: u64, e: ArrowError) -> FitsError {
-        self.layout
-            .location()
-            .data(offset, format!("cannot build Arrow array: {e}"))
-            .with_cause(e)
-    }
 }
 
-/// Where a run of rows starts, for error messages.
-#[derive(Debug, Clone, Copy)]
-struct RowsAt {
-    first_row: u64,
-    /// Byte offset of the first row in the file.
-    offset: u64,
+fn arrow_error(loc: Location<'_>, offset: u64, e: ArrowError) -> FitsError {
+    loc.data(offset, format!("cannot build Arrow array: {e}"))
+        .with_cause(e)
 }
 
-/// The same field in each of a run of rows.
+/// Where one column's field is in each row.
 #[derive(Debug, Clone, Copy)]
-struct Fields<'a> {
-    rows: &'a [u8],
+struct FieldAt {
     row_len: usize,
     /// Byte offset of the field in a row.
     offset: usize,
@@ -318,28 +318,26 @@ struct Fields<'a> {
     repeat: usize,
 }
 
-impl<'a> Fields<'a> {
-    /// Number of rows.
-    fn len(&self) -> usize {
-        self.rows.len() / self.row_len
-    }
-
-    /// The field's first `width` bytes in each row ([`RowDecoder::new`]
+impl FieldAt {
+    /// The field's first `width` bytes in each of `rows` ([`RowDecoder::new`]
     /// checked that the field lies inside the row).
-    fn fields(&self, width: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fn fields<'a>(&self, rows: &'a [u8], width: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
         let range = self.offset..self.offset.saturating_add(width);
-        self.rows
-            .chunks_exact(self.row_len)
+        rows.chunks_exact(self.row_len)
             .map(move |row| row.get(range.clone()).unwrap_or_default())
     }
 
-    /// Decodes every `N`-byte element of every row with `convert`.
-    fn gather<T, const N: usize>(&self, convert: impl Fn([u8; N]) -> T) -> Vec<T> {
-        let mut out = Vec::with_capacity(self.len().saturating_mul(self.repeat));
+    /// Appends every `N`-byte element of every row in `rows`, decoded by `convert`.
+    fn gather<T, const N: usize>(
+        &self,
+        rows: &[u8],
+        out: &mut Vec<T>,
+        convert: impl Fn([u8; N]) -> T,
+    ) {
         if self.repeat == 1 {
             // The common scalar case: one fixed-size load per row.
             let range = self.offset..self.offset.saturating_add(N);
-            out.extend(self.rows.chunks_exact(self.row_len).map(|row| {
+            out.extend(rows.chunks_exact(self.row_len).map(|row| {
                 convert(
                     row.get(range.clone())
                         .and_then(|b| b.try_into().ok())
@@ -347,7 +345,7 @@ impl<'a> Fields<'a> {
                 )
             }));
         } else {
-            for field in self.fields(N.saturating_mul(self.repeat)) {
+            for field in self.fields(rows, N.saturating_mul(self.repeat)) {
                 out.extend(
                     field
                         .chunks_exact(N)
@@ -355,18 +353,28 @@ impl<'a> Fields<'a> {
                 );
             }
         }
-        out
     }
+}
 
-    /// Nulls where an element's raw stored value is `null` (TNULL), or
-    /// `None` if there are none.
-    fn nulls_where(&self, raw: RawInt, null: i64) -> Option<NullBuffer> {
-        let valid: BooleanBuffer = self
-            .fields(raw.size.saturating_mul(self.repeat))
-            .flat_map(|field| field.chunks_exact(raw.size))
-            .map(|element| (raw.read)(element) != null)
-            .collect();
-        validity(valid)
+/// Collects one column over the blocks of a batch, then builds its array.
+trait Sink {
+    /// Appends the column's values in `rows` (whole rows).
+    fn append(&mut self, rows: &[u8]);
+    /// The column's array.
+    fn finish(self: Box<Self>) -> std::result::Result<ArrayRef, SinkError>;
+}
+
+enum SinkError {
+    Arrow(ArrowError),
+    /// The text in this row (counted from the batch's first) is not UTF-8.
+    Text {
+        row: usize,
+    },
+}
+
+impl From<ArrowError> for SinkError {
+    fn from(e: ArrowError) -> Self {
+        SinkError::Arrow(e)
     }
 }
 
@@ -394,47 +402,171 @@ const RAW_I64: RawInt = RawInt {
     read: |b| b.try_into().map_or(0, i64::from_be_bytes),
 };
 
+/// The TNULL check of an integer column, if it has a TNULL.
+fn tnull(raw: RawInt, null: Option<i64>) -> Option<(RawInt, i64)> {
+    null.map(|null| (raw, null))
+}
+
 /// A numeric column of `N`-byte elements.
+struct Numeric<T: ArrowPrimitiveType, const N: usize, F> {
+    at: FieldAt,
+    convert: F,
+    values: Vec<T::Native>,
+    /// For TNULL: how to read raw values, the null value, per-element validity.
+    tnull: Option<(RawInt, i64, BooleanBufferBuilder)>,
+}
+
 fn numeric<T: ArrowPrimitiveType, const N: usize>(
-    f: &Fields<'_>,
-    convert: impl Fn([u8; N]) -> T::Native,
-    nulls: Option<NullBuffer>,
-) -> std::result::Result<ArrayRef, ArrowError> {
-    let values = ScalarBuffer::from(f.gather::<T::Native, N>(convert));
-    Ok(Arc::new(PrimitiveArray::<T>::try_new(values, nulls)?))
+    at: FieldAt,
+    nrows: usize,
+    convert: impl Fn([u8; N]) -> T::Native + 'static,
+    tnull: Option<(RawInt, i64)>,
+) -> Box<dyn Sink> {
+    let len = nrows.saturating_mul(at.repeat);
+    Box::new(Numeric::<T, N, _> {
+        at,
+        convert,
+        values: Vec::with_capacity(len),
+        tnull: tnull.map(|(raw, null)| (raw, null, BooleanBufferBuilder::new(len))),
+    })
+}
+
+impl<T: ArrowPrimitiveType, const N: usize, F: Fn([u8; N]) -> T::Native> Sink for Numeric<T, N, F> {
+    fn append(&mut self, rows: &[u8]) {
+        self.at.gather(rows, &mut self.values, &self.convert);
+        if let Some((raw, null, valid)) = &mut self.tnull {
+            // Compares the raw stored value, before any scaling.
+            for field in self
+                .at
+                .fields(rows, raw.size.saturating_mul(self.at.repeat))
+            {
+                for element in field.chunks_exact(raw.size) {
+                    valid.append((raw.read)(element) != *null);
+                }
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<ArrayRef, SinkError> {
+        let nulls = self
+            .tnull
+            .and_then(|(_, _, mut valid)| validity(valid.finish()));
+        let values = PrimitiveArray::<T>::try_new(ScalarBuffer::from(self.values), nulls)?;
+        Ok(as_list(Arc::new(values), self.at.repeat)?)
+    }
 }
 
 /// A null buffer from per-element validity, or `None` if nothing is null.
-fn validity(valid: impl Into<BooleanBuffer>) -> Option<NullBuffer> {
-    Some(NullBuffer::new(valid.into())).filter(|n| n.null_count() > 0)
+fn validity(valid: BooleanBuffer) -> Option<NullBuffer> {
+    Some(NullBuffer::new(valid)).filter(|n| n.null_count() > 0)
 }
 
 /// `L` columns: `T` is true, `F` false, anything else (the FITS null is 0x00) null.
-fn logical(f: &Fields<'_>) -> std::result::Result<ArrayRef, ArrowError> {
-    let bytes = f.gather::<u8, 1>(|[b]| b);
-    let at = |i: usize| bytes.get(i).copied().unwrap_or_default();
-    let values = BooleanBuffer::collect_bool(bytes.len(), |i| at(i) == b'T');
-    let nulls = validity(BooleanBuffer::collect_bool(bytes.len(), |i| {
-        matches!(at(i), b'T' | b'F')
-    }));
-    // Both buffers have one bit per element of `bytes`.
-    Ok(Arc::new(BooleanArray::new(values, nulls)))
+struct Logical {
+    at: FieldAt,
+    bytes: Vec<u8>,
+}
+
+impl Logical {
+    fn new(at: FieldAt, nrows: usize) -> Self {
+        let bytes = Vec::with_capacity(nrows.saturating_mul(at.repeat));
+        Self { at, bytes }
+    }
+}
+
+impl Sink for Logical {
+    fn append(&mut self, rows: &[u8]) {
+        self.at.gather(rows, &mut self.bytes, |[b]: [u8; 1]| b);
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<ArrayRef, SinkError> {
+        let at = |i: usize| self.bytes.get(i).copied().unwrap_or_default();
+        let len = self.bytes.len();
+        let values = BooleanBuffer::collect_bool(len, |i| at(i) == b'T');
+        let nulls = validity(BooleanBuffer::collect_bool(len, |i| {
+            matches!(at(i), b'T' | b'F')
+        }));
+        // Both buffers have one bit per element.
+        let values = BooleanArray::new(values, nulls);
+        Ok(as_list(Arc::new(values), self.at.repeat)?)
+    }
 }
 
 /// `X` columns: `repeat` bits per row, most significant bit first; never null.
-fn bits(f: &Fields<'_>) -> std::result::Result<ArrayRef, ArrowError> {
-    let nbits = f.repeat;
-    let values: BooleanBuffer = f
-        .fields(nbits.div_ceil(8))
-        .flat_map(|field| {
-            (0..nbits).map(move |i| {
-                field
-                    .get(i / 8)
-                    .is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
-            })
-        })
-        .collect();
-    Ok(Arc::new(BooleanArray::new(values, None)))
+struct Bits {
+    at: FieldAt,
+    bits: BooleanBufferBuilder,
+}
+
+impl Bits {
+    fn new(at: FieldAt, nrows: usize) -> Self {
+        let bits = BooleanBufferBuilder::new(nrows.saturating_mul(at.repeat));
+        Self { at, bits }
+    }
+}
+
+impl Sink for Bits {
+    fn append(&mut self, rows: &[u8]) {
+        let nbits = self.at.repeat;
+        for field in self.at.fields(rows, nbits.div_ceil(8)) {
+            for i in 0..nbits {
+                let bit = field.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0);
+                self.bits.append(bit);
+            }
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> std::result::Result<ArrayRef, SinkError> {
+        let values = BooleanArray::new(self.bits.finish(), None);
+        Ok(as_list(Arc::new(values), self.at.repeat)?)
+    }
+}
+
+/// `rA` columns: one string per row, trailing spaces and NULs trimmed.
+struct Text {
+    at: FieldAt,
+    offsets: Vec<i32>,
+    values: Vec<u8>,
+}
+
+impl Text {
+    /// `nrows × repeat` must fit `i32` (checked by the caller).
+    fn new(at: FieldAt, nrows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(nrows.saturating_add(1));
+        offsets.push(0);
+        let values = Vec::with_capacity(nrows.saturating_mul(at.repeat));
+        Self {
+            at,
+            offsets,
+            values,
+        }
+    }
+}
+
+impl Sink for Text {
+    fn append(&mut self, rows: &[u8]) {
+        for field in self.at.fields(rows, self.at.repeat) {
+            self.values.extend_from_slice(trim_text(field));
+            // Cannot truncate: at most nrows × repeat bytes, which fits i32.
+            self.offsets.push(self.values.len() as i32);
+        }
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<ArrayRef, SinkError> {
+        // Valid text is checked once, in bulk; the offending row is looked for only on failure.
+        if let Err(e) = std::str::from_utf8(&self.values) {
+            let row = self
+                .offsets
+                .iter()
+                .skip(1)
+                .position(|&end| end as usize > e.valid_up_to())
+                .unwrap_or_default();
+            return Err(SinkError::Text { row });
+        }
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        let array = StringArray::try_new(offsets, Buffer::from_vec(self.values), None)?;
+        Ok(Arc::new(array))
+    }
 }
 
 /// Wraps the flat element array of a column with repeat > 1 into a fixed-size list.
@@ -445,7 +577,9 @@ fn as_list(values: ArrayRef, repeat: usize) -> std::result::Result<ArrayRef, Arr
     let size = i32::try_from(repeat)
         .map_err(|_| ArrowError::InvalidArgumentError(format!("repeat {repeat} too large")))?;
     let item = list_item(values.data_type().clone());
-    Ok(Arc::new(FixedSizeListArray::try_new(item, size, values, None)?))
+    Ok(Arc::new(FixedSizeListArray::try_new(
+        item, size, values, None,
+    )?))
 }
 
 /// Trims the trailing spaces and NULs that pad FITS strings.

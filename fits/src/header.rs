@@ -267,13 +267,18 @@ impl<'a> Scanner<'a> {
         loop {
             if block - start >= MAX_HEADER_LEN {
                 return Err(loc
-                    .header(start, format!("no END card in the first {MAX_HEADER_LEN} bytes of the header"))
+                    .header(
+                        start,
+                        format!("no END card in the first {MAX_HEADER_LEN} bytes of the header"),
+                    )
                     .into());
             }
             let end = block.saturating_add(BLOCK_LEN as u64);
             self.need(end, hdu, |size| match hdu {
                 0 => format!("file ends at byte {size} inside the primary header (no END card)"),
-                _ => format!("file ends at byte {size} inside the header of HDU {hdu} (no END card)"),
+                _ => {
+                    format!("file ends at byte {size} inside the header of HDU {hdu} (no END card)")
+                }
             })?;
             let bytes = usize::try_from(block)
                 .ok()
@@ -293,22 +298,25 @@ impl<'a> Scanner<'a> {
 }
 
 fn pad_to_block(n: u64) -> u64 {
-    n.div_ceil(BLOCK_LEN as u64).saturating_mul(BLOCK_LEN as u64)
+    n.div_ceil(BLOCK_LEN as u64)
+        .saturating_mul(BLOCK_LEN as u64)
 }
 
 /// Bytes of data after the primary header:
 /// |BITPIX|/8 × GCOUNT × (PCOUNT + NAXIS1 × … × NAXISn), unpadded.
-fn primary_data_len(h: &Header<'_>) -> Scan<u64> {
+fn primary_data_len(h: &Header<'_>) -> Result<u64> {
     // scan() checked that the first card is SIMPLE.
     if h.logical("SIMPLE")? != Some(true) {
-        return Err(h
-            .loc
-            .header(0, "SIMPLE is not T: file does not conform to the FITS standard")
-            .into());
+        return Err(h.loc.header(
+            0,
+            "SIMPLE is not T: file does not conform to the FITS standard",
+        ));
     }
     let (bitpix, at) = h.required_int("BITPIX")?;
     if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
-        return Err(h.loc.header(at, format!("BITPIX = {bitpix} is not a valid FITS BITPIX")).into());
+        return Err(h
+            .loc
+            .header(at, format!("BITPIX = {bitpix} is not a valid FITS BITPIX")));
     }
     let naxis = h.int_in("NAXIS", 0..=999)?;
     if naxis == 0 {
@@ -332,7 +340,7 @@ fn primary_data_len(h: &Header<'_>) -> Scan<u64> {
         .checked_add(pcount.unsigned_abs())
         .and_then(|e| e.checked_mul(gcount.unsigned_abs()))
         .and_then(|e| e.checked_mul(bitpix.unsigned_abs() / 8))
-        .ok_or_else(|| h.loc.header(h.start, "primary data size overflows").into())
+        .ok_or_else(|| h.loc.header(h.start, "primary data size overflows"))
 }
 
 /// Validates a BINTABLE header and works out its row layout.
@@ -354,14 +362,19 @@ fn bintable_layout(h: &Header<'_>, source: &str) -> Result<BinTableLayout> {
         };
         return Err(loc.unsupported(
             h.start,
-            format!("first extension is {what} (XTENSION = '{xtension}'); only BINTABLE is supported"),
+            format!(
+                "first extension is {what} (XTENSION = '{xtension}'); only BINTABLE is supported"
+            ),
         ));
     }
     h.int_in("BITPIX", 8..=8)?;
     h.int_in("NAXIS", 2..=2)?;
     let (naxis1, naxis1_at) = h.required_int("NAXIS1")?;
     if naxis1 <= 0 {
-        return Err(loc.header(naxis1_at, format!("NAXIS1 = {naxis1}: a row must have at least one byte")));
+        return Err(loc.header(
+            naxis1_at,
+            format!("NAXIS1 = {naxis1}: a row must have at least one byte"),
+        ));
     }
     let nrows = h.int_in("NAXIS2", 0..=i64::MAX)?.unsigned_abs();
     let heap_size = h.int_in("PCOUNT", 0..=i64::MAX)?.unsigned_abs();
@@ -388,7 +401,12 @@ fn bintable_layout(h: &Header<'_>, source: &str) -> Result<BinTableLayout> {
         offset = tform
             .checked_width()
             .and_then(|w| offset.checked_add(w))
-            .ok_or_else(|| loc.header(tform_at, "the TFORMs add up to more bytes than fit in memory"))?;
+            .ok_or_else(|| {
+                loc.header(
+                    tform_at,
+                    "the TFORMs add up to more bytes than fit in memory",
+                )
+            })?;
         if tform.repeat == 0 {
             continue;
         }
@@ -616,7 +634,9 @@ impl<'a> Header<'a> {
         match self.value(key)? {
             None => Ok(None),
             Some((Value::Int(i), at)) => Ok(Some((i, at))),
-            Some((v, at)) => Err(self.loc.header(at, format!("{key} = {v} is not an integer"))),
+            Some((v, at)) => Err(self
+                .loc
+                .header(at, format!("{key} = {v} is not an integer"))),
         }
     }
 
@@ -630,13 +650,23 @@ impl<'a> Header<'a> {
         self.check_range(key, v, at, range)
     }
 
-    fn optional_int_in(&self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
+    fn optional_int_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>> {
         self.int(key)?
             .map(|(v, at)| self.check_range(key, v, at, range))
             .transpose()
     }
 
-    fn check_range(&self, key: &str, v: i64, at: u64, range: std::ops::RangeInclusive<i64>) -> Result<i64> {
+    fn check_range(
+        &self,
+        key: &str,
+        v: i64,
+        at: u64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64> {
         if range.contains(&v) {
             return Ok(v);
         }
@@ -717,9 +747,15 @@ mod tests {
 
     #[test]
     fn parses_values() {
-        assert_eq!(value("                   T / c"), Ok(Some(Value::Logical(true))));
+        assert_eq!(
+            value("                   T / c"),
+            Ok(Some(Value::Logical(true)))
+        );
         assert_eq!(value("F"), Ok(Some(Value::Logical(false))));
-        assert_eq!(value("                  383 / width"), Ok(Some(Value::Int(383))));
+        assert_eq!(
+            value("                  383 / width"),
+            Ok(Some(Value::Int(383)))
+        );
         assert_eq!(value("-128"), Ok(Some(Value::Int(-128))));
         assert_eq!(value("+7"), Ok(Some(Value::Int(7))));
         assert_eq!(value("1.5D2"), Ok(Some(Value::Float(150.0))));
@@ -739,11 +775,16 @@ mod tests {
 
     #[test]
     fn parses_strings() {
-        let s = |v: &str| value(v).map(|v| match v {
-            Some(Value::Str(s)) => s,
-            other => panic!("{other:?}"),
-        });
-        assert_eq!(s("'BINTABLE'           / binary table"), Ok("BINTABLE".into()));
+        let s = |v: &str| {
+            value(v).map(|v| match v {
+                Some(Value::Str(s)) => s,
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(
+            s("'BINTABLE'           / binary table"),
+            Ok("BINTABLE".into())
+        );
         assert_eq!(s("'PSF     '"), Ok("PSF".into()));
         assert_eq!(s("'  lead'"), Ok("  lead".into()));
         assert_eq!(s("'it''s'"), Ok("it's".into()));
@@ -756,7 +797,10 @@ mod tests {
 
     #[test]
     fn card_keyword_and_value_indicator() {
-        let loc = Location { source: "f", hdu: 0 };
+        let loc = Location {
+            source: "f",
+            hdu: 0,
+        };
         let raw = format!("{:<80}", "NAXIS1  =                  383 / width");
         let c = Card::parse(raw.as_bytes(), 0, loc).unwrap();
         assert_eq!(c.key, "NAXIS1");

@@ -3,6 +3,11 @@
 //! Format logic is kept apart from I/O (as in `arrow-csv`): [`scan_headers`] and
 //! [`RowDecoder`] work on byte slices, so the same code serves a local file
 //! ([`ReaderBuilder`]) and byte-range reads from object storage.
+//!
+//! The table read is the first extension (HDU 1), which must be a binary
+//! table; [`column`](mod@column) documents how FITS column types and conventions
+//! (TZERO offsets, TSCAL, TNULL, arrays, strings) map to Arrow. Every
+//! [`FitsError`] names the source, the HDU, the byte offset and the problem.
 
 pub mod column;
 pub mod decode;

@@ -166,10 +166,17 @@ fn resolve_names(layout: &BinTableLayout, names: &[String]) -> Result<Vec<usize>
         .iter()
         .map(|name| {
             layout.column_index(name).ok_or_else(|| {
-                let known: Vec<&str> = layout.columns.iter().map(|c| c.arrow_name.as_str()).collect();
+                let known: Vec<&str> = layout
+                    .columns
+                    .iter()
+                    .map(|c| c.arrow_name.as_str())
+                    .collect();
                 layout.location().data(
                     layout.header_offset,
-                    format!("no column named '{name}'; the columns are: {}", known.join(", ")),
+                    format!(
+                        "no column named '{name}'; the columns are: {}",
+                        known.join(", ")
+                    ),
                 )
             })
         })

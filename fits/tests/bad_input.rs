@@ -5,7 +5,9 @@ mod common;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use common::{card, card_offset, col, data_offset, fits_file, quoted, set_card, table_cards, Col, Row};
+use common::{
+    card, card_offset, col, data_offset, fits_file, quoted, set_card, table_cards, Col, Row,
+};
 use lenspipe_fits::{
     scan_headers, scan_headers_sized, ErrorKind, FitsError, HeaderScan, ReaderBuilder, RowDecoder,
 };
@@ -94,19 +96,37 @@ fn first_extension_must_be_a_bintable() {
         card("GCOUNT", "1"),
     ];
     let e = read_err(fits_file(&image, &[0; 200]));
-    assert_err(&e, ErrorKind::Unsupported, 1, 2880, "first extension is an image (XTENSION = 'IMAGE')");
+    assert_err(
+        &e,
+        ErrorKind::Unsupported,
+        1,
+        2880,
+        "first extension is an image (XTENSION = 'IMAGE')",
+    );
 
     let mut ascii = image.to_vec();
     ascii[0] = card("XTENSION", "'TABLE   '");
     let e = read_err(fits_file(&ascii, &[0; 200]));
-    assert_err(&e, ErrorKind::Unsupported, 1, 2880, "an ASCII table (XTENSION = 'TABLE')");
+    assert_err(
+        &e,
+        ErrorKind::Unsupported,
+        1,
+        2880,
+        "an ASCII table (XTENSION = 'TABLE')",
+    );
 }
 
 #[test]
 fn primary_only_file_has_no_table() {
     let bytes = common::header_bytes(&common::primary_cards());
     let e = read_err(bytes);
-    assert_err(&e, ErrorKind::Truncated, 1, 2880, "no extension after the primary HDU");
+    assert_err(
+        &e,
+        ErrorKind::Truncated,
+        1,
+        2880,
+        "no extension after the primary HDU",
+    );
 }
 
 #[test]
@@ -189,7 +209,13 @@ fn naxis1_of_a_real_file_must_match_the_tforms() {
     assert!(bytes[at..].starts_with(b"NAXIS1  ="));
     bytes[at..at + 80].copy_from_slice(card("NAXIS1", "380").as_bytes());
     let e = read_err(bytes);
-    assert_err(&e, ErrorKind::Header, 1, at as u64, "NAXIS1 = 380 but the TFORMs add up to 383 bytes");
+    assert_err(
+        &e,
+        ErrorKind::Header,
+        1,
+        at as u64,
+        "NAXIS1 = 380 but the TFORMs add up to 383 bytes",
+    );
 }
 
 #[test]
@@ -216,24 +242,44 @@ fn huge_naxis2_neither_overflows_nor_allocates() {
     // 16 × 2·10^18 bytes does not fit in u64.
     set_card(&mut cards, "NAXIS2", "2000000000000000000");
     let e = read_err(fits_file(&cards, &small_rows(6)));
-    assert_err(&e, ErrorKind::Header, 1, card_offset(&cards, "NAXIS1"), "table size overflows");
+    assert_err(
+        &e,
+        ErrorKind::Header,
+        1,
+        card_offset(&cards, "NAXIS1"),
+        "table size overflows",
+    );
 
     // 16 × 10^17 bytes fits, and is refused for want of bytes, before any allocation.
     set_card(&mut cards, "NAXIS2", "100000000000000000");
     let bytes = fits_file(&cards, &small_rows(6));
     let size = bytes.len() as u64;
     let e = read_err(bytes);
-    assert_err(&e, ErrorKind::Truncated, 1, size, "header says 100000000000000000 rows of 16 bytes");
+    assert_err(
+        &e,
+        ErrorKind::Truncated,
+        1,
+        size,
+        "header says 100000000000000000 rows of 16 bytes",
+    );
 
     // An integer too large even for i64.
     set_card(&mut cards, "NAXIS2", "99999999999999999999999");
     let e = read_err(fits_file(&cards, &small_rows(6)));
-    assert_err(&e, ErrorKind::Header, 1, card_offset(&cards, "NAXIS2"), "NAXIS2 = 1e23 is not an integer");
+    assert_err(
+        &e,
+        ErrorKind::Header,
+        1,
+        card_offset(&cards, "NAXIS2"),
+        "NAXIS2 = 1e23 is not an integer",
+    );
 }
 
 #[test]
 fn garbage_is_not_fits() {
-    let garbage: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..10_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let e = read_err(garbage);
     assert_err(&e, ErrorKind::Header, 0, 0, "not a FITS file");
 
@@ -253,11 +299,23 @@ fn tfields_must_match_the_columns() {
     let mut cards = table_cards(&cols, 2);
     set_card(&mut cards, "TFIELDS", "2");
     let e = read_err(fits_file(&cards, &small_rows(2)));
-    assert_err(&e, ErrorKind::Header, 1, card_offset(&cards, "TTYPE3"), "TFIELDS = 2 but TTYPE3 is present");
+    assert_err(
+        &e,
+        ErrorKind::Header,
+        1,
+        card_offset(&cards, "TTYPE3"),
+        "TFIELDS = 2 but TTYPE3 is present",
+    );
 
     set_card(&mut cards, "TFIELDS", "4");
     let e = read_err(fits_file(&cards, &small_rows(2)));
-    assert_err(&e, ErrorKind::Header, 1, 2880, "missing required keyword TFORM4");
+    assert_err(
+        &e,
+        ErrorKind::Header,
+        1,
+        2880,
+        "missing required keyword TFORM4",
+    );
 }
 
 #[test]
@@ -270,10 +328,19 @@ fn header_keyword_problems() {
         assert_err(&e, ErrorKind::Header, 1, card_offset(&cards, key), problem);
     };
     check("GCOUNT", "2", "GCOUNT = 2: must be 1");
+    check(
+        "NAXIS1",
+        "0",
+        "NAXIS1 = 0: a row must have at least one byte",
+    );
     check("BITPIX", "16", "BITPIX = 16: must be 8");
     check("NAXIS2", "-1", "NAXIS2 = -1: must be at least 0");
     check("NAXIS1", "'wide'", "NAXIS1 = 'wide' is not an integer");
-    check("TFORM2", "'5Z'", "column 2 ('FLUX_G'): TFORM '5Z' has unknown type code 'Z'");
+    check(
+        "TFORM2",
+        "'5Z'",
+        "column 2 ('FLUX_G'): TFORM '5Z' has unknown type code 'Z'",
+    );
     check("TFORM3", "'4A", "TFORM3: string value has no closing quote");
 }
 
@@ -284,7 +351,13 @@ fn unknown_column_name() {
         .with_columns(&["ra", "flux_q"])
         .build(Cursor::new(bytes), FILE)
         .expect_err("unknown column");
-    assert_err(&e, ErrorKind::Data, 1, 2880, "no column named 'flux_q'; the columns are: ra, flux_g, type");
+    assert_err(
+        &e,
+        ErrorKind::Data,
+        1,
+        2880,
+        "no column named 'flux_q'; the columns are: ra, flux_g, type",
+    );
 }
 
 #[test]
@@ -294,13 +367,25 @@ fn bad_projection_and_row_range() {
         .with_projection(vec![0, 3])
         .build(Cursor::new(bytes.clone()), FILE)
         .expect_err("index 3");
-    assert_err(&e, ErrorKind::Data, 1, 2880, "projection index 3 is out of range: the table has 3 columns");
+    assert_err(
+        &e,
+        ErrorKind::Data,
+        1,
+        2880,
+        "projection index 3 is out of range: the table has 3 columns",
+    );
 
     let e = ReaderBuilder::new()
         .with_row_range(1..3)
         .build(Cursor::new(bytes), FILE)
         .expect_err("rows past the end");
-    assert_err(&e, ErrorKind::Data, 1, 5760, "rows 1..3 are not within the table's 2 rows");
+    assert_err(
+        &e,
+        ErrorKind::Data,
+        1,
+        5760,
+        "rows 1..3 are not within the table's 2 rows",
+    );
 }
 
 #[test]
@@ -315,7 +400,13 @@ fn short_prefix_needs_more_bytes_or_is_truncated() {
         HeaderScan::NeedMore { at_least: 5760 }
     );
     let e = scan_headers_sized(&bytes[..3000], 3000, FILE).expect_err("truncated");
-    assert_err(&e, ErrorKind::Truncated, 1, 3000, "file ends at byte 3000 inside the header of HDU 1");
+    assert_err(
+        &e,
+        ErrorKind::Truncated,
+        1,
+        3000,
+        "file ends at byte 3000 inside the header of HDU 1",
+    );
     // Garbage is refused before more of it is asked for.
     let e = scan_headers(b"GIF89a", FILE).expect_err("not FITS");
     assert_err(&e, ErrorKind::Header, 0, 0, "not a FITS file");
@@ -337,8 +428,16 @@ fn decode_needs_whole_rows_within_the_table() {
         5760 + 16 + 32,
         "37 bytes of row data are not a whole number of 16-byte rows (5 bytes left over)",
     );
-    let e = decoder.decode(&bytes[5760..5760 + 32], 3).expect_err("past the end");
-    assert_err(&e, ErrorKind::Data, 1, 5760 + 48, "rows 3..5 are past the end of the table (4 rows)");
+    let e = decoder
+        .decode(&bytes[5760..5760 + 32], 3)
+        .expect_err("past the end");
+    assert_err(
+        &e,
+        ErrorKind::Data,
+        1,
+        5760 + 48,
+        "rows 3..5 are past the end of the table (4 rows)",
+    );
 }
 
 #[test]
@@ -353,5 +452,31 @@ fn invalid_text_names_column_and_row() {
         1,
         5760 + 2 * 16 + 12,
         "column 'TYPE', row 2: text is not valid ASCII/UTF-8",
+    );
+}
+
+#[test]
+fn ambiguous_headers() {
+    let cols = small_cols();
+    let mut cards = table_cards(&cols, 2);
+    cards.push(card("NAXIS2", "3"));
+    let e = read_err(fits_file(&cards, &small_rows(2)));
+    assert_err(
+        &e,
+        ErrorKind::Header,
+        1,
+        card_offset(&cards, "NAXIS2"),
+        "keyword NAXIS2 appears more than once",
+    );
+
+    let cols = [col("FLUX", "E"), col("flux", "E")];
+    let cards = table_cards(&cols, 1);
+    let e = read_err(fits_file(&cards, &[0; 8]));
+    assert_err(
+        &e,
+        ErrorKind::Header,
+        1,
+        card_offset(&cards, "TFORM2"),
+        "columns 1 and 2 are both named 'flux' (ignoring case)",
     );
 }

@@ -15,11 +15,11 @@ use lenspipe_fits::ReaderBuilder;
 
 const INSTALL_HINT: &str = "pip install astropy pyarrow numpy";
 
-/// Reads `fits` (all columns) in small batches, so that batch joins are
-/// checked too, and writes the batches to an Arrow IPC file at `ipc`.
-fn fits_to_ipc(fits: &[u8], source: &str, ipc: &Path) {
+/// Reads `fits` (all columns) in batches of `batch_size` rows and writes
+/// them to an Arrow IPC file at `ipc`.
+fn fits_to_ipc(fits: &[u8], source: &str, batch_size: usize, ipc: &Path) {
     let reader = ReaderBuilder::new()
-        .with_batch_size(4)
+        .with_batch_size(batch_size)
         .build(Cursor::new(fits), source)
         .unwrap_or_else(|e| panic!("reading {source}: {e}"));
     let schema = reader.schema();
@@ -32,13 +32,18 @@ fn fits_to_ipc(fits: &[u8], source: &str, ipc: &Path) {
     writer.finish().expect("finish IPC file");
 }
 
-/// Runs the astropy comparison on a FITS file on disk.
-fn compare_with_astropy(fits_path: &Path) {
+/// Runs the astropy comparison on a FITS file on disk, read in batches of
+/// `batch_size` rows.
+fn compare_with_astropy(fits_path: &Path, batch_size: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let ipc = dir.path().join("table.arrow");
-    let name = fits_path.file_name().unwrap().to_string_lossy().into_owned();
+    let name = fits_path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let bytes = std::fs::read(fits_path).expect("read FITS file");
-    fits_to_ipc(&bytes, &name, &ipc);
+    fits_to_ipc(&bytes, &name, batch_size, &ipc);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compare_astropy.py");
     let out = Command::new("python3")
@@ -52,18 +57,22 @@ fn compare_with_astropy(fits_path: &Path) {
     match out.status.code() {
         Some(0) => print!("{stdout}"),
         Some(3) => panic!("python3 lacks modules the comparison needs; {INSTALL_HINT}\n{stderr}"),
-        _ => panic!("{name} differs from astropy ({}):\n{stdout}{stderr}", out.status),
+        _ => panic!(
+            "{name} differs from astropy ({}):\n{stdout}{stderr}",
+            out.status
+        ),
     }
 }
 
+// Small batches: batch joins are checked too.
 #[test]
 fn real_sweep_matches_astropy() {
-    compare_with_astropy(&common::real_sweeps_dir().join(common::REAL_FILES[0]));
+    compare_with_astropy(&common::real_sweeps_dir().join(common::REAL_FILES[0]), 4);
 }
 
 #[test]
 fn real_tractor_matches_astropy() {
-    compare_with_astropy(&common::real_sweeps_dir().join(common::REAL_FILES[1]));
+    compare_with_astropy(&common::real_sweeps_dir().join(common::REAL_FILES[1]), 4);
 }
 
 #[test]
@@ -71,5 +80,20 @@ fn synthetic_conventions_match_astropy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("synthetic.fits");
     std::fs::write(&path, common::synthetic_file()).expect("write synthetic file");
-    compare_with_astropy(&path);
+    compare_with_astropy(&path, 2);
+}
+
+/// About 1 MB of rows in one batch, which the decoder walks in many blocks.
+#[test]
+fn large_synthetic_batch_matches_astropy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("synthetic-large.fits");
+    let rows: Vec<Vec<u8>> = common::synthetic_rows()
+        .into_iter()
+        .cycle()
+        .take(7001)
+        .collect();
+    let bytes = common::table_file(&common::synthetic_columns(), &rows);
+    std::fs::write(&path, bytes).expect("write synthetic file");
+    compare_with_astropy(&path, 65536);
 }

@@ -6,8 +6,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, AsArray, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray,
-    UInt16Array,
+    Array, AsArray, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray, UInt16Array,
 };
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Float32Type};
@@ -22,7 +21,13 @@ fn cols() -> Vec<Col> {
 
 fn rows(n: usize) -> Vec<Vec<u8>> {
     (0..n)
-        .map(|i| Row::new().f64(i as f64).f32(i as f32 / 2.0).text("PSF", 4).done())
+        .map(|i| {
+            Row::new()
+                .f64(i as f64)
+                .f32(i as f32 / 2.0)
+                .text("PSF", 4)
+                .done()
+        })
         .collect()
 }
 
@@ -39,7 +44,10 @@ fn ra_values(batches: &[RecordBatch]) -> Vec<f64> {
         .iter()
         .flat_map(|b| {
             let i = b.schema().index_of("ra").expect("ra");
-            b.column(i).as_primitive::<arrow::datatypes::Float64Type>().values().to_vec()
+            b.column(i)
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .values()
+                .to_vec()
         })
         .collect()
 }
@@ -86,11 +94,15 @@ fn row_ranges_and_batch_sizes() {
                 .with_row_range(range.clone());
             let batches = read_all(&bytes, builder);
             let want: Vec<f64> = range.clone().map(|r| r as f64).collect();
-            assert_eq!(ra_values(&batches), want, "batch {batch_size}, rows {range:?}");
+            assert_eq!(
+                ra_values(&batches),
+                want,
+                "batch {batch_size}, rows {range:?}"
+            );
             let sizes: Vec<usize> = batches.iter().map(|b| b.num_rows()).collect();
             let n = (range.end - range.start) as usize;
             let mut want_sizes = vec![batch_size; n / batch_size];
-            if n % batch_size != 0 {
+            if !n.is_multiple_of(batch_size) {
                 want_sizes.push(n % batch_size);
             }
             assert_eq!(sizes, want_sizes, "batch {batch_size}, rows {range:?}");
@@ -120,8 +132,20 @@ fn conventions_decode_to_the_documented_types() {
         col("V", "2E"),
     ];
     let data = vec![
-        Row::new().i64(-5).i16(0).u8(b'T').f32(1.0).f32(f32::NAN).done(),
-        Row::new().i64(1 << 40).i16(-32768).u8(0).f32(-0.0).f32(2.0).done(),
+        Row::new()
+            .i64(-5)
+            .i16(0)
+            .u8(b'T')
+            .f32(1.0)
+            .f32(f32::NAN)
+            .done(),
+        Row::new()
+            .i64(1 << 40)
+            .i16(-32768)
+            .u8(0)
+            .f32(-0.0)
+            .f32(2.0)
+            .done(),
     ];
     let bytes = table_file(&cols, &data);
     let batch = &read_all(&bytes, ReaderBuilder::new())[0];
@@ -169,17 +193,32 @@ fn real_file_layout() {
     let bytes = common::real_file(common::REAL_FILES[0]);
     let layout = lenspipe_fits::read_layout(&mut Cursor::new(&bytes), FILE).expect("layout");
     assert_eq!(layout.source, FILE);
-    assert_eq!((layout.hdu, layout.header_offset, layout.data_offset), (1, 2880, 51840));
-    assert_eq!((layout.row_len, layout.nrows, layout.heap_size), (383, 6, 0));
+    assert_eq!(
+        (layout.hdu, layout.header_offset, layout.data_offset),
+        (1, 2880, 51840)
+    );
+    assert_eq!(
+        (layout.row_len, layout.nrows, layout.heap_size),
+        (383, 6, 0)
+    );
     assert_eq!(layout.data_len(), 2298);
     assert_eq!(layout.columns.len(), 96);
     assert_eq!(layout.column_index("flux_g"), Some(11));
     assert_eq!(layout.column_index("FLUX_G"), None);
     let flux = &layout.columns[11];
-    assert_eq!((flux.name.as_str(), flux.offset, flux.tform.to_string()), ("FLUX_G", 65, "1E".into()));
+    assert_eq!(
+        (flux.name.as_str(), flux.offset, flux.tform.to_string()),
+        ("FLUX_G", 70, "1E".into())
+    );
     let schema = layout.arrow_schema();
     assert!(schema.fields().iter().all(|f| f.is_nullable()));
-    let field = |name: &str| schema.field_with_name(name).expect(name).data_type().clone();
+    let field = |name: &str| {
+        schema
+            .field_with_name(name)
+            .expect(name)
+            .data_type()
+            .clone()
+    };
     assert_eq!(field("release"), DataType::Int16);
     assert_eq!(field("type"), DataType::Utf8);
     assert_eq!(field("ref_id"), DataType::Int64);
@@ -221,7 +260,13 @@ fn headers_scan_incrementally() {
         let decoder = RowDecoder::new(Arc::new(layout), Some(vec![76])).expect("decoder");
         let batch = decoder.decode(rows, 0).expect("decode");
         assert_eq!(decoder.schema().field(0).name(), "ref_id");
-        assert_eq!(batch.column(0).as_primitive::<arrow::datatypes::Int64Type>().len(), 6);
+        assert_eq!(
+            batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .len(),
+            6
+        );
     }
 }
 
@@ -234,13 +279,52 @@ fn repeat_zero_columns_are_left_out() {
     let schema = batch.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, ["a", "b"]);
-    assert_eq!(batch.column(1).as_primitive::<arrow::datatypes::Int16Type>().value(0), -2);
+    assert_eq!(
+        batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int16Type>()
+            .value(0),
+        -2
+    );
 }
 
 #[test]
 fn empty_table_has_a_schema_and_no_batches() {
     let bytes = table_file(&cols(), &[]);
-    let reader = ReaderBuilder::new().build(Cursor::new(&bytes), FILE).expect("build");
+    let reader = ReaderBuilder::new()
+        .build(Cursor::new(&bytes), FILE)
+        .expect("build");
     assert_eq!(reader.schema().fields().len(), 3);
     assert_eq!(reader.count(), 0);
+}
+
+#[test]
+fn batches_spanning_many_decode_blocks_match_row_by_row() {
+    // About 1 MB of rows: a single batch is decoded in many cache-sized blocks.
+    let rows: Vec<Vec<u8>> = common::synthetic_rows()
+        .into_iter()
+        .cycle()
+        .take(7001)
+        .collect();
+    let bytes = table_file(&common::synthetic_columns(), &rows);
+    let whole = read_all(&bytes, ReaderBuilder::new());
+    assert_eq!(whole.len(), 1);
+    let single = read_all(&bytes, ReaderBuilder::new().with_batch_size(1));
+    assert_eq!(single.len(), 7001);
+    let joined = concat_batches(&whole[0].schema(), &single).expect("concat");
+    assert_eq!(joined, whole[0]);
+}
+
+#[test]
+fn unnamed_columns_are_called_coln() {
+    let mut cards = common::table_cards(&[col("A", "J"), col("", "I")], 1);
+    cards.retain(|c| !c.starts_with("TTYPE1 "));
+    let bytes = common::fits_file(&cards, &Row::new().i32(1).i16(2).done());
+    let layout = lenspipe_fits::read_layout(&mut Cursor::new(&bytes), FILE).expect("layout");
+    let names: Vec<(&str, &str)> = layout
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.arrow_name.as_str()))
+        .collect();
+    assert_eq!(names, [("COL1", "col1"), ("COL2", "col2")]);
 }

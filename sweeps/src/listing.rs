@@ -6,7 +6,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::{StreamExt, TryStreamExt};
-use lenspipe_fits::{scan_headers, BinTableLayout, HeaderScan};
+use lenspipe_fits::{scan_headers_sized, BinTableLayout, HeaderScan};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -178,7 +178,7 @@ pub(crate) async fn read_layout(
             .get_range(path, 0..want)
             .await
             .map_err(|e| DataFusionError::External(format!("{url}: reading header: {e}").into()))?;
-        match scan_headers(&bytes, url).map_err(|e| DataFusionError::External(Box::new(e)))? {
+        match scan_headers_sized(&bytes, size, url).map_err(|e| DataFusionError::External(Box::new(e)))? {
             HeaderScan::Complete(layout) => {
                 layout
                     .check_file_size(size)

@@ -80,7 +80,11 @@ fn element_size(code: char) -> usize {
 /// Bytes a TFORM occupies in a row.
 pub fn tform_width(tform: &str) -> usize {
     let digits: String = tform.chars().take_while(char::is_ascii_digit).collect();
-    let repeat: usize = if digits.is_empty() { 1 } else { digits.parse().unwrap() };
+    let repeat: usize = if digits.is_empty() {
+        1
+    } else {
+        digits.parse().unwrap()
+    };
     let code = tform[digits.len()..].chars().next().unwrap();
     if code == 'X' {
         repeat.div_ceil(8)
@@ -222,15 +226,22 @@ pub fn real_file(name: &str) -> Vec<u8> {
 /// arrays and a repeat-0 column.
 pub fn synthetic_columns() -> Vec<Col> {
     vec![
-        col("U16", "I").with("TZERO", "32768").with("TUNIT", "'count'"),
+        col("U16", "I")
+            .with("TZERO", "32768")
+            .with("TUNIT", "'count'"),
         col("U32", "J").with("TZERO", "2147483648"),
         col("I64", "K"),
         col("U64", "K").with("TZERO", "9223372036854775808"),
         col("U8", "B"),
         col("I8", "B").with("TZERO", "-128").with("TSCAL", "1"),
         col("NULLJ", "J").with("TNULL", "-99"),
-        col("SCALI", "I").with("TSCAL", "2.5").with("TZERO", "10").with("TNULL", "-32768"),
-        col("SCALE", "E").with("TSCAL", "0.1").with("TZERO", "1.0D0"),
+        col("SCALI", "I")
+            .with("TSCAL", "2.5")
+            .with("TZERO", "10")
+            .with("TNULL", "-32768"),
+        col("SCALE", "E")
+            .with("TSCAL", "0.1")
+            .with("TZERO", "1.0D0"),
         col("SCALD", "D").with("TZERO", "0.5"),
         col("F32", "E"),
         col("F64", "D"),
@@ -266,7 +277,13 @@ pub fn synthetic_rows() -> Vec<Vec<u8>> {
     let flag = [b'T', b'F', 0, b'T', b'F'];
     let flags: [&[u8; 3]; 5] = [b"TF\0", b"FFF", b"\0\0T", b"TTT", b"F\0F"];
     let bit1 = [0x80u8, 0x00, 0x80, 0x7f, 0xff];
-    let bits: [[u8; 2]; 5] = [[0xff, 0xe0], [0x00, 0x20], [0x80, 0x00], [0xaa, 0x55], [0, 0]];
+    let bits: [[u8; 2]; 5] = [
+        [0xff, 0xe0],
+        [0x00, 0x20],
+        [0x80, 0x00],
+        [0xaa, 0x55],
+        [0, 0],
+    ];
     let types: [&[u8; 4]; 5] = [b"PSF ", b"REX\0", b"DEV ", b"    ", b"A\0B "];
     let names: [&[u8; 3]; 5] = [b"abc", b"x\0\0", b"   ", b"a b", b"Q\0 "];
     let nobs = [[1, -1], [-1, -1], [0, 5], [2, 3], [-1, 7]];
