@@ -44,12 +44,14 @@ pub fn cluster_session_config() -> SessionConfig {
 /// A session state with the lenspipe functions and object stores.
 pub fn session_state(config: SessionConfig) -> Result<SessionState> {
     let runtime = runtime_env(&config)?;
-    Ok(SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_scalar_functions(lenspipe_udfs::all())
-        .build())
+        .build();
+    // Added to, not in place of, DataFusion's own functions.
+    lenspipe_udfs::register_all(&mut state)?;
+    Ok(state)
 }
 
 /// The function registry executors resolve UDF names with.

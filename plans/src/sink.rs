@@ -13,7 +13,8 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::async_writer::{AsyncArrowWriter, ParquetObjectWriter};
+use object_store::buffered::BufWriter;
+use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use url::Url;
@@ -35,7 +36,7 @@ impl Location {
         let store_url = ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()))?;
         let store = runtime.object_store(&store_url)?;
         let path = Path::from_url_path(url.path())
-            .map_err(|e| Error::Config(format!("output location '{location}': {e}")))?;
+            .map_err(|e| Error::Config(format!("location '{location}': {e}")))?;
         Ok(Self { url: url.to_string().trim_end_matches('/').to_string(), store, path })
     }
 
@@ -43,7 +44,7 @@ impl Location {
         Self {
             url: format!("{}/{name}", self.url),
             store: Arc::clone(&self.store),
-            path: self.path.child(name),
+            path: self.path.clone().join(name),
         }
     }
 
@@ -61,15 +62,26 @@ impl Location {
     }
 }
 
-/// `file://` or `s3://` URL of a location string; plain paths become absolute file URLs.
+/// `file://` or `s3://` URL of a location string; plain paths become absolute
+/// file URLs, with `.` and `..` resolved.
 pub fn to_url(location: &str) -> Result<Url> {
     if location.contains("://") {
         return Url::parse(location).map_err(|e| Error::Config(format!("'{location}' is not a URL: {e}")));
     }
-    let path = std::path::absolute(location).map_err(|e| Error::Config(format!("'{location}': {e}")))?;
-    Url::from_directory_path(&path)
-        .or_else(|_| Url::from_file_path(&path))
-        .map_err(|_| Error::Config(format!("'{location}' is not a usable path")))
+    let absolute = std::path::absolute(location).map_err(|e| Error::Config(format!("'{location}': {e}")))?;
+    let mut path = std::path::PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                path.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => path.push(other),
+        }
+    }
+    let as_dir = location.ends_with('/') || path.is_dir();
+    let url = if as_dir { Url::from_directory_path(&path) } else { Url::from_file_path(&path) };
+    url.map_err(|_| Error::Config(format!("'{location}' is not a usable path")))
 }
 
 /// A directory of Parquet parts committed as a whole.
@@ -104,9 +116,9 @@ impl ParquetDir {
     }
 
     /// A writer for part `index` in the staging area.
-    pub fn part_writer(&self, index: usize, schema: SchemaRef) -> Result<AsyncArrowWriter<ParquetObjectWriter>> {
-        let path = self.staging.path.child(format!("part-{index:05}.parquet"));
-        let object = ParquetObjectWriter::new(Arc::clone(&self.staging.store), path);
+    pub fn part_writer(&self, index: usize, schema: SchemaRef) -> Result<AsyncArrowWriter<BufWriter>> {
+        let path = self.staging.path.clone().join(format!("part-{index:05}.parquet").as_str());
+        let object = BufWriter::new(Arc::clone(&self.staging.store), path);
         Ok(AsyncArrowWriter::try_new(object, schema, Some(self.properties.clone()))?)
     }
 
@@ -128,7 +140,7 @@ impl ParquetDir {
         let mut committed = Vec::new();
         for from in staged {
             let name = from.filename().unwrap_or_default().to_string();
-            let to = self.dir.path.child(name.as_str());
+            let to = self.dir.path.clone().join(name.as_str());
             store.rename(&from, &to).await?;
             committed.push(format!("{}/{name}", self.dir.url));
         }
@@ -147,7 +159,7 @@ fn is_staging(dir: &Path, p: &Path) -> bool {
 pub struct PartSink<'a> {
     dir: &'a ParquetDir,
     index: usize,
-    writer: Option<AsyncArrowWriter<ParquetObjectWriter>>,
+    writer: Option<AsyncArrowWriter<BufWriter>>,
     pub rows: u64,
 }
 

@@ -190,7 +190,7 @@ impl LocalCluster {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 3 && f[0] == "pid").then(|| (f[1].to_string(), f[2].parse().ok()?))
+                if f.len() >= 3 && f[0] == "pid" { Some((f[1].to_string(), f[2].parse().ok()?)) } else { None }
             })
             .collect()
     }

@@ -19,6 +19,7 @@
 //! | `healpix_nested(ra_deg, dec_deg, nside)` | Int64 |
 //! | `healpix_cone_cells(ra_deg, dec_deg, nside, radius_arcsec)` | List(Int64) |
 //! | `angular_sep_arcsec(ra1, dec1, ra2, dec2)` | Float64 |
+//! | `min_sep_arcsec(ra, dec, positions)` | Float64 |
 //! | `axis_ratio(e1, e2)` | Float64 |
 //! | `stable_hash_unit(key, seed)` | Float64 |
 
@@ -34,6 +35,7 @@ pub mod angular_sep_arcsec;
 pub mod axis_ratio;
 pub mod healpix_cone_cells;
 pub mod healpix_nested;
+pub mod min_sep_arcsec;
 pub mod n2_category;
 pub mod nmgy_to_mag;
 pub mod nobs_bin;
@@ -47,6 +49,7 @@ pub use axis_ratio::{axis_ratio_value, AxisRatio};
 pub use common::trim_type;
 pub use healpix_cone_cells::{cone_cells, HealpixConeCells};
 pub use healpix_nested::{depth_from_nside, nested_pixel, HealpixNested};
+pub use min_sep_arcsec::MinSepArcsec;
 pub use n2_category::{N2Category, BLUE_CLUMPY, EDGE_ON_PROXY, N2_ORDER, RING_PROXY};
 pub use nmgy_to_mag::{flux_to_ab_mag, NmgyToMag};
 pub use nobs_bin::{parse_nobs_bins, NobsBin, NobsBinSpec};
@@ -65,6 +68,7 @@ pub fn all() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(HealpixNested::new())),
         Arc::new(ScalarUDF::from(HealpixConeCells::new())),
         Arc::new(ScalarUDF::from(AngularSepArcsec::new())),
+        Arc::new(ScalarUDF::from(MinSepArcsec::new())),
         Arc::new(ScalarUDF::from(AxisRatio::new())),
         Arc::new(ScalarUDF::from(StableHashUnit::new())),
     ]
