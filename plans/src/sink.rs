@@ -104,6 +104,7 @@ impl ParquetDir {
         for p in stale {
             dir.store.delete(&p).await?;
         }
+        remove_stale_local_staging(&dir);
         let staging = dir.child(&format!("_staging-{run_id}"));
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -145,7 +146,26 @@ impl ParquetDir {
             committed.push(format!("{}/{name}", self.dir.url));
         }
         committed.sort();
+        remove_local_dir(&self.staging);
         Ok(committed)
+    }
+}
+
+/// Object stores have no directories, but a local file system keeps the
+/// emptied staging folder; remove it so nothing stale stays visible.
+fn remove_local_dir(location: &Location) {
+    if let Ok(path) = Url::parse(&location.url).and_then(|u| u.to_file_path().map_err(|_| url::ParseError::EmptyHost)) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+fn remove_stale_local_staging(dir: &Location) {
+    let Ok(Ok(path)) = Url::parse(&dir.url).map(|u| u.to_file_path()) else { return };
+    let Ok(entries) = std::fs::read_dir(path) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("_staging-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
