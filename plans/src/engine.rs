@@ -52,7 +52,13 @@ impl Engine {
             }
             EngineKind::Cluster(url) => {
                 let state = extensions::session_state(extensions::cluster_session_config())?;
-                SessionContext::remote_with_state(url, state).await?
+                let ctx = SessionContext::remote_with_state(url, state).await?;
+                // Ballista's upgrade of the state resets the scalar functions
+                // to its defaults; ours are registered again on top.
+                for udf in lenspipe_udfs::all() {
+                    ctx.register_udf(udf.as_ref().clone());
+                }
+                ctx
             }
         };
         Ok(Self { kind, ctx })

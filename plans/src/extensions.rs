@@ -37,6 +37,9 @@ pub fn runtime_env(_config: &SessionConfig) -> Result<Arc<RuntimeEnv>> {
 /// Session configuration for every process of a cluster (and its clients).
 pub fn cluster_session_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
+        // Ballista 55's adaptive planner re-plans the stratify stage's window
+        // over a join in an endless series of stages; the static planner does not.
+        .with_ballista_adaptive_query_planner(false)
         .with_ballista_logical_extension_codec(logical_codec())
         .with_ballista_physical_extension_codec(physical_codec())
 }
@@ -57,7 +60,9 @@ pub fn session_state(config: SessionConfig) -> Result<SessionState> {
 /// The function registry executors resolve UDF names with.
 pub fn function_registry() -> BallistaFunctionRegistry {
     let mut registry = BallistaFunctionRegistry::default();
-    for udf in lenspipe_udfs::all() {
+    // Ballista's default registry lacks the nested (array) functions our plans use.
+    let defaults = datafusion::execution::SessionStateDefaults::default_scalar_functions();
+    for udf in defaults.into_iter().chain(lenspipe_udfs::all()) {
         registry.scalar_functions.insert(udf.name().to_string(), udf);
     }
     registry

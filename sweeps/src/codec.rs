@@ -20,9 +20,16 @@ use datafusion_proto::protobuf;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{FitsScanExec, ScanChunk};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::object_store::ObjectStoreUrl;
+
 use crate::listing::SweepFile;
-use crate::table::{SweepsOptions, SweepsTable};
+use crate::schema::SWEEP_FILE_COLUMN;
+use crate::source::FitsSource;
+use crate::table::{sweeps_table_schema, SweepsOptions, SweepsTable};
 
 const TABLE_TAG: &[u8] = b"lenspipe.sweeps.table.v1\n";
 const SCAN_TAG: &[u8] = b"lenspipe.sweeps.scan.v1\n";
@@ -34,15 +41,93 @@ struct TableSpec {
     options: SweepsOptions,
 }
 
+/// One byte range of one file, as a scan partition holds it.
+#[derive(Serialize, Deserialize)]
+struct RangeSpec {
+    path: String,
+    size: u64,
+    range: Option<(i64, i64)>,
+    sweep_file: String,
+}
+
+/// A FITS file scan: the file groups and what the source needs.
 #[derive(Serialize, Deserialize)]
 struct ScanSpec {
-    files: Vec<SweepFile>,
-    chunks: Vec<ScanChunk>,
-    /// The table schema as a DataFusion protobuf `Schema`.
-    table_schema: Vec<u8>,
-    projection: Vec<usize>,
+    store_url: String,
+    groups: Vec<Vec<RangeSpec>>,
+    /// The file schema as a DataFusion protobuf `Schema`.
+    file_schema: Vec<u8>,
+    projection: Option<Vec<usize>>,
     batch_rows: usize,
     limit: Option<usize>,
+}
+
+impl ScanSpec {
+    fn from_config(config: &FileScanConfig, source: &FitsSource) -> Result<Self> {
+        let mut groups = Vec::with_capacity(config.file_groups.len());
+        for group in &config.file_groups {
+            let mut ranges = Vec::new();
+            for file in group.iter() {
+                let sweep_file = match file.partition_values.first() {
+                    Some(ScalarValue::Utf8(Some(name))) => name.clone(),
+                    other => return Err(DataFusionError::Internal(format!("FITS scan partition value {other:?}"))),
+                };
+                ranges.push(RangeSpec {
+                    path: file.object_meta.location.to_string(),
+                    size: file.object_meta.size,
+                    range: file.range.as_ref().map(|r| (r.start, r.end)),
+                    sweep_file,
+                });
+            }
+            groups.push(ranges);
+        }
+        Ok(Self {
+            store_url: config.object_store_url.as_str().to_string(),
+            groups,
+            file_schema: schema_to_bytes(config.file_schema())?,
+            projection: source.projection_indices(),
+            batch_rows: source.batch_rows(),
+            limit: config.limit,
+        })
+    }
+
+    fn into_plan(self) -> Result<Arc<dyn ExecutionPlan>> {
+        let table_schema = sweeps_table_schema(schema_from_bytes(&self.file_schema)?);
+        let source = Arc::new(FitsSource::new(table_schema, self.batch_rows));
+        let groups = self
+            .groups
+            .into_iter()
+            .map(|ranges| {
+                FileGroup::new(
+                    ranges
+                        .into_iter()
+                        .map(|r| {
+                            let mut file = match r.range {
+                                Some((start, end)) => PartitionedFile::new_with_range(r.path, r.size, start, end),
+                                None => PartitionedFile::new(r.path, r.size),
+                            };
+                            file.partition_values = vec![ScalarValue::Utf8(Some(r.sweep_file))];
+                            file
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(&self.store_url)?, source)
+            .with_file_groups(groups)
+            .with_projection_indices(self.projection)?
+            .with_limit(self.limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
+
+/// The FITS scan inside `node`, if it is one.
+fn fits_scan(node: &Arc<dyn ExecutionPlan>) -> Option<(&FileScanConfig, &FitsSource)> {
+    let exec = node.downcast_ref::<DataSourceExec>()?;
+    let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
+    let source = config.file_source().downcast_ref::<FitsSource>()?;
+    Some((config, source))
 }
 
 fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
@@ -100,12 +185,12 @@ impl LogicalExtensionCodec for SweepsLogicalCodec {
         match decode_tagged::<TableSpec>(TABLE_TAG, buf) {
             Some(spec) => {
                 let spec = spec?;
-                Ok(Arc::new(SweepsTable::from_parts(
-                    spec.location,
-                    Arc::new(spec.files),
-                    schema,
-                    spec.options,
-                )))
+                // The plan carries the table schema; the table wants its files' part.
+                let keep: Vec<usize> = (0..schema.fields().len())
+                    .filter(|i| schema.field(*i).name() != SWEEP_FILE_COLUMN)
+                    .collect();
+                let file_schema = Arc::new(schema.project(&keep)?);
+                Ok(Arc::new(SweepsTable::from_parts(spec.location, Arc::new(spec.files), file_schema, spec.options)))
             }
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
@@ -140,7 +225,8 @@ impl LogicalExtensionCodec for SweepsLogicalCodec {
     }
 }
 
-/// Carries [`FitsScanExec`] in physical plans (scheduler to executors).
+/// Carries FITS file scans (a `DataSourceExec` over [`FitsSource`]) in
+/// physical plans (scheduler to executors).
 #[derive(Debug)]
 pub struct SweepsPhysicalCodec {
     inner: Arc<dyn PhysicalExtensionCodec>,
@@ -161,17 +247,7 @@ impl PhysicalExtensionCodec for SweepsPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match decode_tagged::<ScanSpec>(SCAN_TAG, buf) {
-            Some(spec) => {
-                let spec = spec?;
-                Ok(Arc::new(FitsScanExec::try_new(
-                    Arc::new(spec.files),
-                    spec.chunks,
-                    schema_from_bytes(&spec.table_schema)?,
-                    spec.projection,
-                    spec.batch_rows,
-                    spec.limit,
-                )?))
-            }
+            Some(spec) => spec?.into_plan(),
             None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
         }
     }
@@ -182,19 +258,8 @@ impl PhysicalExtensionCodec for SweepsPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        match node.downcast_ref::<FitsScanExec>() {
-            Some(scan) => encode_tagged(
-                SCAN_TAG,
-                &ScanSpec {
-                    files: scan.files().to_vec(),
-                    chunks: scan.chunks().to_vec(),
-                    table_schema: schema_to_bytes(scan.table_schema())?,
-                    projection: scan.projection().to_vec(),
-                    batch_rows: scan.batch_rows(),
-                    limit: scan.limit(),
-                },
-                buf,
-            ),
+        match fits_scan(&node) {
+            Some((config, source)) => encode_tagged(SCAN_TAG, &ScanSpec::from_config(config, source)?, buf),
             None => self.inner.try_encode(node, buf, proto_converter),
         }
     }

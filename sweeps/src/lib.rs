@@ -5,21 +5,22 @@
 //! * [`SweepsTable::open`] lists the files behind a `file://`, `s3://` or plain
 //!   path URL (directory, prefix or glob), reads each header once and unifies
 //!   the schemas.
-//! * [`FitsScanExec`] splits every file into row ranges of a target byte size,
-//!   so that one large file keeps every core busy and memory stays bounded.
+//! * [`FitsSource`], a DataFusion `FileSource`, reads every file in byte
+//!   ranges of a target size, so that one large file keeps every core busy
+//!   and memory stays bounded.
 //! * [`SweepsLogicalCodec`] and [`SweepsPhysicalCodec`] let the table and the
 //!   scan travel to a Ballista scheduler and its executors.
 
 mod codec;
-mod exec;
 mod listing;
 mod object_stores;
 mod schema;
+mod source;
 mod table;
 
 pub use codec::{SweepsLogicalCodec, SweepsPhysicalCodec};
-pub use exec::{FitsScanExec, ScanChunk};
+pub use source::{FitsSource, ScanChunk};
 pub use listing::{list_fits_files, SweepFile};
 pub use object_stores::EnvObjectStoreRegistry;
 pub use schema::{unify_schemas, ROW_INDEX_COLUMN, SWEEP_FILE_COLUMN};
-pub use table::{SweepsOptions, SweepsTable};
+pub use table::{sweeps_table_schema, SweepsOptions, SweepsTable};

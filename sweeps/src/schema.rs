@@ -13,7 +13,8 @@ pub const ROW_INDEX_COLUMN: &str = "row_index";
 
 /// The union of the files' columns, in first-seen order, each at the widest
 /// type any file uses (DR9 writes MASKBITS as int16, DR10 as int32), followed
-/// by the virtual `sweep_file` and `row_index` columns.
+/// by the virtual `row_index` column. (`sweep_file` is added by the scan as
+/// a partition column.)
 ///
 /// `schemas` pairs each schema with the file it came from, for the error when
 /// two files disagree in a way no widening can reconcile.
@@ -48,7 +49,6 @@ pub fn unify_schemas<'a>(schemas: impl IntoIterator<Item = (&'a str, SchemaRef)>
             }
         }
     }
-    fields.push(Field::new(SWEEP_FILE_COLUMN, DataType::Utf8, false));
     fields.push(Field::new(ROW_INDEX_COLUMN, DataType::Int64, false));
     Ok(Arc::new(Schema::new(fields)))
 }
@@ -123,8 +123,7 @@ mod tests {
         let s = unify_schemas([("dr9.fits", dr9), ("dr10.fits", dr10)]).unwrap();
         assert_eq!(s.field(0).data_type(), &DataType::Int32);
         assert_eq!(s.field(1).name(), "sersic");
-        assert_eq!(s.field(2).name(), SWEEP_FILE_COLUMN);
-        assert_eq!(s.field(3).name(), ROW_INDEX_COLUMN);
+        assert_eq!(s.field(2).name(), ROW_INDEX_COLUMN);
     }
 
     #[test]

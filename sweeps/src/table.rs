@@ -2,17 +2,25 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{plan_chunks, FitsScanExec};
+use crate::schema::SWEEP_FILE_COLUMN;
+use crate::source::{plan_chunks, FitsSource};
 use crate::listing::{list_fits_files, SweepFile};
 use crate::schema::unify_schemas;
 
@@ -35,36 +43,58 @@ impl Default for SweepsOptions {
 }
 
 /// Many FITS catalog files as one table, with the virtual columns
-/// `sweep_file` and `row_index` pointing every row back to its source.
+/// `row_index` and `sweep_file` pointing every row back to its source.
 #[derive(Debug, Clone)]
 pub struct SweepsTable {
     location: String,
     files: Arc<Vec<SweepFile>>,
-    schema: SchemaRef,
+    /// The files' unified columns and `row_index`, then `sweep_file`.
+    table_schema: TableSchema,
     options: SweepsOptions,
+}
+
+/// The table schema of a scan over files with the given file schema.
+pub fn sweeps_table_schema(file_schema: SchemaRef) -> TableSchema {
+    TableSchema::builder(file_schema)
+        .with_table_partition_cols(vec![Arc::new(Field::new(SWEEP_FILE_COLUMN, DataType::Utf8, false))])
+        .build()
+}
+
+/// Splits a `file://` or `s3://bucket` URL into its store and object path.
+pub(crate) fn split_url(url: &str) -> Result<(ObjectStoreUrl, String)> {
+    let parsed = url::Url::parse(url).map_err(|e| DataFusionError::Plan(format!("{url}: {e}")))?;
+    let store = ObjectStoreUrl::parse(format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or_default()))?;
+    let path = object_store::path::Path::from_url_path(parsed.path())
+        .map_err(|e| DataFusionError::Plan(format!("{url}: {e}")))?;
+    Ok((store, path.to_string()))
 }
 
 impl SweepsTable {
     /// Lists the files at `location`, reads their headers and unifies their schemas.
     pub async fn open(runtime: &RuntimeEnv, location: &str, options: SweepsOptions) -> Result<Self> {
         let listed = list_fits_files(runtime, location).await?;
-        let schema = unify_schemas(
+        let file_schema = unify_schemas(
             listed
                 .iter()
                 .map(|(file, layout)| (file.url.as_str(), layout.arrow_schema())),
         )?;
         let files = listed.into_iter().map(|(file, _)| file).collect();
-        Ok(Self::from_parts(location.to_string(), Arc::new(files), schema, options))
+        Ok(Self::from_parts(location.to_string(), Arc::new(files), file_schema, options))
     }
 
     /// Rebuilds a table from what a plan carried (see the codecs).
     pub fn from_parts(
         location: String,
         files: Arc<Vec<SweepFile>>,
-        schema: SchemaRef,
+        file_schema: SchemaRef,
         options: SweepsOptions,
     ) -> Self {
-        Self { location, files, schema, options }
+        Self { location, files, table_schema: sweeps_table_schema(file_schema), options }
+    }
+
+    /// The schema of the files (with `row_index`), without `sweep_file`.
+    pub fn file_schema(&self) -> &SchemaRef {
+        self.table_schema.file_schema()
     }
 
     pub fn location(&self) -> &str {
@@ -85,7 +115,7 @@ impl SweepsTable {
 #[async_trait]
 impl TableProvider for SweepsTable {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        Arc::clone(self.table_schema.table_schema())
     }
 
     fn table_type(&self) -> TableType {
@@ -99,17 +129,32 @@ impl TableProvider for SweepsTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let projection = projection
-            .cloned()
-            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
-        let chunks = plan_chunks(&self.files, self.options.target_partition_bytes);
-        Ok(Arc::new(FitsScanExec::try_new(
-            Arc::clone(&self.files),
-            chunks,
-            Arc::clone(&self.schema),
-            projection,
-            self.options.batch_rows,
-            limit,
-        )?))
+        let Some(first) = self.files.first() else {
+            return Err(DataFusionError::Plan(format!("no files at '{}'", self.location)));
+        };
+        let (store_url, _) = split_url(&first.url)?;
+        let mut groups = Vec::new();
+        for chunk in plan_chunks(&self.files, self.options.target_partition_bytes) {
+            let file = &self.files[chunk.file];
+            let (file_store, path) = split_url(&file.url)?;
+            if file_store != store_url {
+                return Err(DataFusionError::Plan(format!(
+                    "sweeps files must share one store: {} and {}",
+                    first.url, file.url
+                )));
+            }
+            let start = file.data_offset + chunk.start * file.row_len;
+            let end = file.data_offset + chunk.end * file.row_len;
+            let mut part = PartitionedFile::new_with_range(path, file.size, start as i64, end as i64);
+            part.partition_values = vec![ScalarValue::Utf8(Some(file.file_name().to_string()))];
+            groups.push(FileGroup::new(vec![part]));
+        }
+        let source = Arc::new(FitsSource::new(self.table_schema.clone(), self.options.batch_rows));
+        let config = FileScanConfigBuilder::new(store_url, source)
+            .with_file_groups(groups)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
     }
 }

@@ -98,7 +98,21 @@ mod tests {
     fn names_are_unique_documented_and_resolvable() {
         let udfs = all();
         let mut names: Vec<&str> = udfs.iter().map(|u| u.name()).collect();
-        assert_eq!(names.len(), 10);
+        // The functions the plans rely on, by their exact SQL names.
+        for required in [
+            "nmgy_to_mag",
+            "paper_iv_reject_reason",
+            "n2_category",
+            "nobs_bin",
+            "type_bin",
+            "healpix_nested",
+            "healpix_cone_cells",
+            "angular_sep_arcsec",
+            "axis_ratio",
+            "stable_hash_unit",
+        ] {
+            assert!(names.contains(&required), "{required} missing from all()");
+        }
         for u in &udfs {
             let doc = u.documentation().expect("documented");
             assert!(!doc.description.is_empty());
@@ -106,9 +120,19 @@ mod tests {
             assert!(doc.arguments.as_ref().is_some_and(|a| !a.is_empty()));
             assert_eq!(udf_by_name(u.name()).as_deref(), Some(u.as_ref()));
         }
+        let n = names.len();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), n, "duplicate names in all()");
         assert!(udf_by_name("nope").is_none());
+    }
+
+    #[test]
+    fn register_all_in_a_session() {
+        let mut ctx = datafusion::prelude::SessionContext::new();
+        register_all(&mut ctx).unwrap();
+        for u in all() {
+            assert!(ctx.udf(u.name()).is_ok(), "{}", u.name());
+        }
     }
 }

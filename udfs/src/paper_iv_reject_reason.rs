@@ -632,7 +632,7 @@ mod tests {
         assert!(matches!(e, DataFusionError::Execution(_)), "{e}");
         assert!(e.to_string().contains("`dec_min`"), "{e}");
         // Wrong arity.
-        assert!(udf.coerce_types(&[DataType::Float64; 15]).is_err());
+        assert!(udf.coerce_types(&vec![DataType::Float64; 15]).is_err());
     }
 
     #[test]

@@ -243,7 +243,7 @@ async fn bucketed_crossmatch_join_matches_brute_force() -> Result<()> {
     // within 1.5 arcsec and some across cell edges, near the pole and RA 0.
     let mut lra = vec![];
     let mut ldec = vec![];
-    let centers = [(150.0, 2.0), (0.0002, -5.0), (359.9999, 10.0), (45.0, 89.9999), (200.0, -41.8103149)];
+    let centers: [(f64, f64); 5] = [(150.0, 2.0), (0.0002, -5.0), (359.9999, 10.0), (45.0, 89.9999), (200.0, -41.8103149)];
     for (ra, dec) in centers {
         lra.push(ra);
         ldec.push(dec);
