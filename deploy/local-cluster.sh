@@ -9,7 +9,9 @@
 # Environment: EXECUTORS (default 2), LENSPIPE_BIN_DIR (where lenspipe-scheduler
 # and lenspipe-executor are; default: $CARGO_TARGET_DIR/debug, then target/debug),
 # LENSPIPE_CLUSTER_DIR (state, logs and executor work dirs; default
-# ${TMPDIR:-/tmp}/lenspipe-cluster), LENSPIPE_CLUSTER_WAIT (seconds, default 60).
+# ${TMPDIR:-/tmp}/lenspipe-cluster), LENSPIPE_CLUSTER_WAIT (seconds, default 60),
+# LENSPIPE_SCHEDULER_ARGS / LENSPIPE_EXECUTOR_ARGS (extra stock Ballista flags,
+# e.g. "--executor-timeout-seconds 10").
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,8 +74,9 @@ start() {
   port=$(free_port)
   : > "$state_file"
   trap 'echo "local-cluster: start failed, stopping what started" >&2; stop >&2' ERR
+  # shellcheck disable=SC2086 # extra flags are word-split on purpose
   "$scheduler" --bind-host 127.0.0.1 --external-host 127.0.0.1 --bind-port "$port" \
-    > "$state_dir/logs/scheduler.log" 2>&1 &
+    ${LENSPIPE_SCHEDULER_ARGS:-} > "$state_dir/logs/scheduler.log" 2>&1 &
   echo "pid scheduler $! $port" >> "$state_file"
   wait_for "$wait_s" "the scheduler on port $port" curl -sf "http://127.0.0.1:$port/api/state"
   for i in $(seq 1 "$executors"); do
@@ -83,7 +86,7 @@ start() {
     "$executor" --bind-host 127.0.0.1 --external-host 127.0.0.1 \
       --scheduler-host 127.0.0.1 --scheduler-port "$port" \
       --bind-port "$flight" --bind-grpc-port "$grpc" \
-      --work-dir "$state_dir/work-$i" \
+      --work-dir "$state_dir/work-$i" ${LENSPIPE_EXECUTOR_ARGS:-} \
       > "$state_dir/logs/executor-$i.log" 2>&1 &
     echo "pid executor-$i $! $flight" >> "$state_file"
   done

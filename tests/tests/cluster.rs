@@ -62,7 +62,11 @@ fn cluster_on_s3_matches_embedded_and_survives_an_executor_kill() {
     let reference = keys(&embedded.join("negatives"));
     assert!(!reference.is_empty());
 
-    let cluster = LocalCluster::start(2, &tmp.path().join("cluster"), s3.env());
+    // Quick failure detection, so the executor kill below is noticed in seconds.
+    let mut env = s3.env();
+    env.push(("LENSPIPE_SCHEDULER_ARGS", "--executor-timeout-seconds 6 --expire-dead-executor-interval-seconds 1".into()));
+    env.push(("LENSPIPE_EXECUTOR_ARGS", "--executor-heartbeat-interval-seconds 1".into()));
+    let cluster = LocalCluster::start(2, &tmp.path().join("cluster"), env);
     // Small partitions, so the job has many tasks for two executors.
     let mut cmd = negatives(&s3, Some(&cluster.url), "s3://lenspipe/runs/cluster");
     run_ok(cmd.args(["--set", "scan.target_partition_mib=1"]));
@@ -89,6 +93,7 @@ fn cluster_on_s3_matches_embedded_and_survives_an_executor_kill() {
     while tasks_per_executor(&cluster, 2)[1] == before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(child.try_wait().unwrap().is_none(), "the job ended before the executor could be killed");
     run_ok(Command::new("kill").args(["-KILL", &victim.to_string()]));
     assert!(!pid_alive(victim) || { std::thread::sleep(Duration::from_millis(200)); !pid_alive(victim) });
     let status = child.wait().unwrap();
