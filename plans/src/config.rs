@@ -405,7 +405,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let text = include_str!("../../configs/paper_iv.yaml").replace("selection:", "selection:\n  z_mag_maxx: {value: 1, provenance: project_choice}");
+        let text = include_str!("../../configs/paper_iv.yaml")
+            .replace("\nselection:\n", "\nselection:\n  z_mag_maxx: {value: 1, provenance: project_choice}\n");
         let err = Config::from_yaml(&text, "t.yaml", &[]).unwrap_err().to_string();
         assert!(err.contains("z_mag_maxx"), "{err}");
     }

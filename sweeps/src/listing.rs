@@ -97,7 +97,8 @@ impl Location {
     }
 
     fn url_of(&self, path: &Path) -> String {
-        format!("{}/{}", self.base.as_str().trim_end_matches('/'), path)
+        // `file:///a/b` and `s3://bucket/a/b`: the host part is empty for files.
+        format!("{}://{}/{}", self.base.scheme(), self.base.host_str().unwrap_or_default(), path)
     }
 
     fn accepts(&self, path: &Path) -> bool {
