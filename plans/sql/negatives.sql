@@ -7,8 +7,10 @@
 --
 -- Known-lens exclusion: lenses are bucketed by nested HEALPix cell at
 -- $join_nside, every cell their exclusion cone touches, so a sweep row looks
--- up only its own cell (a broadcast hash join) and measures the exact
--- separation to each lens listed there.
+-- up only its own cell and measures the exact separation to each lens listed
+-- there. The small lens side is written first: with join repartitioning off
+-- (see the engine) it is the broadcast build side, and the sweeps stream
+-- through without a shuffle.
 WITH lens_cells AS (
     SELECT cell, array_agg(make_array(lens_ra, lens_dec)) AS lens_positions
     FROM (
@@ -30,19 +32,27 @@ classified AS (
            nmgy_to_mag(s.flux_r) AS mag_r,
            nmgy_to_mag(s.flux_z) AS mag_z,
            nmgy_to_mag(s.flux_w1) AS mag_w1
-    FROM sweeps s
-    LEFT JOIN lens_cells l ON healpix_nested(s.ra, s.dec, $join_nside) = l.cell
+    FROM lens_cells l
+    RIGHT JOIN sweeps s ON l.cell = healpix_nested(s.ra, s.dec, $join_nside)
 ),
-tagged AS (
+reasoned AS (
     SELECT *,
            coalesce(paper_iv_reason,
                     CASE WHEN nearest_lens_arcsec <= $exclusion_radius_arcsec
-                         THEN 'near_known_lens' END) AS reject_reason,
-           n2_category(type, flux_g, flux_r, shape_r,
-                       $ring_types, $ring_flux_r_min,
-                       $edge_types, $edge_shape_r_min,
-                       $blue_g_minus_r_max, $blue_r_mag_max) AS confuser_category
+                         THEN 'near_known_lens' END) AS reject_reason
     FROM classified
+),
+tagged AS (
+    -- Output-only work is done for kept rows alone (CASE evaluates its
+    -- branch only where the condition holds).
+    SELECT *,
+           CASE WHEN reject_reason IS NULL THEN
+               n2_category(type, flux_g, flux_r, shape_r,
+                           $ring_types, $ring_flux_r_min,
+                           $edge_types, $edge_shape_r_min,
+                           $blue_g_minus_r_max, $blue_r_mag_max)
+           END AS confuser_category
+    FROM reasoned
 )
 SELECT
     -- funnel diagnostics, dropped by the sink
@@ -51,15 +61,15 @@ SELECT
     nobs_r < $min_nobs_r AS nobs_r_low,
     nobs_z < $min_nobs_z AS nobs_z_low,
     -- the request's 48-column output schema, in its order
-    concat(brickname, '_', CAST(objid AS VARCHAR)) AS galaxy_id,
+    CASE WHEN reject_reason IS NULL THEN concat(brickname, '_', CAST(objid AS VARCHAR)) END AS galaxy_id,
     brickname,
     objid,
     ra,
     dec,
     type,
     nobs_z,
-    nobs_bin(nobs_z, $nobs_z_bins) AS nobs_z_bin,
-    type_bin(type) AS type_bin,
+    CASE WHEN reject_reason IS NULL THEN nobs_bin(nobs_z, $nobs_z_bins) END AS nobs_z_bin,
+    CASE WHEN reject_reason IS NULL THEN type_bin(type) END AS type_bin,
     flux_g,
     flux_r,
     flux_z,
@@ -89,8 +99,8 @@ SELECT
     shape_e1,
     shape_e2,
     sersic,
-    healpix_nested(ra, dec, 64) AS healpix_64,
-    healpix_nested(ra, dec, 128) AS healpix_128,
+    CASE WHEN reject_reason IS NULL THEN healpix_nested(ra, dec, 64) END AS healpix_64,
+    CASE WHEN reject_reason IS NULL THEN healpix_nested(ra, dec, 128) END AS healpix_128,
     CAST(NULL AS VARCHAR) AS split,
     CASE WHEN confuser_category IS NULL THEN 'N1' ELSE 'N2' END AS pool,
     confuser_category,

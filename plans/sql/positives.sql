@@ -20,8 +20,8 @@ candidates AS (
     SELECT c.lens_id,
            angular_sep_arcsec(c.lens_ra, c.lens_dec, s.ra, s.dec) AS match_sep_arcsec,
            s.*
-    FROM sweeps s
-    JOIN lens_cells c ON healpix_nested(s.ra, s.dec, $join_nside) = c.cell
+    FROM lens_cells c
+    JOIN sweeps s ON c.cell = healpix_nested(s.ra, s.dec, $join_nside)
     WHERE angular_sep_arcsec(c.lens_ra, c.lens_dec, s.ra, s.dec) <= $match_radius_arcsec
 ),
 nearest AS (

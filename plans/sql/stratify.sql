@@ -10,14 +10,15 @@
 -- cut at the configured fractions, so every object of a pixel (lens or not)
 -- lands in the same split.
 WITH drawn AS (
+    -- The small quota table first: it is the broadcast build side.
     SELECT n.*
-    FROM (
+    FROM quotas q
+    JOIN (
         SELECT *,
                row_number() OVER (PARTITION BY stratum, pool
                                   ORDER BY stable_hash_unit(galaxy_id, $sampling_seed), galaxy_id) AS draw_rank
         FROM negatives_strata
-    ) n
-    JOIN quotas q ON n.stratum = q.stratum AND n.pool = q.pool
+    ) n ON q.stratum = n.stratum AND q.pool = n.pool
     WHERE n.draw_rank <= q.quota
 ),
 labelled AS (
@@ -25,8 +26,8 @@ labelled AS (
            p.stratum, coalesce(w.weight, 1.0) AS weight,
            p.galaxy_id, p.lens_name, p.grade, p.ra, p.dec, p.type, p.nobs_z, p.nobs_z_bin, p.type_bin,
            p.mag_g, p.mag_r, p.mag_z, p.psfsize_z, p.healpix_64, p.healpix_128, p.sweep_file, p.row_index
-    FROM positives_strata p
-    LEFT JOIN grade_weights w ON p.grade = w.grade
+    FROM grade_weights w
+    RIGHT JOIN positives_strata p ON w.grade = p.grade
     UNION ALL
     SELECT 0 AS label, pool, confuser_category, stratum, 1.0 AS weight,
            galaxy_id, CAST(NULL AS VARCHAR) AS lens_name, CAST(NULL AS VARCHAR) AS grade,

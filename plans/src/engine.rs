@@ -47,7 +47,7 @@ impl Engine {
     pub async fn connect(kind: EngineKind) -> Result<Self> {
         let ctx = match &kind {
             EngineKind::Embedded => {
-                let config = SessionConfig::new().with_information_schema(true);
+                let config = extensions::tune(SessionConfig::new().with_information_schema(true));
                 SessionContext::new_with_state(extensions::session_state(config)?)
             }
             EngineKind::Cluster(url) => {

@@ -34,9 +34,18 @@ pub fn runtime_env(_config: &SessionConfig) -> Result<Arc<RuntimeEnv>> {
     ))
 }
 
+/// Settings every lenspipe session runs with, embedded or on a cluster.
+///
+/// Every join in the plans pairs the sweeps with a small table (lens cells,
+/// quotas, grade weights) written on the left: without join repartitioning
+/// that side is collected and broadcast, and the sweeps are never shuffled.
+pub fn tune(config: SessionConfig) -> SessionConfig {
+    config.set_bool("datafusion.optimizer.repartition_joins", false)
+}
+
 /// Session configuration for every process of a cluster (and its clients).
 pub fn cluster_session_config() -> SessionConfig {
-    SessionConfig::new_with_ballista()
+    tune(SessionConfig::new_with_ballista())
         // Ballista 55's adaptive planner re-plans the stratify stage's window
         // over a join in an endless series of stages; the static planner does not.
         .with_ballista_adaptive_query_planner(false)

@@ -281,6 +281,17 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     let achieved_n2: u64 = quotas.iter().filter(|q| q.pool == "N2").map(|q| q.quota).sum();
     let target_total: u64 = quotas.iter().map(|q| q.target).sum();
     let shortfalls: Vec<&Quota> = quotas.iter().filter(|q| q.quota < q.target).collect();
+    // A configured bin no row falls in (the request's [1-2] after NOBS >= 3) is reported, not hidden.
+    let empty_bins: Vec<String> = config
+        .bins
+        .nobs_z_spec()
+        .split(',')
+        .filter(|label| {
+            let prefix = format!("{label}|");
+            !neg_counts.keys().any(|(s, _)| s.starts_with(&prefix)) && !pos_counts.keys().any(|s| s.starts_with(&prefix))
+        })
+        .map(str::to_string)
+        .collect();
     let section = json!({
         "positives": total_positives,
         "negatives_target": target_total,
@@ -292,6 +303,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             "achieved_fraction": if drawn > 0 { achieved_n2 as f64 / drawn as f64 } else { 0.0 },
         },
         "shortfall": !shortfalls.is_empty(),
+        "empty_nobs_z_bins": empty_bins,
         "strata": quotas,
         "negatives_available_outside_positive_strata": neg_counts
             .iter()
