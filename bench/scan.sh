@@ -5,7 +5,7 @@
 #
 #   bash bench/scan.sh [FILES] [ROWS_PER_FILE]     (defaults: 4 files x 1,000,000 rows)
 #
-# Needs: a built lenspipe (cargo build -p lenspipe-plans), python3 with
+# Needs: a built lenspipe (cargo build --workspace --bins), python3 with
 # numpy + astropy (bench/requirements.txt), GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."

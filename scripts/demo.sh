@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
-cargo build -q -p lenspipe-plans --bin lenspipe
+# --workspace: building one package alone would resolve other DataFusion features and rebuild it.
+cargo build -q --workspace --bins
 lenspipe=$CARGO_TARGET_DIR/debug/lenspipe
 [[ -d data/sweeps ]] || "$lenspipe" synth --out data/sweeps --files 16 --rows-per-file 100000 --seed 1 \
   --plant ../shared/data/positives/lenscat_catalog.csv
