@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use futures::StreamExt;
-use lenspipe_plans::sink::{Location, ParquetDir, PartSink};
+use lenspipe_plans::sink::{write_partitions, Location, ParquetDir};
 use lenspipe_plans::{parity, stages, Config, Engine, EngineKind, Error, Result};
 
 #[derive(Parser)]
@@ -116,16 +114,14 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
             println!("{}", pretty_format_batches(&batches)?);
         }
         Some(url) => {
-            let dir = Arc::new(ParquetDir::create(Location::resolve(&engine.runtime(), &url)?, &run_id()).await?);
-            let mut rows = 0;
-            for (index, mut stream) in df.execute_stream_partitioned().await?.into_iter().enumerate() {
-                let mut sink = PartSink::new(&dir, index);
-                while let Some(batch) = stream.next().await {
-                    sink.write(&batch?).await?;
-                }
-                rows += sink.finish().await?;
-            }
-            let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
+            let dir = ParquetDir::create(Location::resolve(&engine.runtime(), &url)?, &run_id()).await?;
+            let streams = df.execute_stream_partitioned().await?;
+            let (parts, dir) = write_partitions(dir, streams, |batch, rows: &mut u64| {
+                *rows += batch.num_rows() as u64;
+                Ok(batch.clone())
+            })
+            .await?;
+            let rows: u64 = parts.iter().sum();
             let files = dir.commit().await?;
             eprintln!("wrote {rows} rows in {} files under {url}", files.len());
         }

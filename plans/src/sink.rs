@@ -7,10 +7,12 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use object_store::buffered::BufWriter;
@@ -208,4 +210,43 @@ impl<'a> PartSink<'a> {
         }
         Ok(self.rows)
     }
+}
+
+/// Writes every partition stream to its own staged part, one task per
+/// partition so they run on every core. `keep` sees each batch first (to
+/// count it into the partition's state) and returns the rows to write.
+///
+/// Returns each partition's state and the directory, still staged: the
+/// caller commits it once its own checks pass.
+pub async fn write_partitions<S, F>(
+    dir: ParquetDir,
+    streams: Vec<SendableRecordBatchStream>,
+    keep: F,
+) -> Result<(Vec<S>, ParquetDir)>
+where
+    S: Default + Send + 'static,
+    F: Fn(&RecordBatch, &mut S) -> Result<RecordBatch> + Send + Sync + 'static,
+{
+    let dir = Arc::new(dir);
+    let keep = Arc::new(keep);
+    let mut tasks = Vec::with_capacity(streams.len());
+    for (index, mut stream) in streams.into_iter().enumerate() {
+        let (dir, keep) = (Arc::clone(&dir), Arc::clone(&keep));
+        tasks.push(tokio::spawn(async move {
+            let mut state = S::default();
+            let mut sink = PartSink::new(&dir, index);
+            while let Some(batch) = stream.next().await {
+                let kept = keep(&batch?, &mut state)?;
+                sink.write(&kept).await?;
+            }
+            sink.finish().await?;
+            Ok::<_, Error>(state)
+        }));
+    }
+    let mut states = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        states.push(task.await.map_err(|e| Error::Other(format!("partition task failed: {e}")))??);
+    }
+    let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
+    Ok((states, dir))
 }

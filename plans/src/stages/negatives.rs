@@ -1,12 +1,10 @@
 //! Negative sampling: the Paper IV selection (pool N1) and N2 confusers.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{filter_record_batch, is_null};
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -14,7 +12,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::{record_stage, GIT_COMMIT, PIPELINE_VERSION};
 use crate::plan::{Params, NEGATIVES};
-use crate::sink::{Location, ParquetDir, PartSink};
+use crate::sink::{write_partitions, Location, ParquetDir};
 use crate::stages::{count_strings, register_lenses};
 
 /// Reasons in funnel order: the Paper IV cuts, then the known-lens exclusion.
@@ -144,29 +142,14 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     let df = NEGATIVES.dataframe(&engine.ctx, params).await?;
     let planned = started.elapsed();
     let streams = df.execute_stream_partitioned().await?;
-    let dir = Arc::new(ParquetDir::create(output.child("negatives"), run_id).await?);
-
-    let mut tasks = Vec::new();
-    for (index, mut stream) in streams.into_iter().enumerate() {
-        let dir = Arc::clone(&dir);
-        // One task per partition, so partitions decode on every core.
-        tasks.push(tokio::spawn(async move {
-            let mut funnel = Funnel::default();
-            let mut sink = PartSink::new(&dir, index);
-            while let Some(batch) = stream.next().await {
-                let kept = count_batch(&batch?, &mut funnel)?;
-                sink.write(&kept).await?;
-            }
-            sink.finish().await?;
-            Ok::<_, Error>(funnel)
-        }));
-    }
+    let dir = ParquetDir::create(output.child("negatives"), run_id).await?;
+    let (parts, dir) = write_partitions(dir, streams, count_batch).await?;
     let mut funnel = Funnel::default();
-    for task in tasks {
-        funnel.merge(task.await.map_err(|e| Error::Other(format!("partition task failed: {e}")))??);
+    for part in parts {
+        funnel.merge(part);
     }
+    // Checked before the output is made visible.
     funnel.check(sweeps.total_rows())?;
-    let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
     let files = dir.commit().await?;
 
     let min_nobs = &config.selection.min_nobs.value;

@@ -1,12 +1,10 @@
 //! Positives: crossmatch the known-lens catalog to sweep sources.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -14,10 +12,33 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::{record_stage, GIT_COMMIT, PIPELINE_VERSION};
 use crate::plan::{Params, POSITIVES};
-use crate::sink::{Location, ParquetDir, PartSink};
+use crate::sink::{write_partitions, Location, ParquetDir};
 use crate::stages::{count_strings, register_lenses};
 
 pub const STATUSES: [&str; 4] = ["matched", "no_source_within_radius", "outside_footprint", "fails_selection"];
+
+/// What one partition of the crossmatch saw.
+#[derive(Default)]
+struct Claims {
+    statuses: BTreeMap<Option<String>, u64>,
+    /// (sweep_file, row_index, lens_id) of every matched source.
+    claims: Vec<(String, i64, i64)>,
+}
+
+fn count_statuses(batch: &RecordBatch, part: &mut Claims) -> Result<RecordBatch> {
+    count_strings(batch, "status", &mut part.statuses)?;
+    let ids = batch.column_by_name("lens_id").and_then(|a| a.as_primitive_opt::<Int64Type>());
+    let files = batch.column_by_name("sweep_file").and_then(|a| a.as_string_opt::<i32>());
+    let rows = batch.column_by_name("row_index").and_then(|a| a.as_primitive_opt::<Int64Type>());
+    if let (Some(ids), Some(files), Some(rows)) = (ids, files, rows) {
+        for i in 0..batch.num_rows() {
+            if files.is_valid(i) && rows.is_valid(i) {
+                part.claims.push((files.value(i).to_string(), rows.value(i), ids.value(i)));
+            }
+        }
+    }
+    Ok(batch.clone())
+}
 
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
@@ -35,42 +56,15 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         .str("extraction_timestamp", chrono::Utc::now().to_rfc3339());
     let df = POSITIVES.dataframe(&engine.ctx, params).await?;
     let streams = df.execute_stream_partitioned().await?;
-    let dir = Arc::new(ParquetDir::create(output.child("positives"), run_id).await?);
-
-    let mut tasks = Vec::new();
-    for (index, mut stream) in streams.into_iter().enumerate() {
-        let dir = Arc::clone(&dir);
-        tasks.push(tokio::spawn(async move {
-            let mut statuses = BTreeMap::new();
-            let mut claims: Vec<(String, i64, i64)> = Vec::new();
-            let mut sink = PartSink::new(&dir, index);
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                count_strings(&batch, "status", &mut statuses)?;
-                let ids = batch.column_by_name("lens_id").map(|a| a.as_primitive::<Int64Type>().clone());
-                let files = batch.column_by_name("sweep_file").map(|a| a.as_string::<i32>().clone());
-                let rows = batch.column_by_name("row_index").map(|a| a.as_primitive::<Int64Type>().clone());
-                if let (Some(ids), Some(files), Some(rows)) = (ids, files, rows) {
-                    for i in 0..batch.num_rows() {
-                        if files.is_valid(i) && rows.is_valid(i) {
-                            claims.push((files.value(i).to_string(), rows.value(i), ids.value(i)));
-                        }
-                    }
-                }
-                sink.write(&batch).await?;
-            }
-            sink.finish().await?;
-            Ok::<_, Error>((statuses, claims))
-        }));
-    }
+    let dir = ParquetDir::create(output.child("positives"), run_id).await?;
+    let (parts, dir) = write_partitions(dir, streams, count_statuses).await?;
     let mut statuses: BTreeMap<Option<String>, u64> = BTreeMap::new();
     let mut sources: HashMap<(String, i64), Vec<i64>> = HashMap::new();
-    for task in tasks {
-        let (s, claims) = task.await.map_err(|e| Error::Other(format!("partition task failed: {e}")))??;
-        for (k, v) in s {
+    for part in parts {
+        for (k, v) in part.statuses {
             *statuses.entry(k).or_default() += v;
         }
-        for (file, row, lens) in claims {
+        for (file, row, lens) in part.claims {
             sources.entry((file, row)).or_default().push(lens);
         }
     }
@@ -81,7 +75,6 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             catalog.batch.num_rows()
         )));
     }
-    let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
     let files = dir.commit().await?;
 
     let mut shared: Vec<Value> = sources

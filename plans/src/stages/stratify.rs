@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::logical_expr::{col, lit, when, Expr};
 use datafusion::functions::expr_fn::{coalesce, concat_ws};
 use datafusion::prelude::{DataFrame, ParquetReadOptions};
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -20,7 +19,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::record_stage;
 use crate::plan::{Params, SqlPlan, JOIN_NSIDE, STRATIFY};
-use crate::sink::{Location, ParquetDir, PartSink};
+use crate::sink::{write_partitions, Location, ParquetDir};
 
 const COUNTS: SqlPlan = SqlPlan { name: "stratify_counts", text: include_str!("../../sql/stratify_counts.sql") };
 const LEAKAGE: SqlPlan = SqlPlan { name: "split_leakage", text: include_str!("../../sql/split_leakage.sql") };
@@ -139,10 +138,24 @@ fn grade_weights_batch(weights: &BTreeMap<String, f64>) -> Result<RecordBatch> {
     )?)
 }
 
-fn string_at(batch: &RecordBatch, name: &str, i: usize) -> Result<String> {
+/// A column of a plan batch as strings, whatever its type.
+fn string_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
     let array = batch.column_by_name(name).ok_or_else(|| Error::Other(format!("missing column {name}")))?;
-    let array = cast(array, &DataType::Utf8)?;
-    Ok(array.as_string::<i32>().value(i).to_string())
+    Ok(cast(array, &DataType::Utf8)?)
+}
+
+/// Sample rows per (label, pool, split).
+type SampleCounts = BTreeMap<(String, String, String), u64>;
+
+fn count_sample(batch: &RecordBatch, counts: &mut SampleCounts) -> Result<RecordBatch> {
+    let (label, pool, split) =
+        (string_column(batch, "label")?, string_column(batch, "pool")?, string_column(batch, "split")?);
+    let (label, pool, split) = (label.as_string::<i32>(), pool.as_string::<i32>(), split.as_string::<i32>());
+    for i in 0..batch.num_rows() {
+        let key = (label.value(i).to_string(), pool.value(i).to_string(), split.value(i).to_string());
+        *counts.entry(key).or_default() += 1;
+    }
+    Ok(batch.clone())
 }
 
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
@@ -167,9 +180,11 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             .column_by_name("rows")
             .map(|a| a.as_primitive::<Int64Type>().clone())
             .ok_or_else(|| Error::Other("counts lack rows".into()))?;
+        let (class, stratum, pool) =
+            (string_column(&batch, "class")?, string_column(&batch, "stratum")?, string_column(&batch, "pool")?);
+        let (class, stratum, pool) = (class.as_string::<i32>(), stratum.as_string::<i32>(), pool.as_string::<i32>());
         for i in 0..batch.num_rows() {
-            let (class, stratum, pool) =
-                (string_at(&batch, "class", i)?, string_at(&batch, "stratum", i)?, string_at(&batch, "pool", i)?);
+            let (class, stratum, pool) = (class.value(i), stratum.value(i).to_string(), pool.value(i).to_string());
             let n = rows.value(i) as u64;
             if class == "positive" {
                 pos_counts.insert(stratum, n);
@@ -199,37 +214,14 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         .f64("val_fraction", f.val);
     let df = STRATIFY.dataframe(&engine.ctx, params).await?;
     let streams = df.execute_stream_partitioned().await?;
-    let dir = Arc::new(ParquetDir::create(output.child("sample"), run_id).await?);
-    let mut tasks = Vec::new();
-    for (index, mut stream) in streams.into_iter().enumerate() {
-        let dir = Arc::clone(&dir);
-        tasks.push(tokio::spawn(async move {
-            let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-            let mut sink = PartSink::new(&dir, index);
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                for i in 0..batch.num_rows() {
-                    let key = (
-                        string_at(&batch, "label", i)?,
-                        string_at(&batch, "pool", i)?,
-                        string_at(&batch, "split", i)?,
-                    );
-                    *counts.entry(key).or_default() += 1;
-                }
-                sink.write(&batch).await?;
-            }
-            sink.finish().await?;
-            Ok::<_, Error>(counts)
-        }));
-    }
-    let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for task in tasks {
-        for (k, v) in task.await.map_err(|e| Error::Other(format!("partition task failed: {e}")))?? {
+    let dir = ParquetDir::create(output.child("sample"), run_id).await?;
+    let (parts, dir) = write_partitions(dir, streams, count_sample).await?;
+    let mut counts: SampleCounts = BTreeMap::new();
+    for part in parts {
+        for (k, v) in part {
             *counts.entry(k).or_default() += v;
         }
     }
-    let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
-    let files = dir.commit().await?;
 
     // Conservation: every positive is in the sample once, every quota is met exactly.
     let total_positives: u64 = pos_counts.values().sum();
@@ -242,6 +234,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
              expected {total_positives} and {drawn}"
         )));
     }
+    let files = dir.commit().await?;
 
     let sample_url = format!("{}/", output.child("sample").url);
     engine.ctx.register_parquet("sample", &sample_url, ParquetReadOptions::default()).await?;
