@@ -26,8 +26,8 @@ labelled AS (
            p.stratum, coalesce(w.weight, 1.0) AS weight,
            p.galaxy_id, p.lens_name, p.grade, p.ra, p.dec, p.type, p.nobs_z, p.nobs_z_bin, p.type_bin,
            p.mag_g, p.mag_r, p.mag_z, p.psfsize_z, p.healpix_64, p.healpix_128, p.sweep_file, p.row_index
-    FROM grade_weights w
-    RIGHT JOIN positives_strata p ON w.grade = p.grade
+    FROM positives_strata p
+    LEFT JOIN grade_weights w ON p.grade = w.grade
     UNION ALL
     SELECT 0 AS label, pool, confuser_category, stratum, 1.0 AS weight,
            galaxy_id, CAST(NULL AS VARCHAR) AS lens_name, CAST(NULL AS VARCHAR) AS grade,
