@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use lenspipe_tests::{lenspipe, python, read_json, run_ok, shared_data, synth};
+use lenspipe_tests::{assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth};
 use serde_json::Value;
 
 fn lenscat() -> String {
@@ -20,7 +20,7 @@ fn table(dir: &Path, extra: &str) -> Value {
 fn run_all(sweeps: &Path, out: &Path, extra: &[&str]) -> Value {
     run_ok(
         lenspipe()
-            .args(["run", "all", "--config", "paper_iv"])
+            .args(["run", "catalog", "--config", "paper_iv"])
             .arg("--set")
             .arg(format!("inputs.sweeps={}", sweeps.display()))
             .arg("--set")
@@ -130,21 +130,38 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
     }
 }
 
+/// Row keys of each stage's output, and the columns that differ by design
+/// between two runs (the extraction time).
+pub const STAGE_KEYS: [(&str, &str); 3] = [
+    ("negatives", "sweep_file,row_index"),
+    ("positives", "lens_id"),
+    ("sample", "label,sweep_file,row_index,lens_name"),
+];
+const RUN_VARYING: &str = "extraction_timestamp";
+
 #[test]
 fn sample_is_the_same_whatever_the_partitioning() {
     let tmp = tempfile::tempdir().unwrap();
     let sweeps = tmp.path().join("sweeps");
     synth(&sweeps, 12, 4_000, 9, &["--plant", &lenscat()]);
-    let a = tmp.path().join("a");
-    let b = tmp.path().join("b");
-    run_all(&sweeps, &a, &[]);
-    run_all(&sweeps, &b, &["--set", "scan.target_partition_mib=1", "--set", "scan.batch_rows=1000"]);
-    let ta = table(&a.join("sample"), "split,label");
-    let tb = table(&b.join("sample"), "split,label");
-    let rows = |t: &Value| -> BTreeSet<String> {
-        let keys = t["keys"].as_array().unwrap();
-        (0..keys.len()).map(|i| format!("{}|{}|{}", keys[i], t["split"][i], t["label"][i])).collect()
-    };
-    assert_eq!(ta["rows"], tb["rows"]);
-    assert_eq!(rows(&ta), rows(&tb));
+    let reference = tmp.path().join("reference");
+    run_all(&sweeps, &reference, &[]);
+    // Byte ranges of one file split across partitions, batches that do not
+    // divide the files, and batch sizes that do.
+    let partitionings: [&[&str]; 3] = [
+        &["--set", "scan.target_partition_mib=1", "--set", "scan.batch_rows=1000"],
+        &["--set", "scan.batch_rows=333"],
+        &["--set", "scan.target_partition_mib=1", "--set", "scan.batch_rows=4096"],
+    ];
+    for (i, extra) in partitionings.iter().enumerate() {
+        let out = tmp.path().join(format!("run-{i}"));
+        run_all(&sweeps, &out, extra);
+        for (stage, keys) in STAGE_KEYS {
+            let what = format!("{stage} with {extra:?}");
+            assert_same_rows(&reference.join(stage), &out.join(stage), keys, RUN_VARYING, &what);
+        }
+    }
+    let sample = table(&reference.join("sample"), "label");
+    let positives = sample["label"].as_array().unwrap().iter().filter(|l| l.as_i64() == Some(1)).count();
+    assert!(positives > 0 && positives < sample["rows"].as_u64().unwrap() as usize, "the sample holds both classes");
 }
