@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-4}
 rows=${2:-1000000}
-target=${CARGO_TARGET_DIR:-/work/target}
+target=${CARGO_TARGET_DIR:-$PWD/target}
 lenspipe=$target/debug/lenspipe
 work=${BENCH_DIR:-/tmp/lenspipe-bench}
 data=$work/scan-$files-$rows

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-4}
 rows=${2:-1000000}
-lenspipe=${CARGO_TARGET_DIR:-/work/target}/debug/lenspipe
+lenspipe=${CARGO_TARGET_DIR:-$PWD/target}/debug/lenspipe
 work=${BENCH_DIR:-/tmp/lenspipe-bench}
 cores=$(nproc)
 data=$work/scan-$files-$rows

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-2000000}
-lenspipe=${CARGO_TARGET_DIR:-/work/target}/debug/lenspipe
+lenspipe=${CARGO_TARGET_DIR:-$PWD/target}/debug/lenspipe
 work=${BENCH_DIR:-/tmp/lenspipe-bench}
 query="SELECT count(*) AS n FROM sweeps WHERE dec > 0 AND type = 'REX'"
 echo "| file | GB | peak RSS MB | seconds |"

@@ -4,6 +4,6 @@
 # moto[server] (scripts/install-test-deps.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads=2

@@ -192,9 +192,9 @@ mod tests {
 
     #[test]
     fn reads_the_real_lenscat_catalog() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/positives/lenscat_catalog.csv");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/positives/lenscat_catalog.csv");
         let Ok(text) = std::fs::read_to_string(path) else {
-            panic!("the shared lenscat catalog is missing at {path}");
+            panic!("the lenscat catalog is missing at {path}");
         };
         let c = parse_catalog(&text, path, &lenscat_columns()).unwrap();
         assert_eq!(c.data_lines, 32838);

@@ -12,19 +12,34 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The shared data folder beside the repository (`../shared/data`).
+/// The data shipped in the repository (`data/`: lenscat, real sweep files).
 pub fn shared_data() -> PathBuf {
-    std::env::var_os("LENSPIPE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"))
+    repo().join("data")
 }
 
 /// A workspace binary, built next to the test executable (`target/debug/`).
+/// Missing binaries are built once, with the whole workspace (building one
+/// package alone would resolve other DataFusion features and rebuild it),
+/// so `cargo test --workspace` needs no build step before it.
 pub fn bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/debug");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    if !path.exists() {
+        BUILD.call_once(|| {
+            let target = dir.parent().expect("a target directory above the profile folder");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--workspace", "--bins"])
+                .current_dir(repo())
+                .env("CARGO_TARGET_DIR", target)
+                .status()
+                .expect("cargo can be started");
+            assert!(status.success(), "cargo build --workspace --bins failed");
+        });
+    }
+    assert!(path.exists(), "{} is missing after building the workspace binaries", path.display());
     path
 }
 
@@ -218,4 +233,25 @@ impl Drop for LocalCluster {
 pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
+/// Compares two Parquet output folders row by row on `keys` (every column
+/// but `ignore`), with pyarrow as the independent reader; panics with the
+/// first differences.
+pub fn assert_same_rows(a: &Path, b: &Path, keys: &str, ignore: &str, what: &str) -> serde_json::Value {
+    let out = run_ok(
+        python()
+            .arg("tests/py/compare_tables.py")
+            .arg(a)
+            .arg(b)
+            .args(["--keys", keys, "--ignore", ignore]),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("compare_tables.py prints JSON");
+    assert!(report["rows_a"].as_u64().unwrap_or(0) > 0, "{what}: no rows in {}", a.display());
+    assert_eq!(report["rows_a"], report["rows_b"], "{what}: row counts differ");
+    assert_eq!(report["duplicate_keys_a"], 0, "{what}: duplicate keys in {}", a.display());
+    assert_eq!(report["duplicate_keys_b"], 0, "{what}: duplicate keys in {}", b.display());
+    assert_eq!(report["columns_a"], report["columns_b"], "{what}: columns differ");
+    assert_eq!(report["differing_rows"], 0, "{what}: rows differ: {}", report["differences"]);
+    report
 }
