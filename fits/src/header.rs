@@ -302,8 +302,7 @@ fn pad_to_block(n: u64) -> u64 {
         .saturating_mul(BLOCK_LEN as u64)
 }
 
-/// Bytes of data after the primary header:
-/// |BITPIX|/8 × GCOUNT × (PCOUNT + NAXIS1 × … × NAXISn), unpadded.
+/// Bytes of data after the primary header (see [`hdu_data_len`]).
 fn primary_data_len(h: &Header<'_>) -> Result<u64> {
     // scan() checked that the first card is SIMPLE.
     if h.logical("SIMPLE")? != Some(true) {
@@ -312,6 +311,12 @@ fn primary_data_len(h: &Header<'_>) -> Result<u64> {
             "SIMPLE is not T: file does not conform to the FITS standard",
         ));
     }
+    hdu_data_len(h)
+}
+
+/// Bytes of data after a header:
+/// |BITPIX|/8 × GCOUNT × (PCOUNT + NAXIS1 × … × NAXISn), unpadded.
+pub(crate) fn hdu_data_len(h: &Header<'_>) -> Result<u64> {
     let (bitpix, at) = h.required_int("BITPIX")?;
     if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
         return Err(h
@@ -332,7 +337,7 @@ fn primary_data_len(h: &Header<'_>) -> Result<u64> {
         }
         elements = elements
             .checked_mul(len.unsigned_abs())
-            .ok_or_else(|| h.loc.header(h.start, "primary data size overflows"))?;
+            .ok_or_else(|| h.loc.header(h.start, "data size overflows"))?;
     }
     let pcount = h.optional_int_in("PCOUNT", 0..=i64::MAX)?.unwrap_or(0);
     let gcount = h.optional_int_in("GCOUNT", 0..=i64::MAX)?.unwrap_or(1);
@@ -340,7 +345,40 @@ fn primary_data_len(h: &Header<'_>) -> Result<u64> {
         .checked_add(pcount.unsigned_abs())
         .and_then(|e| e.checked_mul(gcount.unsigned_abs()))
         .and_then(|e| e.checked_mul(bitpix.unsigned_abs() / 8))
-        .ok_or_else(|| h.loc.header(h.start, "primary data size overflows"))
+        .ok_or_else(|| h.loc.header(h.start, "data size overflows"))
+}
+
+/// Reads the header that starts at byte `start` of a file held whole in
+/// `bytes`; a missing END card is reported as truncation.
+pub(crate) fn read_header_at<'a>(
+    bytes: &'a [u8],
+    start: u64,
+    hdu: usize,
+    source: &'a str,
+) -> Result<Header<'a>> {
+    let scanner = Scanner {
+        bytes,
+        file_size: Some(bytes.len() as u64),
+        source,
+    };
+    match scanner.read_header(start, hdu) {
+        Ok(h) => Ok(h),
+        Err(Stop::Fail(e)) => Err(e),
+        // Unreachable with the whole file at hand; reported rather than assumed.
+        Err(Stop::NeedMore(at)) => Err(scanner.at(hdu).truncated(
+            bytes.len() as u64,
+            format!("header needs {at} bytes but the file has {}", bytes.len()),
+        )),
+    }
+}
+
+/// Byte offset of the next HDU's header: after this one's data, padded to a block.
+pub(crate) fn next_header_offset(h: &Header<'_>) -> Result<u64> {
+    let len = hdu_data_len(h)?;
+    h.data_offset
+        .checked_add(len)
+        .map(pad_to_block)
+        .ok_or_else(|| h.loc.header(h.start, "data size overflows"))
 }
 
 /// Validates a BINTABLE header and works out its row layout.
@@ -464,7 +502,7 @@ fn bintable_layout(h: &Header<'_>, source: &str) -> Result<BinTableLayout> {
 
 /// One 80-byte header card.
 #[derive(Debug)]
-struct Card<'a> {
+pub(crate) struct Card<'a> {
     /// Keyword, trailing spaces trimmed.
     key: &'a str,
     /// Bytes 11–80 when the card has a value indicator (`= ` in bytes 9–10).
@@ -579,12 +617,16 @@ fn parse_string(mut rest: &[u8]) -> std::result::Result<String, String> {
 }
 
 /// The cards of one header, with keyword lookup.
-struct Header<'a> {
-    loc: Location<'a>,
+///
+/// Lookups fail when a keyword appears twice or its value has the wrong type;
+/// the error names the card's byte offset.
+#[derive(Debug)]
+pub struct Header<'a> {
+    pub(crate) loc: Location<'a>,
     /// Byte offset of the first card.
     start: u64,
     /// Byte offset just past the END card's block: where the data starts.
-    data_offset: u64,
+    pub(crate) data_offset: u64,
     cards: Vec<Card<'a>>,
     /// Keyword → (index of its first valued card, whether it appears again).
     index: HashMap<&'a str, (usize, bool)>,
@@ -630,7 +672,7 @@ impl<'a> Header<'a> {
             .map_err(|m| self.loc.header(card.offset, format!("{key}: {m}")))
     }
 
-    fn int(&self, key: &str) -> Result<Option<(i64, u64)>> {
+    pub(crate) fn int(&self, key: &str) -> Result<Option<(i64, u64)>> {
         match self.value(key)? {
             None => Ok(None),
             Some((Value::Int(i), at)) => Ok(Some((i, at))),
@@ -640,17 +682,17 @@ impl<'a> Header<'a> {
         }
     }
 
-    fn required_int(&self, key: &str) -> Result<(i64, u64)> {
+    pub(crate) fn required_int(&self, key: &str) -> Result<(i64, u64)> {
         self.int(key)?.ok_or_else(|| self.missing(key))
     }
 
     /// A required integer that must lie in `range`.
-    fn int_in(&self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<i64> {
+    pub(crate) fn int_in(&self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<i64> {
         let (v, at) = self.required_int(key)?;
         self.check_range(key, v, at, range)
     }
 
-    fn optional_int_in(
+    pub(crate) fn optional_int_in(
         &self,
         key: &str,
         range: std::ops::RangeInclusive<i64>,
@@ -678,7 +720,26 @@ impl<'a> Header<'a> {
         Err(self.loc.header(at, format!("{key} = {v}: {expected}")))
     }
 
-    fn float(&self, key: &str) -> Result<Option<f64>> {
+    /// The integer value of `key`, if present.
+    pub fn integer(&self, key: &str) -> Result<Option<i64>> {
+        Ok(self.int(key)?.map(|(v, _)| v))
+    }
+
+    /// Byte offset of the header's first card in the file.
+    pub fn offset(&self) -> u64 {
+        self.start
+    }
+
+    /// The keywords of the header's valued cards, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.cards
+            .iter()
+            .filter(|c| c.value.is_some())
+            .map(|c| c.key)
+    }
+
+    /// The value of `key` as a number (integers are converted), if present.
+    pub fn float(&self, key: &str) -> Result<Option<f64>> {
         match self.value(key)? {
             None => Ok(None),
             Some((Value::Int(i), _)) => Ok(Some(i as f64)),
@@ -687,7 +748,8 @@ impl<'a> Header<'a> {
         }
     }
 
-    fn logical(&self, key: &str) -> Result<Option<bool>> {
+    /// The logical value of `key`, if present.
+    pub fn logical(&self, key: &str) -> Result<Option<bool>> {
         match self.value(key)? {
             None => Ok(None),
             Some((Value::Logical(b), _)) => Ok(Some(b)),
@@ -695,11 +757,12 @@ impl<'a> Header<'a> {
         }
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>> {
+    /// The string value of `key` (trailing spaces trimmed), if present.
+    pub fn string(&self, key: &str) -> Result<Option<String>> {
         Ok(self.string_at(key)?.map(|(s, _)| s))
     }
 
-    fn string_at(&self, key: &str) -> Result<Option<(String, u64)>> {
+    pub(crate) fn string_at(&self, key: &str) -> Result<Option<(String, u64)>> {
         match self.value(key)? {
             None => Ok(None),
             Some((Value::Str(s), at)) => Ok(Some((s, at))),
@@ -707,11 +770,11 @@ impl<'a> Header<'a> {
         }
     }
 
-    fn required_string(&self, key: &str) -> Result<(String, u64)> {
+    pub(crate) fn required_string(&self, key: &str) -> Result<(String, u64)> {
         self.string_at(key)?.ok_or_else(|| self.missing(key))
     }
 
-    fn missing(&self, key: &str) -> FitsError {
+    pub(crate) fn missing(&self, key: &str) -> FitsError {
         self.loc
             .header(self.start, format!("missing required keyword {key}"))
     }

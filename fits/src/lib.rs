@@ -8,17 +8,23 @@
 //! table; [`column`](mod@column) documents how FITS column types and conventions
 //! (TZERO offsets, TSCAL, TNULL, arrays, strings) map to Arrow. Every
 //! [`FitsError`] names the source, the HDU, the byte offset and the problem.
+//!
+//! [`TiledImage`] reads tile-compressed (RICE_1) float images tile by tile.
 
 pub mod column;
 pub mod decode;
+mod dither;
 pub mod error;
 pub mod header;
 pub mod reader;
+mod rice;
+pub mod tiled;
 pub mod writer;
 
 pub use column::{ColumnDesc, TForm};
 pub use decode::RowDecoder;
 pub use error::{ErrorKind, FitsError, Result};
-pub use header::{scan_headers, scan_headers_sized, BinTableLayout, HeaderScan};
+pub use header::{scan_headers, scan_headers_sized, BinTableLayout, Header, HeaderScan};
 pub use reader::{read_layout, Reader, ReaderBuilder};
+pub use tiled::TiledImage;
 pub use writer::{BinTableWriter, ColumnSpec};

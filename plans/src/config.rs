@@ -73,6 +73,8 @@ pub struct Config {
     pub exclusion: Exclusion,
     pub sampling: Sampling,
     pub split: Split,
+    pub cutouts: Cutouts,
+    pub validation: Validation,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +85,18 @@ pub struct Inputs {
     /// Known-lens catalog CSV.
     #[serde(default)]
     pub positives: Option<String>,
+    /// Targets of the cutout stage: Parquet with `galaxy_id`, `ra`, `dec`
+    /// (and `brickname`). Default: the stratified sample, `<output>/sample/`.
+    #[serde(default)]
+    pub cutout_targets: Option<String>,
+    /// DR10 coadd root for `cutouts.source: bricks` (holding `coadd/` and
+    /// `survey-bricks.fits.gz`).
+    #[serde(default)]
+    pub coadds: Option<String>,
+    /// Cutouts to validate: Parquet with `galaxy_id`, `label`, `image`.
+    /// Default: the cutout stage's output, `<output>/cutouts/`.
+    #[serde(default)]
+    pub validate: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -239,6 +253,72 @@ pub struct SplitFractions {
     pub test: f64,
 }
 
+/// Where cutout pixels come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutoutSource {
+    /// The Legacy Surveys viewer's `fits-cutout` API at `cutouts.viewer_url`.
+    Viewer,
+    /// Coadd bricks under `inputs.coadds`.
+    Bricks,
+}
+
+/// The cutout stage: the image grid (science parameters, with provenance)
+/// and how politely the viewer is asked (operational settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cutouts {
+    pub source: Param<CutoutSource>,
+    pub viewer_url: Param<String>,
+    pub layer: Param<String>,
+    /// Pixels on a side.
+    pub size: Param<usize>,
+    /// Arcsec per pixel.
+    pub pixscale: Param<f64>,
+    /// Band letters in plane order.
+    pub bands: Param<String>,
+    /// `lanczos3` or `native`; bricks only (the viewer always resamples with Lanczos-3).
+    pub resampling: Param<lenspipe_cutouts::Resampling>,
+    /// Viewer requests in flight at most, per process.
+    pub concurrency: usize,
+    /// Viewer requests per second on average, per process.
+    pub rate_per_s: f64,
+    pub timeout_s: f64,
+    pub max_retries: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Targets per shard: the unit of writing, resuming and cluster tasks.
+    pub shard_rows: usize,
+}
+
+/// The validation stage: per-cutout check thresholds and shortcut detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validation {
+    /// `no_coverage` beyond this fraction of exactly-zero pixels in a band.
+    pub max_zero_fraction: Param<f64>,
+    /// `saturated_or_bright` beyond this peak pixel (nanomaggies).
+    pub max_peak_nmgy: Param<f64>,
+    /// `saturated_or_bright` beyond this central aperture flux (nanomaggies).
+    pub max_aperture_flux_nmgy: Param<f64>,
+    /// `off_centre` beyond this distance of the brightest compact source (pixels).
+    pub max_centroid_offset_px: Param<f64>,
+    /// Central aperture radius (pixels).
+    pub aperture_radius_px: Param<f64>,
+    /// Background annulus, inner and outer radius (pixels).
+    pub background_annulus_px: Param<(f64, f64)>,
+    /// A feature is flagged when |AUC - 0.5| reaches this and its interval excludes 0.5.
+    pub shortcut_auc_margin: Param<f64>,
+    /// Bootstrap resamples for the AUC intervals.
+    pub bootstrap_resamples: usize,
+    /// Rows the shortcut statistics use at most (a stable-hash subsample above it).
+    pub max_rows_for_statistics: u64,
+    /// Seed of the subsample, the bootstrap and the gallery draw.
+    pub seed: i64,
+    /// Cutouts per group in the report's gallery.
+    pub gallery_per_group: usize,
+}
+
 /// Profiles shipped with the binary, so `--config paper_iv` works anywhere.
 pub const BUILTIN_PROFILES: [(&str, &str); 2] = [
     ("paper_iv", include_str!("../../configs/paper_iv.yaml")),
@@ -331,7 +411,50 @@ impl Config {
                 return bad(&format!("sampling.extra_strata.{}: edges must increase", s.column));
             }
         }
+        let c = &self.cutouts;
+        if c.shard_rows == 0 {
+            return bad("cutouts.shard_rows must be at least 1");
+        }
+        if c.source.value == CutoutSource::Bricks && self.inputs.coadds.is_none() {
+            return bad("cutouts.source is bricks but inputs.coadds is not set");
+        }
+        if !(c.viewer_url.value.starts_with("http://") || c.viewer_url.value.starts_with("https://")) {
+            return bad(&format!("cutouts.viewer_url: '{}' is not an http(s) URL", c.viewer_url.value));
+        }
+        self.cutout_spec("file:///")?.validate().map_err(Error::Config)?;
         Ok(())
+    }
+
+    /// The cutout stage's plan parameters, writing under `output_url`.
+    pub fn cutout_spec(&self, output_url: &str) -> Result<lenspipe_cutouts::CutoutSpec> {
+        use lenspipe_cutouts::{CutoutSpec, SourceSpec, ViewerSpec};
+        let c = &self.cutouts;
+        let source = match c.source.value {
+            CutoutSource::Viewer => SourceSpec::Viewer(ViewerSpec {
+                url: c.viewer_url.value.clone(),
+                layer: c.layer.value.clone(),
+                concurrency: c.concurrency,
+                rate_per_s: c.rate_per_s,
+                timeout_s: c.timeout_s,
+                max_retries: c.max_retries,
+                backoff_base_ms: c.backoff_base_ms,
+                backoff_max_ms: c.backoff_max_ms,
+            }),
+            CutoutSource::Bricks => SourceSpec::Bricks {
+                coadds_url: match &self.inputs.coadds {
+                    Some(root) => crate::sink::to_url(root)?.to_string(),
+                    None => String::new(),
+                },
+                resampling: c.resampling.value,
+            },
+        };
+        Ok(CutoutSpec {
+            output_url: output_url.to_string(),
+            source,
+            size: c.size.value,
+            pixscale: c.pixscale.value,
+            bands: c.bands.value.clone(),
+        })
     }
 
     /// The OR of `1 << bit` over the excluded mask bits.

@@ -13,16 +13,19 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use lenspipe_cutouts::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
 use lenspipe_sweeps::{EnvObjectStoreRegistry, SweepsLogicalCodec, SweepsPhysicalCodec};
 
-/// The logical codec: the sweeps table, then Ballista's own.
+/// The logical codec: the cutouts table, the sweeps table, then Ballista's own.
 pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
-    Arc::new(SweepsLogicalCodec::new(Arc::new(BallistaLogicalExtensionCodec::default())))
+    let ballista = Arc::new(BallistaLogicalExtensionCodec::default());
+    Arc::new(CutoutsLogicalCodec::new(Arc::new(SweepsLogicalCodec::new(ballista))))
 }
 
-/// The physical codec: the FITS scan, then Ballista's own nodes.
+/// The physical codec: the cutout operator, the FITS scan, then Ballista's own nodes.
 pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
-    Arc::new(SweepsPhysicalCodec::new(Arc::new(BallistaPhysicalExtensionCodec::default())))
+    let ballista = Arc::new(BallistaPhysicalExtensionCodec::default());
+    Arc::new(CutoutsPhysicalCodec::new(Arc::new(SweepsPhysicalCodec::new(ballista))))
 }
 
 /// A runtime whose object stores come from the process environment.

@@ -43,7 +43,11 @@ enum Stage {
     Negatives,
     Positives,
     Stratify,
-    /// negatives, positives, then stratify.
+    /// negatives, positives, then stratify: the catalogue half.
+    Catalog,
+    Cutouts,
+    Validate,
+    /// catalog, then cutouts, then validate.
     All,
 }
 
@@ -88,6 +92,28 @@ enum Command {
         stage: Stage,
         #[command(flatten)]
         config: ConfigArgs,
+        /// Exit non-zero when validation flags a shortcut (for training jobs that gate on it).
+        #[arg(long)]
+        fail_on_shortcut: bool,
+    },
+    /// Answer the Legacy Surveys viewer's fits-cutout API from coadd bricks
+    /// (or a synthetic sky), on loopback unless told otherwise.
+    ServeCutouts {
+        /// DR10 coadd root (`file://`, `s3://` or a path) holding coadd/ and survey-bricks.fits.gz.
+        #[arg(long, conflicts_with = "synthetic_sky", required_unless_present = "synthetic_sky")]
+        coadds: Option<String>,
+        /// Serve a deterministic synthetic sky with this seed instead of bricks.
+        #[arg(long)]
+        synthetic_sky: Option<u64>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
+        /// Injected latency and faults, as JSON (see lenspipe_viewer::server::Faults).
+        #[arg(long)]
+        faults: Option<PathBuf>,
+        /// Injected latency per request in milliseconds (added to any in --faults).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
     /// Print every selection parameter beside the request's value and its provenance.
     Parity {
@@ -129,26 +155,81 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
     Ok(())
 }
 
-async fn run_stage(stage: Stage, args: ConfigArgs) -> Result<()> {
+async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Result<()> {
     let config = args.load()?;
     let engine = args.engine().await?;
     let id = run_id();
+    let catalog = [Stage::Negatives, Stage::Positives, Stage::Stratify];
+    let all = [Stage::Negatives, Stage::Positives, Stage::Stratify, Stage::Cutouts, Stage::Validate];
     let order: &[Stage] = match stage {
-        Stage::All => &[Stage::Negatives, Stage::Positives, Stage::Stratify],
+        Stage::All => &all,
+        Stage::Catalog => &catalog,
         Stage::Negatives => &[Stage::Negatives],
         Stage::Positives => &[Stage::Positives],
         Stage::Stratify => &[Stage::Stratify],
+        Stage::Cutouts => &[Stage::Cutouts],
+        Stage::Validate => &[Stage::Validate],
     };
+    let mut shortcut_found = false;
     for s in order {
         let (name, section) = match s {
             Stage::Negatives => ("negatives", stages::negatives::run(&engine, &config, &id).await?),
             Stage::Positives => ("positives", stages::positives::run(&engine, &config, &id).await?),
             Stage::Stratify => ("stratify", stages::stratify::run(&engine, &config, &id).await?),
-            Stage::All => unreachable!("expanded above"),
+            Stage::Cutouts => ("cutouts", stages::cutouts::run(&engine, &config, &id).await?),
+            Stage::Validate => {
+                let outcome = stages::validate::run(&engine, &config, &id).await?;
+                shortcut_found = outcome.flagged > 0;
+                eprintln!("{}", outcome.summary);
+                ("validate", outcome.section)
+            }
+            Stage::All | Stage::Catalog => unreachable!("expanded above"),
         };
         println!("{name}: {}", serde_json::to_string_pretty(&section).unwrap_or_default());
     }
     println!("run.json: {}/run.json", Location::resolve(&engine.runtime(), &config.output)?.url);
+    if fail_on_shortcut && shortcut_found {
+        return Err(Error::Conservation(
+            "validation flagged a shortcut between positives and negatives (--fail-on-shortcut); see validation/shortcuts.json".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn serve_cutouts(
+    coadds: Option<String>,
+    synthetic_sky: Option<u64>,
+    bind: String,
+    faults: Option<PathBuf>,
+    latency_ms: u64,
+) -> Result<()> {
+    use lenspipe_viewer::server::{serve_until, CutoutProvider, Faults, ServerStats};
+    let mut faults = match faults {
+        Some(path) => Faults::from_path(&path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+        None => Faults::default(),
+    };
+    faults.latency_ms += latency_ms;
+    let provider: std::sync::Arc<dyn CutoutProvider> = match (coadds, synthetic_sky) {
+        (_, Some(seed)) => std::sync::Arc::new(lenspipe_cutouts::synthetic::SyntheticSky { seed }),
+        (Some(root), None) => {
+            let runtime = lenspipe_plans::extensions::runtime_env(&datafusion::prelude::SessionConfig::new())?;
+            let root = lenspipe_plans::sink::to_url(&root)?.to_string();
+            std::sync::Arc::new(lenspipe_cutouts::bricks::BrickProvider::new(&runtime, &root, tokio::runtime::Handle::current())?)
+        }
+        (None, None) => return Err(Error::Config("give --coadds or --synthetic-sky".into())),
+    };
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {bind}: {e}")))?;
+    let addr = listener.local_addr()?;
+    // The URL on stdout, alone on its line, for scripts and tests to read.
+    println!("http://{addr}/viewer/fits-cutout");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    serve_until(listener, provider, faults, std::sync::Arc::new(ServerStats::default()), stop).await?;
     Ok(())
 }
 
@@ -188,7 +269,10 @@ async fn main_inner(cli: Cli) -> Result<()> {
             };
             sql(query, out, config).await
         }
-        Command::Run { stage, config } => run_stage(stage, config).await,
+        Command::Run { stage, config, fail_on_shortcut } => run_stage(stage, config, fail_on_shortcut).await,
+        Command::ServeCutouts { coadds, synthetic_sky, bind, faults, latency_ms } => {
+            serve_cutouts(coadds, synthetic_sky, bind, faults, latency_ms).await
+        }
         Command::Parity { run, config } => {
             let ours = Config::load(&config, &[])?;
             let request = Config::load("request_v1", &[])?;

@@ -22,6 +22,7 @@
 //! | `min_sep_arcsec(ra, dec, positions)` | Float64 |
 //! | `axis_ratio(e1, e2)` | Float64 |
 //! | `stable_hash_unit(key, seed)` | Float64 |
+//! | `image_hash(image)` | Int64 |
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub mod angular_sep_arcsec;
 pub mod axis_ratio;
 pub mod healpix_cone_cells;
 pub mod healpix_nested;
+pub mod image_hash;
 pub mod min_sep_arcsec;
 pub mod n2_category;
 pub mod nmgy_to_mag;
@@ -49,6 +51,7 @@ pub use axis_ratio::{axis_ratio_value, AxisRatio};
 pub use common::trim_type;
 pub use healpix_cone_cells::{cone_cells, HealpixConeCells};
 pub use healpix_nested::{depth_from_nside, nested_pixel, HealpixNested};
+pub use image_hash::{image_hash_values, ImageHash};
 pub use min_sep_arcsec::MinSepArcsec;
 pub use n2_category::{N2Category, BLUE_CLUMPY, EDGE_ON_PROXY, N2_ORDER, RING_PROXY};
 pub use nmgy_to_mag::{flux_to_ab_mag, NmgyToMag};
@@ -71,6 +74,7 @@ pub fn all() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(MinSepArcsec::new())),
         Arc::new(ScalarUDF::from(AxisRatio::new())),
         Arc::new(ScalarUDF::from(StableHashUnit::new())),
+        Arc::new(ScalarUDF::from(ImageHash::new())),
     ]
 }
 

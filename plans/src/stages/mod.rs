@@ -1,9 +1,11 @@
 //! The pipeline stages. Each plans its SQL, runs it on the engine, writes
 //! Parquet under the output URL and records its counts in `run.json`.
 
+pub mod cutouts;
 pub mod negatives;
 pub mod positives;
 pub mod stratify;
+pub mod validate;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,219 @@
+//! The per-cutout checks of the validation stage, as a [`ShardJob`]: each
+//! shard's cutouts are measured and checked where the shard is read, one
+//! record batch at a time, and only the small per-cutout rows (statistics,
+//! failed checks, no pixels) are written, to `<output>/validation/checks/`.
+//!
+//! [`ShardJob`]: crate::exec::ShardJob
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, ListBuilder, RecordBatch,
+    StringArray, StringBuilder,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float32Type, Schema, SchemaRef};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use futures::StreamExt;
+use lenspipe_validate::checks::{failed_checks, Check, Thresholds};
+use lenspipe_validate::stats::{StatsComputer, StatsParams, EXPECTED_SHAPE, IMAGE_FEATURES};
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{encode_parquet, Output};
+use crate::schema;
+
+pub const PASSED: &str = "passed";
+pub const FAILURES: &str = "failures";
+pub const IMAGE_HASH: &str = "image_hash";
+
+/// What the checks need, carried in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecksSpec {
+    /// `<output>/validation/checks`.
+    pub output_url: String,
+    /// Input columns copied to each row (identity and catalogue features).
+    pub carry: Vec<String>,
+    /// Pixel hashes shared by several targets: every row with one fails `duplicate_image`.
+    pub duplicate_hashes: Vec<i64>,
+    pub thresholds: Thresholds,
+    pub stats: StatsParams,
+}
+
+/// One row per shard: where its checks went and what failed.
+pub fn summary_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new(PASSED, DataType::Int64, false),
+        Field::new(FAILURES, DataType::Utf8, false),
+    ]))
+}
+
+/// The checks rows' schema: the carried columns, then the verdict, then
+/// one Float64 column per image statistic.
+pub fn output_schema(input: &Schema, spec: &ChecksSpec) -> Result<SchemaRef> {
+    let mut fields = Vec::new();
+    for name in &spec.carry {
+        let field = input
+            .field_with_name(name)
+            .map_err(|_| DataFusionError::Plan(format!("the cutouts lack the column '{name}'")))?;
+        fields.push(field.clone().with_nullable(true));
+    }
+    fields.push(Field::new(PASSED, DataType::Boolean, false));
+    fields.push(Field::new(FAILURES, DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false));
+    fields.push(Field::new(IMAGE_HASH, DataType::Int64, true));
+    for name in IMAGE_FEATURES {
+        fields.push(Field::new(name, DataType::Float64, true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The pixel values of row `i`, if any (List or FixedSizeList of Float32).
+fn pixels(images: &ArrayRef, i: usize) -> Result<Option<Float32Array>> {
+    if images.is_null(i) {
+        return Ok(None);
+    }
+    let values = match images.data_type() {
+        DataType::FixedSizeList(_, _) => images.as_fixed_size_list().value(i),
+        DataType::List(_) => images.as_list::<i32>().value(i),
+        DataType::LargeList(_) => images.as_list::<i64>().value(i),
+        dt => return Err(DataFusionError::Plan(format!("the image column is {dt}, not a list of Float32"))),
+    };
+    match values.as_primitive_opt::<Float32Type>() {
+        Some(v) => Ok(Some(v.clone())),
+        None => Err(DataFusionError::Plan(format!("image values are {}, not Float32", values.data_type()))),
+    }
+}
+
+struct Checker {
+    spec: ChecksSpec,
+    duplicates: HashSet<i64>,
+    computer: StatsComputer,
+    schema: SchemaRef,
+    failures: BTreeMap<String, u64>,
+    rows: u64,
+    passed: u64,
+    id_hash: u64,
+}
+
+impl Checker {
+    fn batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let images = batch
+            .column_by_name(schema::IMAGE)
+            .ok_or_else(|| DataFusionError::Plan("the cutouts lack the image column".into()))?;
+        let statuses = match batch.column_by_name(schema::STATUS) {
+            Some(s) => Some(cast(s, &DataType::Utf8)?.as_string::<i32>().clone()),
+            None => None,
+        };
+        let ids = cast(
+            batch
+                .column_by_name(schema::GALAXY_ID)
+                .ok_or_else(|| DataFusionError::Plan("the cutouts lack galaxy_id".into()))?,
+            &DataType::Utf8,
+        )?;
+        let ids = ids.as_string::<i32>();
+        let n = batch.num_rows();
+        let mut passed = Vec::with_capacity(n);
+        let mut failures = ListBuilder::new(StringBuilder::new());
+        let mut hashes = Vec::with_capacity(n);
+        let mut features: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(n); IMAGE_FEATURES.len()];
+        for i in 0..n {
+            if ids.is_valid(i) {
+                self.id_hash = lenspipe_udfs::stable_hash_unit::fnv1a64_update(self.id_hash, ids.value(i).as_bytes());
+            }
+            let status = statuses.as_ref().map_or("ok", |s| if s.is_valid(i) { s.value(i) } else { "" });
+            let image = pixels(images, i)?;
+            let (failed, stats, hash) = match &image {
+                None => {
+                    // No pixels at all: the status says why when it is not ok.
+                    let check = if status == lenspipe_validate::checks::STATUS_OK { Check::WrongShape } else { Check::NotOkStatus };
+                    (vec![check], None, None)
+                }
+                Some(values) => {
+                    let values = values.values();
+                    let hash = lenspipe_udfs::image_hash_values(values);
+                    let shape: Vec<usize> =
+                        if values.len() == EXPECTED_SHAPE.iter().product::<usize>() { EXPECTED_SHAPE.to_vec() } else { vec![values.len()] };
+                    let stats = if shape == EXPECTED_SHAPE { self.computer.compute(values).ok() } else { None };
+                    let mut failed = failed_checks(values, &shape, status, stats.as_ref(), &self.spec.thresholds);
+                    if self.duplicates.contains(&hash) {
+                        failed.push(Check::DuplicateImage);
+                        failed.sort_by_key(|c| Check::ALL.iter().position(|a| a == c));
+                    }
+                    (failed, stats, Some(hash))
+                }
+            };
+            for (column, name) in features.iter_mut().zip(IMAGE_FEATURES) {
+                column.push(stats.as_ref().and_then(|s| s.feature(name)));
+            }
+            hashes.push(hash);
+            passed.push(failed.is_empty());
+            if failed.is_empty() {
+                self.passed += 1;
+            }
+            for check in &failed {
+                *self.failures.entry(check.as_str().to_string()).or_default() += 1;
+                failures.values().append_value(check.as_str());
+            }
+            failures.append(true);
+        }
+        self.rows += n as u64;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for name in &self.spec.carry {
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| DataFusionError::Plan(format!("the cutouts lack the column '{name}'")))?;
+            columns.push(Arc::clone(column));
+        }
+        columns.push(Arc::new(BooleanArray::from(passed)));
+        columns.push(Arc::new(failures.finish()));
+        columns.push(Arc::new(Int64Array::from(hashes)));
+        for column in features {
+            columns.push(Arc::new(Float64Array::from(column)));
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+pub(crate) async fn run_partition(
+    mut input: SendableRecordBatchStream,
+    spec: ChecksSpec,
+    context: Arc<TaskContext>,
+) -> Result<RecordBatch> {
+    let output = Output::resolve(&spec.output_url, &context)?;
+    let schema = output_schema(input.schema().as_ref(), &spec)?;
+    let (height, width) = (EXPECTED_SHAPE[1], EXPECTED_SHAPE[2]);
+    let mut checker = Checker {
+        duplicates: spec.duplicate_hashes.iter().copied().collect(),
+        computer: StatsComputer::new(height, width, spec.stats.clone()),
+        schema: Arc::clone(&schema),
+        spec,
+        failures: BTreeMap::new(),
+        rows: 0,
+        passed: 0,
+        id_hash: lenspipe_udfs::stable_hash_unit::FNV_OFFSET_BASIS,
+    };
+    let mut out = Vec::new();
+    while let Some(batch) = input.next().await {
+        out.push(checker.batch(&batch?)?);
+    }
+    let mut paths = Vec::new();
+    if checker.rows > 0 {
+        let rows = arrow::compute::concat_batches(&schema, &out)?;
+        // Named by the shard's targets: a task run twice writes the same object.
+        let name = format!("part-{:016x}.parquet", checker.id_hash);
+        paths.push(output.put(&name, encode_parquet(&rows)?).await?);
+    }
+    let failures = serde_json::to_string(&checker.failures).map_err(|e| DataFusionError::Internal(e.to_string()))?;
+    Ok(RecordBatch::try_new(
+        summary_schema(),
+        vec![
+            Arc::new(StringArray::from(vec![paths.join(",")])),
+            Arc::new(Int64Array::from(vec![checker.rows as i64])),
+            Arc::new(Int64Array::from(vec![checker.passed as i64])),
+            Arc::new(StringArray::from(vec![failures])),
+        ],
+    )?)
+}

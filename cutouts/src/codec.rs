@@ -1,0 +1,173 @@
+//! Plan codecs for the cutout stage, wrapping whatever codecs the engine
+//! already has (the sweeps codecs, then Ballista's). A payload of ours
+//! starts with a magic tag; anything else goes to the wrapped codec.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::protobuf;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{ShardExec, ShardJob};
+use crate::table::{CutoutsTable, TargetFile};
+
+const TABLE_TAG: &[u8] = b"lenspipe.shards.table.v1\n";
+const EXEC_TAG: &[u8] = b"lenspipe.shards.exec.v1\n";
+
+#[derive(Serialize, Deserialize)]
+struct TableSpec {
+    job: ShardJob,
+    store_url: String,
+    files: Vec<TargetFile>,
+    /// The target files' schema as a DataFusion protobuf `Schema`.
+    targets_schema: Vec<u8>,
+}
+
+fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
+    buf.extend_from_slice(tag);
+    serde_json::to_writer(buf, value).map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
+}
+
+fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option<Result<T>> {
+    let body = buf.strip_prefix(tag)?;
+    Some(serde_json::from_slice(body).map_err(|e| DataFusionError::Internal(format!("decoding plan: {e}"))))
+}
+
+fn schema_to_bytes(schema: &Schema) -> Result<Vec<u8>> {
+    let proto =
+        protobuf::Schema::try_from(schema).map_err(|e| DataFusionError::Internal(format!("encoding schema: {e}")))?;
+    Ok(proto.encode_to_vec())
+}
+
+fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
+    let proto =
+        protobuf::Schema::decode(bytes).map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
+    let schema = Schema::try_from(&proto).map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
+    Ok(Arc::new(schema))
+}
+
+/// Carries [`CutoutsTable`] in logical plans (client to scheduler).
+#[derive(Debug)]
+pub struct CutoutsLogicalCodec {
+    inner: Arc<dyn LogicalExtensionCodec>,
+}
+
+impl CutoutsLogicalCodec {
+    pub fn new(inner: Arc<dyn LogicalExtensionCodec>) -> Self {
+        Self { inner }
+    }
+}
+
+impl LogicalExtensionCodec for CutoutsLogicalCodec {
+    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
+        self.inner.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        match decode_tagged::<TableSpec>(TABLE_TAG, buf) {
+            Some(spec) => {
+                let spec = spec?;
+                let targets_schema = schema_from_bytes(&spec.targets_schema)?;
+                Ok(Arc::new(CutoutsTable::new(spec.job, spec.store_url, spec.files, targets_schema)))
+            }
+            None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
+        }
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        match node.downcast_ref::<CutoutsTable>() {
+            Some(table) => encode_tagged(
+                TABLE_TAG,
+                &TableSpec {
+                    job: table.job().clone(),
+                    store_url: table.store_url().to_string(),
+                    files: table.files().to_vec(),
+                    targets_schema: schema_to_bytes(table.targets_schema())?,
+                },
+                buf,
+            ),
+            None => self.inner.try_encode_table_provider(table_ref, node, buf),
+        }
+    }
+
+    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
+        self.inner.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
+        self.inner.try_encode_file_format(buf, node)
+    }
+}
+
+/// Carries [`ShardExec`] in physical plans (scheduler to executors);
+/// its input, a Parquet scan, goes through the wrapped codecs.
+#[derive(Debug)]
+pub struct CutoutsPhysicalCodec {
+    inner: Arc<dyn PhysicalExtensionCodec>,
+}
+
+impl CutoutsPhysicalCodec {
+    pub fn new(inner: Arc<dyn PhysicalExtensionCodec>) -> Self {
+        Self { inner }
+    }
+}
+
+impl PhysicalExtensionCodec for CutoutsPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match decode_tagged::<ShardJob>(EXEC_TAG, buf) {
+            Some(job) => {
+                let [input] = inputs else {
+                    return Err(DataFusionError::Internal(format!(
+                        "ShardExec takes one input, the plan carried {}",
+                        inputs.len()
+                    )));
+                };
+                Ok(Arc::new(ShardExec::new(Arc::clone(input), job?)))
+            }
+            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        match node.downcast_ref::<ShardExec>() {
+            Some(exec) => encode_tagged(EXEC_TAG, exec.job(), buf),
+            None => self.inner.try_encode(node, buf, proto_converter),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The cutout stage of lenspipe: a bands x size x size image for every
+//! target of the sample, from the Legacy Surveys viewer's `fits-cutout` API
+//! or cut from DR10 coadd bricks.
+//!
+//! The stage is a plan: a Parquet scan of the target shards under
+//! [`ShardExec`], which makes each shard's cutouts and writes the
+//! shard where it runs. Scanning [`CutoutsTable`] runs it, embedded or on a
+//! Ballista cluster (with [`CutoutsLogicalCodec`] and
+//! [`CutoutsPhysicalCodec`] registered); the caller receives one summary
+//! row per shard and never the pixels.
+
+pub mod bricks;
+pub mod checks;
+pub mod codec;
+pub mod exec;
+pub mod schema;
+pub mod source;
+pub mod spec;
+pub mod synthetic;
+pub mod table;
+pub mod viewer;
+
+pub use codec::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
+pub use exec::{ShardExec, ShardJob};
+pub use source::{Cutout, PixelSource, Target};
+pub use spec::{CutoutSpec, Resampling, SourceSpec, ViewerSpec};
+pub use lenspipe_viewer::CutoutStatus;
+pub use table::{CutoutsTable, TargetFile};

@@ -1,0 +1,97 @@
+//! The cutout shards' columns and the per-shard summary rows, defined once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::spec::CutoutSpec;
+
+/// The target's shard, added to the target files by the client and
+/// dropped from the output.
+pub const SHARD: &str = "cutout_shard";
+pub const GALAXY_ID: &str = "galaxy_id";
+pub const RA: &str = "ra";
+pub const DEC: &str = "dec";
+pub const BRICKNAME: &str = "brickname";
+
+pub const STATUS: &str = "cutout_status";
+pub const IMAGE: &str = "image";
+pub const SOURCE: &str = "cutout_source";
+pub const RESAMPLING: &str = "cutout_resampling";
+pub const ATTEMPTS: &str = "cutout_attempts";
+
+/// Columns the stage adds after the target's own, in order.
+pub const ADDED: [&str; 5] = [STATUS, IMAGE, SOURCE, RESAMPLING, ATTEMPTS];
+
+/// Schema metadata keys: how to read `image` without this crate.
+pub const META_SIZE: &str = "lenspipe.cutout.size";
+pub const META_BANDS: &str = "lenspipe.cutout.bands";
+pub const META_PIXSCALE: &str = "lenspipe.cutout.pixscale_arcsec";
+pub const META_LAYOUT: &str = "lenspipe.cutout.layout";
+pub const META_UNIT: &str = "lenspipe.cutout.unit";
+
+/// `image`: bands x size x size float32 values, CHW, row-major.
+pub fn image_field(spec: &CutoutSpec) -> Field {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    Field::new(IMAGE, DataType::FixedSizeList(item, spec.image_len() as i32), true)
+}
+
+/// The output schema: the target columns (without [`SHARD`]), then [`ADDED`].
+pub fn output_schema(targets: &Schema, spec: &CutoutSpec) -> SchemaRef {
+    let mut fields: Vec<Field> = targets
+        .fields()
+        .iter()
+        .filter(|f| f.name() != SHARD && !ADDED.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(STATUS, DataType::Utf8, false));
+    fields.push(image_field(spec));
+    fields.push(Field::new(SOURCE, DataType::Utf8, false));
+    fields.push(Field::new(RESAMPLING, DataType::Utf8, false));
+    fields.push(Field::new(ATTEMPTS, DataType::Int32, false));
+    let metadata = HashMap::from([
+        (META_SIZE.to_string(), spec.size.to_string()),
+        (META_BANDS.to_string(), spec.bands.clone()),
+        (META_PIXSCALE.to_string(), spec.pixscale.to_string()),
+        (META_LAYOUT.to_string(), "CHW: band, row (south to north), column (east to west on the sky)".to_string()),
+        (META_UNIT.to_string(), "nanomaggies".to_string()),
+    ]);
+    Arc::new(Schema::new_with_metadata(fields, metadata))
+}
+
+/// Summary row columns: one row per shard, all the client receives.
+pub const SUMMARY_SHARD: &str = "shard";
+pub const SUMMARY_PATH: &str = "path";
+pub const SUMMARY_TARGETS: &str = "targets";
+pub const SUMMARY_FETCHED: &str = "fetched";
+pub const SUMMARY_KEPT: &str = "kept";
+pub const SUMMARY_REUSED_SHARD: &str = "reused_shard";
+pub const SUMMARY_STATUSES: &str = "statuses";
+pub const SUMMARY_ATTEMPTS: &str = "attempts";
+pub const SUMMARY_BYTES: &str = "bytes";
+pub const SUMMARY_SECONDS: &str = "seconds";
+
+pub fn summary_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(SUMMARY_SHARD, DataType::Int64, false),
+        Field::new(SUMMARY_PATH, DataType::Utf8, false),
+        Field::new(SUMMARY_TARGETS, DataType::Int64, false),
+        Field::new(SUMMARY_FETCHED, DataType::Int64, false),
+        Field::new(SUMMARY_KEPT, DataType::Int64, false),
+        Field::new(SUMMARY_REUSED_SHARD, DataType::Boolean, false),
+        Field::new(SUMMARY_STATUSES, DataType::Utf8, false),
+        Field::new(SUMMARY_ATTEMPTS, DataType::Int64, false),
+        Field::new(SUMMARY_BYTES, DataType::Int64, false),
+        Field::new(SUMMARY_SECONDS, DataType::Float64, false),
+    ]))
+}
+
+/// The object name of shard `index` inside the output folder.
+pub fn shard_file_name(index: i64) -> String {
+    format!("shard-{index:06}.parquet")
+}
+
+/// The folder of the target lists inside the output folder (skipped by
+/// readers: a leading underscore).
+pub const TARGETS_DIR: &str = "_targets";

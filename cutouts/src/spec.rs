@@ -1,0 +1,92 @@
+//! What a cutout run is asked to do, as the plan carries it to executors.
+
+use serde::{Deserialize, Serialize};
+
+pub use lenspipe_coadd::Resampling;
+
+/// Where pixels come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceSpec {
+    /// The Legacy Surveys viewer's `fits-cutout` HTTP API (or a server that
+    /// answers it, such as `lenspipe serve-cutouts`).
+    Viewer(ViewerSpec),
+    /// DR10 coadd bricks under a root (`file://` or `s3://`).
+    Bricks { coadds_url: String, resampling: Resampling },
+}
+
+/// The viewer client's settings. Limits are per process: a cluster of N
+/// executors keeps up to N x `concurrency` requests in flight and makes up
+/// to N x `rate_per_s` requests a second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewerSpec {
+    pub url: String,
+    pub layer: String,
+    pub concurrency: usize,
+    pub rate_per_s: f64,
+    pub timeout_s: f64,
+    pub max_retries: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+/// One cutout run: the pixel source, the grid, and where shards go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutoutSpec {
+    /// `<output>/cutouts`, the folder the shards are written to.
+    pub output_url: String,
+    pub source: SourceSpec,
+    pub size: usize,
+    pub pixscale: f64,
+    pub bands: String,
+}
+
+impl CutoutSpec {
+    /// The `cutout_source` column: where the pixels came from.
+    pub fn source_label(&self) -> String {
+        match &self.source {
+            SourceSpec::Viewer(v) => format!("viewer:{}?layer={}", v.url, v.layer),
+            SourceSpec::Bricks { coadds_url, .. } => format!("bricks:{coadds_url}"),
+        }
+    }
+
+    /// The `cutout_resampling` column. The viewer resamples with Lanczos-3.
+    pub fn resampling(&self) -> Resampling {
+        match &self.source {
+            SourceSpec::Viewer(_) => Resampling::Lanczos3,
+            SourceSpec::Bricks { resampling, .. } => *resampling,
+        }
+    }
+
+    /// Values per image: bands x size x size.
+    pub fn image_len(&self) -> usize {
+        self.bands.len() * self.size * self.size
+    }
+
+    /// Checks what would otherwise fail target by target.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.size == 0 || self.size > 512 {
+            return Err(format!("cutouts.size: {} is not in 1..=512 pixels", self.size));
+        }
+        if !(self.pixscale > 0.0 && self.pixscale <= 10.0) {
+            return Err(format!("cutouts.pixscale: {} is not in (0, 10] arcsec/pixel", self.pixscale));
+        }
+        lenspipe_viewer::bands::validate_bands(&self.bands).map_err(|e| format!("cutouts.bands: '{}': {e}", self.bands))?;
+        if let SourceSpec::Viewer(v) = &self.source {
+            if v.concurrency == 0 {
+                return Err("cutouts.concurrency must be at least 1".into());
+            }
+            if !(v.rate_per_s > 0.0) {
+                return Err("cutouts.rate_per_s must be positive".into());
+            }
+            if !(v.timeout_s > 0.0) {
+                return Err("cutouts.timeout_s must be positive".into());
+            }
+            if v.layer.is_empty() || !v.layer.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(format!("cutouts.layer: '{}' is not a layer name", v.layer));
+            }
+        }
+        Ok(())
+    }
+}
+

@@ -1,0 +1,95 @@
+//! A synthetic sky for `lenspipe serve-cutouts --synthetic-sky`: the
+//! viewer's API answered without coadds, so the whole pipeline runs on a
+//! machine with no survey data (the demo, tests). Every answer is a
+//! deterministic function of the position and the seed: Gaussian sky noise
+//! per band and one elliptical galaxy at the centre. It is not DR10 data
+//! and claims nothing about DR10's noise or galaxies.
+
+use lenspipe_viewer::server::{CutoutProvider, ProviderError};
+
+/// Layers the synthetic sky answers (the viewer answers `no such layer` otherwise).
+pub const LAYERS: [&str; 2] = ["ls-dr10", "ls-dr10-south"];
+/// `ls-dr10-south` is DECam only: nothing north of this declination.
+pub const SOUTH_DEC_MAX: f64 = 34.0;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SyntheticSky {
+    pub seed: u64,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.unit().max(1e-300), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// Noise sigma per band in nanomaggies per pixel (a choice for the demo).
+fn noise(band: char) -> f64 {
+    match band {
+        'g' => 0.004,
+        'r' => 0.006,
+        'i' => 0.008,
+        _ => 0.012,
+    }
+}
+
+impl CutoutProvider for SyntheticSky {
+    fn cutout(
+        &self,
+        ra: f64,
+        dec: f64,
+        size: usize,
+        pixscale: f64,
+        bands: &str,
+        layer: &str,
+    ) -> Result<Vec<f32>, ProviderError> {
+        if !LAYERS.contains(&layer) {
+            return Err(ProviderError::UnknownLayer);
+        }
+        if !(dec.abs() <= 90.0) || (layer == "ls-dr10-south" && dec > SOUTH_DEC_MAX) {
+            return Err(ProviderError::OffFootprint);
+        }
+        let key = ((ra * 1e6).round() as i64 as u64) ^ ((dec * 1e6).round() as i64 as u64).rotate_left(32);
+        let mut rng = Rng(key ^ self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let sigma_px = (0.6 + 1.8 * rng.unit()) / pixscale.max(1e-6);
+        let q = 0.4 + 0.6 * rng.unit();
+        let angle = std::f64::consts::PI * rng.unit();
+        let flux_r = 3.0 + 30.0 * rng.unit();
+        let colour = [("g", 0.45 + 0.3 * rng.unit()), ("r", 1.0), ("i", 1.2), ("z", 1.3 + 0.4 * rng.unit())];
+        let centre = (size as f64 - 1.0) / 2.0;
+        let (cos, sin) = (angle.cos(), angle.sin());
+        let norm = 1.0 / (std::f64::consts::TAU * sigma_px * sigma_px * q);
+        let mut out = Vec::with_capacity(bands.len() * size * size);
+        for band in bands.chars() {
+            let flux = flux_r * colour.iter().find(|(b, _)| b.starts_with(band)).map_or(1.0, |(_, c)| *c);
+            let sky = noise(band);
+            for y in 0..size {
+                for x in 0..size {
+                    let (dx, dy) = (x as f64 - centre, y as f64 - centre);
+                    let (u, v) = (dx * cos + dy * sin, (-dx * sin + dy * cos) / q);
+                    let r2 = (u * u + v * v) / (sigma_px * sigma_px);
+                    let value = flux * norm * (-0.5 * r2).exp() + sky * rng.normal();
+                    out.push(value as f32);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn default_bands(&self, _layer: &str) -> String {
+        "griz".to_string()
+    }
+}

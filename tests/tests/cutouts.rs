@@ -1,0 +1,377 @@
+//! The cutout and validation stages end to end, with real processes: the
+//! catalogue half on synthetic sweeps, `lenspipe serve-cutouts` (a real HTTP
+//! server answering the viewer's API, with injected faults), coadd bricks
+//! written by astropy, and pyarrow/astropy reading what was written.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lenspipe_tests::{assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth, Guard};
+use serde_json::Value;
+
+fn lenscat() -> String {
+    shared_data().join("positives/lenscat_catalog.csv").display().to_string()
+}
+
+/// A running `lenspipe serve-cutouts` and its fits-cutout URL.
+struct Server {
+    _process: Guard,
+    url: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = lenspipe()
+            .arg("serve-cutouts")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("lenspipe serve-cutouts starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("serve-cutouts prints its URL");
+        let url = line.trim().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "serve-cutouts printed {line:?}");
+        Self { _process: Guard(child), url }
+    }
+
+    fn stats(&self) -> Value {
+        let stats_url = self.url.replace("/viewer/fits-cutout", "/stats");
+        let out = run_ok(python().args([
+            "-c",
+            "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+            &stats_url,
+        ]));
+        serde_json::from_slice(&out.stdout).expect("stats JSON")
+    }
+}
+
+/// Synthetic sweeps with lenses planted, and the catalogue half run on them.
+fn catalog(dir: &Path) -> PathBuf {
+    let sweeps = dir.join("sweeps");
+    synth(&sweeps, 12, 4_000, 9, &["--plant", &lenscat()]);
+    let out = dir.join("run");
+    run_ok(lenspipe().args(["run", "catalog", "--config", "paper_iv"]).args(sets(&[
+        ("inputs.sweeps", &sweeps.display().to_string()),
+        ("output", &out.display().to_string()),
+    ])));
+    out
+}
+
+fn sets(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]).collect()
+}
+
+fn cutouts(out: &Path, extra: &[(&str, &str)]) -> Command {
+    let mut cmd = lenspipe();
+    cmd.args(["run", "cutouts", "--config", "paper_iv"])
+        .args(sets(&[("output", &out.display().to_string())]))
+        .args(sets(extra));
+    cmd
+}
+
+fn rows(folder: &Path, images: bool) -> Value {
+    let mut cmd = python();
+    cmd.arg("tests/py/cutout_rows.py").arg(folder);
+    if images {
+        cmd.arg("--images");
+    }
+    serde_json::from_slice(&run_ok(&mut cmd).stdout).expect("cutout_rows.py prints JSON")
+}
+
+fn sample_ids(out: &Path) -> Vec<String> {
+    let script = "import sys, pyarrow.dataset as ds; print('\\n'.join(ds.dataset(sys.argv[1], format='parquet').to_table().column('galaxy_id').to_pylist()))";
+    let listed = run_ok(python().args(["-c", script]).arg(out.join("sample")));
+    String::from_utf8_lossy(&listed.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn viewer_cutouts_survive_faults_and_validation_reports_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = catalog(tmp.path());
+    let targets = sample_ids(&out);
+    assert!(targets.len() > 50, "too few targets to test: {}", targets.len());
+
+    // Every fault the viewer is known for, on some targets; one kind never heals.
+    let faults = tmp.path().join("faults.json");
+    std::fs::write(
+        &faults,
+        r#"{"latency_ms": 2, "rules": [
+            {"kind": "429", "fraction": 0.08, "first": 1, "retry_after": "1"},
+            {"kind": "503", "fraction": 0.08, "first": 2},
+            {"kind": "html", "fraction": 0.05, "first": 1},
+            {"kind": "truncated", "fraction": 0.05, "first": 1},
+            {"kind": "empty", "fraction": 0.04, "first": 1},
+            {"kind": "html", "fraction": 0.03, "first": 100}
+        ]}"#,
+    )
+    .unwrap();
+    let server = Server::start(&["--synthetic-sky", "3", "--faults", &faults.display().to_string()]);
+    let concurrency = 4;
+    run_ok(&mut cutouts(&out, &[
+        ("cutouts.viewer_url", &server.url),
+        ("cutouts.concurrency", &concurrency.to_string()),
+        ("cutouts.rate_per_s", "1000"),
+        ("cutouts.timeout_s", "1"),
+        ("cutouts.max_retries", "3"),
+        ("cutouts.backoff_base_ms", "20"),
+        ("cutouts.backoff_max_ms", "1500"),
+        ("cutouts.shard_rows", "32"),
+    ]));
+    let got = rows(&out.join("cutouts"), false);
+
+    // Exactly one row per target, every status accounted for.
+    assert_eq!(got["rows"].as_u64().unwrap() as usize, targets.len());
+    let by_id = got["by_id"].as_object().unwrap();
+    assert_eq!(by_id.len(), targets.len());
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for id in &targets {
+        let entries = by_id[id].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{id} has {} rows", entries.len());
+        let status = entries[0]["status"].as_str().unwrap().to_string();
+        match status.as_str() {
+            "ok" | "no_coverage" => assert_eq!(entries[0]["image"].as_u64(), Some(3 * 101 * 101)),
+            _ => assert!(entries[0]["image"].is_null(), "{id}: {status} with an image"),
+        }
+        *statuses.entry(status).or_default() += 1;
+    }
+    let ok = statuses.get("ok").copied().unwrap_or(0);
+    let bad = statuses.get("bad_response").copied().unwrap_or(0);
+    assert!(bad > 0, "the never-healing HTML fault must end as bad_response: {statuses:?}");
+    assert_eq!(ok + bad, targets.len() as u64, "transient faults must heal: {statuses:?}");
+    let run = read_json(&out.join("run.json"));
+    let recorded: BTreeMap<String, u64> = serde_json::from_value(run["stages"]["cutouts"]["status"].clone()).unwrap();
+    assert_eq!(recorded, statuses, "run.json counts the statuses");
+    assert_eq!(got["metadata"]["lenspipe.cutout.size"], "101");
+    assert_eq!(got["metadata"]["lenspipe.cutout.bands"], "grz");
+    let image_type = got["image_type"].as_str().unwrap();
+    assert!(image_type.starts_with("fixed_size_list<item: float") && image_type.ends_with("[30603]"), "{image_type}");
+
+    // The server never saw more requests at once than allowed, summed over
+    // every shard the process ran at once. (Timeouts are left to the viewer
+    // crate's tests: the server keeps a request the client gave up on open.)
+    let stats = server.stats();
+    let max_in_flight = stats["max_in_flight"].as_u64().unwrap();
+    assert!(max_in_flight >= 2 && max_in_flight <= concurrency, "max in flight {max_in_flight}");
+
+    // The pixels are exactly what the service answers, read independently by astropy.
+    let clean = Server::start(&["--synthetic-sky", "3"]);
+    let with_images = rows(&out.join("cutouts"), true);
+    let mut compared = 0;
+    for id in targets.iter().filter(|id| with_images["by_id"][id.as_str()][0]["status"] == "ok").take(3) {
+        let row = &with_images["by_id"][id.as_str()][0];
+        let (ra, dec) = (row["ra"].as_f64().unwrap(), row["dec"].as_f64().unwrap());
+        let fetched = run_ok(python().args(["tests/py/fetch_cutout.py", &clean.url, &ra.to_string(), &dec.to_string(), "101", "ls-dr10-south", "grz"]));
+        let fetched: Value = serde_json::from_slice(&fetched.stdout).unwrap();
+        assert_eq!(fetched["shape"], serde_json::json!([3, 101, 101]));
+        assert!(fetched["values"] == row["image"], "{id}: stored pixels differ from the served ones");
+        compared += 1;
+    }
+    assert_eq!(compared, 3);
+
+    // Validation: every cutout checked once; failed cutouts fail not_ok_status.
+    let validated = run_ok(lenspipe().args(["run", "validate", "--config", "paper_iv"]).args(sets(&[("output", &out.display().to_string())])));
+    let summary = String::from_utf8_lossy(&validated.stderr);
+    assert!(summary.contains("validation summary"), "{summary}");
+    let run = read_json(&out.join("run.json"));
+    let v = &run["stages"]["validate"];
+    assert_eq!(v["cutouts"].as_u64().unwrap() as usize, targets.len());
+    assert_eq!(v["failed_checks"]["not_ok_status"].as_u64().unwrap(), bad, "{v}");
+    let shortcuts = read_json(&out.join("validation/shortcuts.json"));
+    let features = shortcuts["features"].as_array().unwrap();
+    for f in features {
+        for key in ["name", "kind", "auc", "ci_low", "ci_high", "median_pos", "median_neg", "flagged"] {
+            assert!(f.get(key).is_some(), "feature entry lacks {key}: {f}");
+        }
+    }
+    assert!(features.iter().any(|f| f["kind"] == "image") && features.iter().any(|f| f["kind"] == "catalog"));
+    assert!(shortcuts["splits"].is_object() && shortcuts.get("multivariate").is_some());
+    let html = std::fs::read_to_string(out.join("validation/report.html")).unwrap();
+    let pngs: Vec<_> = std::fs::read_dir(out.join("validation"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    assert!(pngs.len() >= 3, "{pngs:?}");
+    for png in &pngs {
+        assert!(html.contains(png.as_str()), "report.html does not show {png}");
+    }
+    screenshot_is_not_blank(&out.join("validation/report.html"), tmp.path());
+}
+
+/// Opens the report in headless Chromium and checks the screenshot shows
+/// something. Skipped, loudly, where no Chromium is installed.
+fn screenshot_is_not_blank(html: &Path, dir: &Path) {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(browser) = browser else {
+        eprintln!("SKIPPED: no Chromium on this machine, report screenshot not taken (scripts/install-test-deps.sh installs it)");
+        return;
+    };
+    let shot = dir.join("report.png");
+    run_ok(Command::new(browser).args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1400,2400",
+        &format!("--screenshot={}", shot.display()),
+        &format!("file://{}", html.display()),
+    ]));
+    let script = "import sys; from PIL import Image; im = Image.open(sys.argv[1]).convert('L'); \
+                  lo, hi = im.getextrema(); print(len(set(im.getdata())), lo, hi)";
+    let measured = run_ok(python().args(["-c", script]).arg(&shot));
+    let text = String::from_utf8_lossy(&measured.stdout);
+    let levels: usize = text.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(levels > 20, "the report screenshot looks blank: {text}");
+}
+
+#[test]
+fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = catalog(tmp.path());
+    let settings = |url: &str| -> Vec<(String, String)> {
+        vec![
+            ("cutouts.viewer_url".into(), url.to_string()),
+            ("cutouts.concurrency".into(), "2".into()),
+            ("cutouts.rate_per_s".into(), "1000".into()),
+            ("cutouts.shard_rows".into(), "16".into()),
+        ]
+    };
+    let as_refs = |v: &[(String, String)]| -> Vec<(String, String)> { v.to_vec() };
+
+    // Reference: one uninterrupted run.
+    let reference_server = Server::start(&["--synthetic-sky", "11"]);
+    let reference = tmp.path().join("reference");
+    std::fs::create_dir_all(&reference).unwrap();
+    let copy_sample = |to: &Path| {
+        run_ok(Command::new("cp").arg("-r").arg(out.join("sample")).arg(to.join("sample")));
+    };
+    copy_sample(&reference);
+    let s = as_refs(&settings(&reference_server.url));
+    let pairs: Vec<(&str, &str)> = s.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_ok(&mut cutouts(&reference, &pairs));
+
+    // Killed mid-run: slow answers so the kill lands between shards.
+    let server = Server::start(&["--synthetic-sky", "11", "--latency-ms", "40"]);
+    let killed = tmp.path().join("killed");
+    std::fs::create_dir_all(&killed).unwrap();
+    copy_sample(&killed);
+    let s = as_refs(&settings(&server.url));
+    let pairs: Vec<(&str, &str)> = s.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut child = cutouts(&killed, &pairs).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let shards = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir.join("cutouts"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with("shard-")).collect())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while shards(&killed).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+    run_ok(Command::new("kill").args(["-KILL", &child.id().to_string()]));
+    child.wait().unwrap();
+    let done_before = shards(&killed);
+    assert!(!done_before.is_empty());
+    // What is visible is complete: every shard reads.
+    let partial = rows(&killed.join("cutouts"), false);
+    let finished_ids: Vec<String> = partial["by_id"].as_object().unwrap().keys().cloned().collect();
+    let before = server.stats();
+
+    run_ok(&mut cutouts(&killed, &pairs));
+    let after = server.stats();
+    // No target of a finished shard was asked for again.
+    for id_row in partial["by_id"].as_object().unwrap().values() {
+        let row = &id_row[0];
+        let key = format!("{:.6},{:.6}", row["ra"].as_f64().unwrap(), row["dec"].as_f64().unwrap());
+        assert_eq!(before["attempts"][&key], after["attempts"][&key], "{key} was fetched again");
+    }
+    let total = sample_ids(&out).len() as u64;
+    let fetched_again = after["requests"].as_u64().unwrap() - before["requests"].as_u64().unwrap();
+    assert!(fetched_again <= total - finished_ids.len() as u64, "rerun fetched {fetched_again} of {total}");
+    let run = read_json(&killed.join("run.json"));
+    assert!(run["stages"]["cutouts"]["shards_reused_whole"].as_u64().unwrap() >= done_before.len() as u64);
+
+    // And the result is the uninterrupted run's, row for row.
+    assert_same_rows(&reference.join("cutouts"), &killed.join("cutouts"), "galaxy_id", "cutout_source", "resumed cutouts");
+}
+
+#[test]
+fn brick_cutouts_are_the_brick_pixels_and_an_empty_band_is_no_coverage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("coadds");
+    // Two small bricks in the DR10 layout; the second has an all-zero z band.
+    let bricks = r#"[{"name": "1500p020", "ra": 150.0, "dec": 2.0}, {"name": "1502p020", "ra": 150.2, "dec": 2.0}]"#;
+    // Targets off the half-pixel positions, where "nearest pixel" is a tie.
+    let sources = r#"[{"ra": 150.0011, "dec": 2.0013, "flux": 40.0, "sigma": 1.5}, {"ra": 150.005, "dec": 2.004, "flux": 25.0, "sigma": 2.0},
+                      {"ra": 150.2, "dec": 2.0, "flux": 30.0, "sigma": 1.5}]"#;
+    run_ok(python().args(["coadd/tests/py/make_bricks.py"]).arg(&root).args(["--bricks", bricks, "--sources", sources, "--dump", "--size", "400"]));
+    let zero = tmp.path().join("coadds-zero");
+    run_ok(python().args(["coadd/tests/py/make_bricks.py"]).arg(&zero).args([
+        "--bricks",
+        r#"[{"name": "1502p020", "ra": 150.2, "dec": 2.0}]"#,
+        "--sources",
+        sources,
+        "--zero-band",
+        "z",
+        "--size",
+        "400",
+    ]));
+    // Both roots in one: the first brick from `root`, the second from `zero`.
+    let merged = tmp.path().join("merged");
+    run_ok(Command::new("cp").arg("-r").arg(&root).arg(&merged));
+    run_ok(Command::new("rm").arg("-rf").arg(merged.join("coadd/150/1502p020")));
+    run_ok(Command::new("cp").arg("-r").arg(zero.join("coadd/150/1502p020")).arg(merged.join("coadd/150/")));
+
+    let targets = tmp.path().join("targets.parquet");
+    let script = "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
+                  pq.write_table(pa.table({'galaxy_id': ['a', 'b', 'c'], 'ra': [150.0011, 150.005, 150.2], 'dec': [2.0013, 2.004, 2.0],\n\
+                  'label': [1, 0, 0], 'brickname': ['1500p020', '1500p020', '1502p020']}), sys.argv[1])";
+    run_ok(python().args(["-c", script]).arg(&targets));
+    let out = tmp.path().join("run");
+    run_ok(&mut cutouts(&out, &[
+        ("cutouts.source", "bricks"),
+        ("cutouts.resampling", "native"),
+        ("inputs.coadds", &merged.display().to_string()),
+        ("inputs.cutout_targets", &targets.display().to_string()),
+    ]));
+    let got = rows(&out.join("cutouts"), true);
+    assert_eq!(got["by_id"]["a"][0]["status"], "ok");
+    assert_eq!(got["by_id"]["b"][0]["status"], "ok");
+    assert_eq!(got["by_id"]["c"][0]["status"], "no_coverage");
+    assert_eq!(got["by_id"]["c"][0]["resampling"], "native");
+    assert!(got["by_id"]["c"][0]["image"].is_array(), "no_coverage keeps its pixels");
+
+    // native: exactly astropy's decompressed brick pixels around the nearest pixel.
+    let script = r#"
+import json, sys
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+root, ra, dec = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+planes = []
+for band in "grz":
+    path = f"{root}/coadd/150/1500p020/legacysurvey-1500p020-image-{band}.fits.fz"
+    with fits.open(path) as h:
+        data, wcs = h[1].data, WCS(h[1].header)
+    x, y = wcs.all_world2pix([[ra, dec]], 0)[0]
+    x0, y0 = int(np.round(x)) - 50, int(np.round(y)) - 50
+    planes.append(data[y0:y0 + 101, x0:x0 + 101].astype("float32"))
+json.dump([float(v) for v in np.stack(planes).ravel()], sys.stdout)
+"#;
+    for (id, ra, dec) in [("a", "150.0011", "2.0013"), ("b", "150.005", "2.004")] {
+        let expected = run_ok(python().args(["-c", script]).arg(&merged).args([ra, dec]));
+        let expected: Value = serde_json::from_slice(&expected.stdout).unwrap();
+        let (ours, theirs) = (got["by_id"][id][0]["image"].as_array().unwrap(), expected.as_array().unwrap());
+        assert_eq!(ours.len(), theirs.len(), "{id}: image sizes differ");
+        let first = ours.iter().zip(theirs).position(|(a, b)| a != b);
+        assert!(first.is_none(), "{id}: native pixels differ from astropy's at {first:?}: {:?} vs {:?}", first.map(|i| &ours[i]), first.map(|i| &theirs[i]));
+    }
+}

@@ -1,0 +1,361 @@
+//! The viewer's cutout file: one primary HDU holding a float32 cube.
+//!
+//! Layout (as the viewer writes it): `BITPIX = -32`, `NAXIS = 3`,
+//! `NAXIS1 = NAXIS2 = size`, `NAXIS3 = len(bands)`, `BANDS = 'grz'`, and a TAN
+//! WCS centred on the target. Pixels are big-endian float32 in nanomaggies;
+//! FITS axis 1 varies fastest, so the data is plane-major then row-major:
+//! CHW with rows along FITS axis 2.
+
+use std::collections::HashMap;
+
+/// FITS block size: headers and data are padded to multiples of it.
+pub const BLOCK: usize = 2880;
+const CARD: usize = 80;
+
+/// Why a cutout file was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FitsError {
+    #[error("not a FITS file (no SIMPLE = T at byte 0)")]
+    NotFits,
+    #[error("header has no END card within {0} bytes")]
+    NoEnd(usize),
+    #[error("missing or malformed header card {0}")]
+    MissingCard(&'static str),
+    #[error("header card {key} is {found}, expected {expected}")]
+    Mismatch {
+        key: &'static str,
+        found: String,
+        expected: String,
+    },
+    #[error("data truncated: {have} bytes after the header, need {need}")]
+    Truncated { have: usize, need: usize },
+    #[error("image of {got} values does not match {size}x{size}x{planes}")]
+    WrongLength {
+        got: usize,
+        size: usize,
+        planes: usize,
+    },
+}
+
+/// What goes into the header of an encoded cutout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutoutGeometry {
+    pub ra: f64,
+    pub dec: f64,
+    pub size: usize,
+    pub pixscale: f64,
+    pub bands: String,
+}
+
+/// A parsed header: keyword -> raw value text (strings unquoted).
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    cards: HashMap<String, String>,
+    /// Bytes taken by the header blocks (where the data starts).
+    pub data_offset: usize,
+}
+
+impl Header {
+    /// The raw value of a card (string values without quotes, trailing
+    /// blanks removed).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.cards.get(key).map(String::as_str)
+    }
+
+    pub fn get_i64(&self, key: &str) -> Option<i64> {
+        self.get(key)?.parse().ok()
+    }
+
+    pub fn get_f64(&self, key: &str) -> Option<f64> {
+        self.get(key)?.replace(['D', 'd'], "E").parse().ok()
+    }
+}
+
+/// Encodes a cutout the way the viewer does. `data` is CHW, `size*size*bands`.
+pub fn encode(geom: &CutoutGeometry, data: &[f32]) -> Result<Vec<u8>, FitsError> {
+    let planes = geom.bands.chars().count();
+    if data.len() != geom.size * geom.size * planes {
+        return Err(FitsError::WrongLength {
+            got: data.len(),
+            size: geom.size,
+            planes,
+        });
+    }
+    let crpix = (geom.size as f64 + 1.0) / 2.0;
+    let cd = geom.pixscale / 3600.0;
+    let mut cards = vec![
+        logical("SIMPLE", true),
+        int("BITPIX", -32),
+        int("NAXIS", 3),
+        int("NAXIS1", geom.size as i64),
+        int("NAXIS2", geom.size as i64),
+        int("NAXIS3", planes as i64),
+        logical("EXTEND", true),
+        string("BANDS", &geom.bands),
+    ];
+    for (i, b) in geom.bands.chars().enumerate() {
+        cards.push(string(&format!("BAND{i}"), &b.to_string()));
+    }
+    cards.extend([
+        string("CTYPE1", "RA---TAN"),
+        string("CTYPE2", "DEC--TAN"),
+        real("CRVAL1", geom.ra),
+        real("CRVAL2", geom.dec),
+        real("CRPIX1", crpix),
+        real("CRPIX2", crpix),
+        real("CD1_1", -cd),
+        real("CD1_2", 0.0),
+        real("CD2_1", 0.0),
+        real("CD2_2", cd),
+        int("IMAGEW", geom.size as i64),
+        int("IMAGEH", geom.size as i64),
+        format!("{:<80}", "END"),
+    ]);
+    let mut out = Vec::with_capacity(padded(cards.len() * CARD) + padded(data.len() * 4));
+    for c in &cards {
+        out.extend_from_slice(c.as_bytes());
+    }
+    out.resize(padded(out.len()), b' ');
+    for v in data {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.resize(padded(out.len()), 0);
+    Ok(out)
+}
+
+/// Decodes and checks a cutout against what was asked: `size` x `size`
+/// pixels and exactly the requested `bands` in that order. Returns CHW data.
+pub fn decode(bytes: &[u8], size: usize, bands: &str) -> Result<Vec<f32>, FitsError> {
+    let header = parse_header(bytes)?;
+    let planes = bands.chars().count();
+    expect_int(&header, "BITPIX", -32)?;
+    expect_int(&header, "NAXIS", 3)?;
+    expect_int(&header, "NAXIS1", size as i64)?;
+    expect_int(&header, "NAXIS2", size as i64)?;
+    expect_int(&header, "NAXIS3", planes as i64)?;
+    for key in ["BSCALE", "BZERO"] {
+        if let Some(v) = header.get_f64(key) {
+            let want = if key == "BSCALE" { 1.0 } else { 0.0 };
+            if v != want {
+                return Err(FitsError::Mismatch {
+                    key: if key == "BSCALE" { "BSCALE" } else { "BZERO" },
+                    found: v.to_string(),
+                    expected: want.to_string(),
+                });
+            }
+        }
+    }
+    let got_bands = header.get("BANDS").ok_or(FitsError::MissingCard("BANDS"))?;
+    if got_bands != bands {
+        return Err(FitsError::Mismatch {
+            key: "BANDS",
+            found: got_bands.to_string(),
+            expected: bands.to_string(),
+        });
+    }
+    let n = size * size * planes;
+    let need = n * 4;
+    let body = &bytes[header.data_offset..];
+    if body.len() < need {
+        return Err(FitsError::Truncated {
+            have: body.len(),
+            need,
+        });
+    }
+    Ok(body[..need]
+        .chunks_exact(4)
+        .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// Parses the primary header. Requires `SIMPLE = T` as the first card.
+pub fn parse_header(bytes: &[u8]) -> Result<Header, FitsError> {
+    if bytes.len() < CARD || !bytes.starts_with(b"SIMPLE  =") || value_text(&bytes[..CARD]) != "T" {
+        return Err(FitsError::NotFits);
+    }
+    let mut header = Header::default();
+    for (i, card) in bytes.chunks_exact(CARD).enumerate() {
+        let key = String::from_utf8_lossy(&card[..8]).trim_end().to_string();
+        if key == "END" {
+            header.data_offset = padded((i + 1) * CARD);
+            return Ok(header);
+        }
+        if &card[8..10] == b"= " {
+            header.cards.insert(key, value_text(card));
+        }
+    }
+    Err(FitsError::NoEnd(bytes.len()))
+}
+
+/// The value of a `KEY = value / comment` card, strings unquoted.
+fn value_text(card: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&card[10.min(card.len())..]);
+    let t = text.trim_start();
+    if let Some(rest) = t.strip_prefix('\'') {
+        // A string: '' is an escaped quote; the first lone quote ends it.
+        let mut out = String::new();
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    out.push('\'');
+                } else {
+                    break;
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        return out.trim_end().to_string();
+    }
+    t.split('/').next().unwrap_or("").trim().to_string()
+}
+
+fn expect_int(h: &Header, key: &'static str, want: i64) -> Result<(), FitsError> {
+    match h.get_i64(key) {
+        None => Err(FitsError::MissingCard(key)),
+        Some(v) if v == want => Ok(()),
+        Some(v) => Err(FitsError::Mismatch {
+            key,
+            found: v.to_string(),
+            expected: want.to_string(),
+        }),
+    }
+}
+
+fn padded(n: usize) -> usize {
+    n.div_ceil(BLOCK) * BLOCK
+}
+
+fn card(key: &str, value: &str) -> String {
+    // Fixed format: value right-justified to column 30 when it fits.
+    let mut c = format!("{key:<8}= {value:>20}");
+    c.truncate(CARD);
+    format!("{c:<80}")
+}
+
+fn logical(key: &str, v: bool) -> String {
+    card(key, if v { "T" } else { "F" })
+}
+
+fn int(key: &str, v: i64) -> String {
+    card(key, &v.to_string())
+}
+
+fn real(key: &str, v: f64) -> String {
+    // Shortest round-trip text, with a decimal point and an upper-case E.
+    let s = format!("{v:?}").to_uppercase();
+    let s = if s.contains('.') {
+        s
+    } else if let Some(pos) = s.find('E') {
+        format!("{}.0{}", &s[..pos], &s[pos..])
+    } else {
+        format!("{s}.0")
+    };
+    card(key, &s)
+}
+
+fn string(key: &str, v: &str) -> String {
+    // Strings start at column 11, padded to at least 8 characters.
+    let quoted = format!("'{:<8}'", v.replace('\'', "''"));
+    let mut c = format!("{key:<8}= {quoted}");
+    c.truncate(CARD);
+    format!("{c:<80}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom() -> CutoutGeometry {
+        CutoutGeometry {
+            ra: 150.123456789,
+            dec: -2.5,
+            size: 5,
+            pixscale: 0.262,
+            bands: "grz".into(),
+        }
+    }
+
+    fn data() -> Vec<f32> {
+        (0..75).map(|i| i as f32 * 0.5 - 3.0).collect()
+    }
+
+    #[test]
+    fn round_trip_and_header_cards() {
+        let bytes = encode(&geom(), &data()).unwrap();
+        assert_eq!(bytes.len() % BLOCK, 0);
+        assert_eq!(decode(&bytes, 5, "grz").unwrap(), data());
+        let h = parse_header(&bytes).unwrap();
+        assert_eq!(h.get("BANDS"), Some("grz"));
+        assert_eq!(h.get("CTYPE1"), Some("RA---TAN"));
+        assert_eq!(h.get("CTYPE2"), Some("DEC--TAN"));
+        assert_eq!(h.get_f64("CRVAL1"), Some(150.123456789));
+        assert_eq!(h.get_f64("CRVAL2"), Some(-2.5));
+        assert_eq!(h.get_f64("CRPIX1"), Some(3.0));
+        assert_eq!(h.get_f64("CRPIX2"), Some(3.0));
+        assert_eq!(h.get_f64("CD1_1"), Some(-0.262 / 3600.0));
+        assert_eq!(h.get_f64("CD2_2"), Some(0.262 / 3600.0));
+        assert_eq!(h.get_f64("CD1_2"), Some(0.0));
+        assert_eq!(h.get_f64("CD2_1"), Some(0.0));
+        assert_eq!(h.data_offset, BLOCK);
+        // Fixed-format mandatory cards: value ends in column 30.
+        assert_eq!(&bytes[..30], b"SIMPLE  =                    T");
+        assert_eq!(&bytes[80..110], b"BITPIX  =                  -32");
+        // Big-endian first pixel.
+        assert_eq!(&bytes[BLOCK..BLOCK + 4], &(-3.0f32).to_be_bytes());
+    }
+
+    #[test]
+    fn refuses_wrong_answers() {
+        let bytes = encode(&geom(), &data()).unwrap();
+        assert!(matches!(
+            decode(&bytes[..BLOCK + 100], 5, "grz"),
+            Err(FitsError::Truncated { .. })
+        ));
+        assert!(matches!(
+            decode(&bytes, 5, "gr"),
+            Err(FitsError::Mismatch { key: "NAXIS3", .. })
+        ));
+        assert!(matches!(
+            decode(&bytes, 6, "grz"),
+            Err(FitsError::Mismatch { key: "NAXIS1", .. })
+        ));
+        assert!(matches!(
+            decode(&bytes, 5, "gri"),
+            Err(FitsError::Mismatch { key: "BANDS", .. })
+        ));
+        assert_eq!(decode(b"", 5, "grz"), Err(FitsError::NotFits));
+        assert_eq!(
+            decode(b"<html><body>Server Error</body></html>", 5, "grz"),
+            Err(FitsError::NotFits)
+        );
+        assert_eq!(decode(b"no such layer", 5, "grz"), Err(FitsError::NotFits));
+        assert!(matches!(
+            decode(&bytes[..800], 5, "grz"),
+            Err(FitsError::NoEnd(_))
+        ));
+        let mut f64_image = bytes.clone();
+        f64_image[80..160].copy_from_slice(int("BITPIX", -64).as_bytes());
+        assert!(matches!(
+            decode(&f64_image, 5, "grz"),
+            Err(FitsError::Mismatch { key: "BITPIX", .. })
+        ));
+    }
+
+    #[test]
+    fn encode_checks_length() {
+        assert!(matches!(
+            encode(&geom(), &[0.0; 10]),
+            Err(FitsError::WrongLength { .. })
+        ));
+    }
+
+    #[test]
+    fn real_cards_are_fits_reals() {
+        assert!(real("X", 1e-5).contains("1.0E-5"));
+        assert!(real("X", 3.0).contains("3.0"));
+        assert!(real("X", -7.277777777777778e-5).contains("-7.277777777777778E-5"));
+    }
+}

@@ -1,0 +1,359 @@
+//! A local server answering the viewer's `fits-cutout` API.
+//!
+//! It answers the way the real viewer does: the FITS cutout on success, HTTP
+//! 500 off the footprint, `200 no such layer` for an unknown layer, and the
+//! layer's default bands when `bands` has an unknown character. Routes:
+//! `/viewer/fits-cutout`, `/fits-cutout` and `/stats` (JSON counters).
+
+mod faults;
+mod provider;
+mod stats;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use faults::{key_unit, FaultKind, FaultRule, Faults, FaultsError};
+pub use provider::{CutoutProvider, ProviderError};
+pub use stats::{ServerStats, StatsSnapshot};
+
+use crate::config::MAX_SIZE;
+use crate::fits_image::{self, CutoutGeometry};
+
+/// Layer used when a request names none.
+pub const DEFAULT_LAYER: &str = "ls-dr10";
+/// The viewer's defaults for `size` and `pixscale`.
+pub const DEFAULT_SIZE: usize = 256;
+pub const DEFAULT_PIXSCALE: f64 = 0.262;
+
+/// How the server identifies a target in faults and stats: ra and dec to
+/// 1e-6 degree, so the client's shortest float text and the server's parse
+/// agree.
+pub fn target_key(ra: f64, dec: f64) -> String {
+    format!("{ra:.6},{dec:.6}")
+}
+
+struct AppState {
+    provider: Arc<dyn CutoutProvider>,
+    faults: Faults,
+    stats: Arc<ServerStats>,
+}
+
+/// The router, for embedding in another axum app.
+pub fn router(
+    provider: Arc<dyn CutoutProvider>,
+    faults: Faults,
+    stats: Arc<ServerStats>,
+) -> Router {
+    let state = Arc::new(AppState {
+        provider,
+        faults,
+        stats,
+    });
+    Router::new()
+        .route("/viewer/fits-cutout", get(fits_cutout))
+        .route("/fits-cutout", get(fits_cutout))
+        .route("/stats", get(stats_json))
+        .with_state(state)
+}
+
+/// A running server. Dropping it also stops the server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stats: Arc<ServerStats>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/viewer/fits-cutout`, ready for `ViewerConfig::url`.
+    pub fn url(&self) -> String {
+        format!("http://{}/viewer/fits-cutout", self.addr)
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Serves in a background task until the handle is shut down or dropped.
+pub async fn serve(
+    listener: TcpListener,
+    provider: Arc<dyn CutoutProvider>,
+    faults: Faults,
+) -> std::io::Result<ServerHandle> {
+    let addr = listener.local_addr()?;
+    let stats = Arc::new(ServerStats::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(provider, faults, stats.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                // A dropped sender stops the server too.
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(ServerHandle {
+        addr,
+        stats,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Serves in the current task until `shutdown` completes (for a CLI
+/// `serve-cutouts` command, with e.g. `tokio::signal::ctrl_c()`).
+pub async fn serve_until(
+    listener: TcpListener,
+    provider: Arc<dyn CutoutProvider>,
+    faults: Faults,
+    stats: Arc<ServerStats>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(provider, faults, stats))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn stats_json(State(st): State<Arc<AppState>>) -> Json<StatsSnapshot> {
+    Json(st.stats.snapshot())
+}
+
+/// A validated request.
+struct CutoutQuery {
+    ra: f64,
+    dec: f64,
+    size: usize,
+    pixscale: f64,
+    bands: String,
+    layer: String,
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.into(),
+    )
+        .into_response()
+}
+
+fn bad_request(msg: &str) -> Response {
+    text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", msg)
+}
+
+fn server_error() -> Response {
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/html; charset=utf-8",
+        "<h1>Server Error (500)</h1>",
+    )
+}
+
+fn parse_query(
+    q: &HashMap<String, String>,
+    provider: &dyn CutoutProvider,
+) -> Result<CutoutQuery, &'static str> {
+    let coord = |k: &str| q.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+    let (Some(ra), Some(dec)) = (coord("ra"), coord("dec")) else {
+        return Err("Need ra,dec keywords");
+    };
+    if !ra.is_finite() || !dec.is_finite() || !(-90.0..=90.0).contains(&dec) {
+        return Err("ra,dec out of range");
+    }
+    let layer = q
+        .get("layer")
+        .filter(|l| !l.is_empty())
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_LAYER.to_string());
+    // Like the viewer: sizes above the maximum are clamped, not refused.
+    let size = match q.get("size") {
+        None => DEFAULT_SIZE,
+        Some(s) => match s.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => n.min(MAX_SIZE),
+            _ => return Err("size must be a positive integer"),
+        },
+    };
+    let pixscale = match q.get("pixscale") {
+        None => DEFAULT_PIXSCALE,
+        Some(s) => match s.trim().parse::<f64>() {
+            Ok(p) if p.is_finite() && p > 0.0 => p,
+            _ => return Err("pixscale must be a positive number"),
+        },
+    };
+    // Like the viewer: any unknown band character means the default bands.
+    let available = provider.default_bands(&layer);
+    let bands = match q.get("bands") {
+        Some(b) if !b.is_empty() && b.chars().all(|c| available.contains(c)) => b.clone(),
+        _ => available,
+    };
+    Ok(CutoutQuery {
+        ra,
+        dec,
+        size,
+        pixscale,
+        bands,
+        layer,
+    })
+}
+
+/// Answers a cutout request.
+///
+/// A request counts as in flight until its handler returns. hyper does not
+/// notice a client hanging up while the handler runs, so a request the
+/// client abandoned (client timeout) still counts until it is answered, as
+/// it would on the real viewer, which keeps working on it too.
+async fn fits_cutout(
+    State(st): State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let _in_flight = st.stats.enter();
+
+    if st.faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(st.faults.latency_ms)).await;
+    }
+    let Ok(Query(q)) = query else {
+        return bad_request("malformed query string");
+    };
+    let req = match parse_query(&q, &*st.provider) {
+        Ok(r) => r,
+        Err(msg) => return bad_request(msg),
+    };
+    let key = target_key(req.ra, req.dec);
+    let attempt = st.stats.attempt(&key);
+    let fault = st.faults.fault_for(&key, attempt).cloned();
+    if fault.is_some() {
+        st.stats.fault();
+    }
+    match &fault {
+        Some(FaultKind::TooManyRequests { retry_after }) => {
+            return with_retry_after(StatusCode::TOO_MANY_REQUESTS, Some(retry_after));
+        }
+        Some(FaultKind::Unavailable { retry_after }) => {
+            return with_retry_after(StatusCode::SERVICE_UNAVAILABLE, retry_after.as_ref());
+        }
+        Some(FaultKind::Html) => {
+            return text(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                "<!DOCTYPE html><html><head><title>Legacy Surveys</title></head>\
+                 <body><p>Temporarily unavailable</p></body></html>",
+            );
+        }
+        Some(FaultKind::Empty) => return text(StatusCode::OK, "image/fits", ""),
+        Some(FaultKind::OffFootprint) => return server_error(),
+        Some(FaultKind::Status { code }) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::IM_A_TEAPOT);
+            return text(status, "text/plain; charset=utf-8", status.to_string());
+        }
+        Some(FaultKind::Timeout { sleep_ms }) => {
+            tokio::time::sleep(Duration::from_millis(*sleep_ms)).await;
+        }
+        Some(FaultKind::Truncated) | None => {}
+    }
+    let mut response = answer(&st, req).await;
+    if matches!(fault, Some(FaultKind::Truncated)) {
+        if let Ok(Fits(bytes)) = &mut response {
+            bytes.truncate(bytes.len() / 2);
+        }
+    }
+    match response {
+        Ok(Fits(bytes)) => {
+            let disposition = format!("attachment; filename=\"{}\"", key_filename(&key));
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "image/fits".to_string()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(resp) => resp,
+    }
+}
+
+struct Fits(Vec<u8>);
+
+/// Runs the provider and the encoder on the blocking pool.
+async fn answer(st: &AppState, req: CutoutQuery) -> Result<Fits, Response> {
+    let provider = st.provider.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let pixels = provider.cutout(
+            req.ra,
+            req.dec,
+            req.size,
+            req.pixscale,
+            &req.bands,
+            &req.layer,
+        )?;
+        let geom = CutoutGeometry {
+            ra: req.ra,
+            dec: req.dec,
+            size: req.size,
+            pixscale: req.pixscale,
+            bands: req.bands,
+        };
+        fits_image::encode(&geom, &pixels).map_err(|e| ProviderError::Other(e.to_string()))
+    })
+    .await;
+    match joined {
+        Ok(Ok(bytes)) => Ok(Fits(bytes)),
+        Ok(Err(ProviderError::UnknownLayer)) => Err(text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            "no such layer",
+        )),
+        Ok(Err(ProviderError::OffFootprint)) => Err(server_error()),
+        Ok(Err(ProviderError::Other(msg))) => {
+            tracing::warn!(error = %msg, "cutout provider failed");
+            Err(server_error())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cutout provider panicked");
+            Err(server_error())
+        }
+    }
+}
+
+fn with_retry_after(status: StatusCode, retry_after: Option<&String>) -> Response {
+    let mut resp = text(status, "text/plain; charset=utf-8", status.to_string());
+    if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+fn key_filename(key: &str) -> String {
+    let (ra, dec) = key.split_once(',').unwrap_or((key, ""));
+    format!("cutout_{ra}_{dec}.fits")
+}
