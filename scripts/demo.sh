@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The main job, embedded (no cluster, no network): synthetic DR10 sweeps with
-# the lenscat lenses planted, then positives, negatives, stratified sample and
-# splits under ./runs/paper_iv/ (Parquet + run.json).
+# the lenscat lenses planted; positives, negatives, stratified sample and
+# splits; cutouts from a local server answering the viewer's API over a
+# synthetic sky (lenspipe serve-cutouts on loopback); validation and its
+# report. Everything lands under ./runs/paper_iv/ (Parquet, run.json,
+# validation/report.html).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
@@ -10,5 +13,16 @@ cargo build -q --workspace --bins
 lenspipe=$target_dir/debug/lenspipe
 [[ -d data/sweeps ]] || "$lenspipe" synth --out data/sweeps --files 16 --rows-per-file 100000 --seed 1 \
   --plant ./data/positives/lenscat_catalog.csv
-"$lenspipe" run all --config paper_iv "$@"
+
+# The viewer stand-in: a synthetic sky, not DR10 pixels. With network access,
+# drop the two lines below and the --set to use the public viewer instead.
+server_out=$(mktemp)
+"$lenspipe" serve-cutouts --synthetic-sky 1 >"$server_out" &
+server=$!
+trap 'kill $server 2>/dev/null; rm -f "$server_out"' EXIT
+for _ in $(seq 100); do [[ -s $server_out ]] && break; sleep 0.1; done
+viewer_url=$(head -1 "$server_out")
+
+"$lenspipe" run all --config paper_iv --set "cutouts.viewer_url=$viewer_url" "$@"
 "$lenspipe" parity --run runs/paper_iv/run.json
+echo "report: runs/paper_iv/validation/report.html"

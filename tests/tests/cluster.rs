@@ -139,3 +139,84 @@ fn local_cluster_script_binds_loopback_and_stops_what_it_started() {
     cluster.stop();
     assert!(procs.iter().all(|(_, pid)| !pid_alive(*pid)), "processes left behind");
 }
+
+/// A running `lenspipe serve-cutouts --synthetic-sky` and its URL.
+fn synthetic_viewer(latency_ms: u64) -> (lenspipe_tests::Guard, String) {
+    use std::io::BufRead;
+    let mut child = lenspipe()
+        .args(["serve-cutouts", "--synthetic-sky", "5", "--latency-ms", &latency_ms.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (lenspipe_tests::Guard(child), line.trim().to_string())
+}
+
+fn cutout_run(targets: &Path, out: &Path, viewer: &str, scheduler: Option<&str>) -> Command {
+    let mut cmd = lenspipe();
+    cmd.args(["run", "cutouts", "--config", "paper_iv"]);
+    for (k, v) in [
+        ("inputs.cutout_targets", targets.display().to_string()),
+        ("output", out.display().to_string()),
+        ("cutouts.viewer_url", viewer.to_string()),
+        ("cutouts.shard_rows", "8".to_string()),
+        ("cutouts.concurrency", "4".to_string()),
+        ("cutouts.rate_per_s", "1000".to_string()),
+    ] {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    if let Some(url) = scheduler {
+        cmd.args(["--scheduler", url]);
+    }
+    cmd
+}
+
+#[test]
+fn cutouts_on_the_cluster_are_made_by_both_executors_and_survive_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let targets = tmp.path().join("targets.parquet");
+    let script = "import sys, random, pyarrow as pa, pyarrow.parquet as pq\n\
+                  r = random.Random(3)\n\
+                  n = 240\n\
+                  pq.write_table(pa.table({'galaxy_id': [f'g{i:04d}' for i in range(n)], 'ra': [r.uniform(0, 360) for _ in range(n)],\n\
+                  'dec': [r.uniform(-15, 30) for _ in range(n)], 'label': [i % 2 for i in range(n)]}), sys.argv[1])";
+    run_ok(python().args(["-c", script]).arg(&targets));
+    let (_server, viewer) = synthetic_viewer(20);
+
+    let embedded = tmp.path().join("embedded");
+    run_ok(&mut cutout_run(&targets, &embedded, &viewer, None));
+
+    let env = vec![
+        ("LENSPIPE_SCHEDULER_ARGS", "--executor-timeout-seconds 6 --expire-dead-executor-interval-seconds 1".to_string()),
+        ("LENSPIPE_EXECUTOR_ARGS", "--executor-heartbeat-interval-seconds 1".to_string()),
+    ];
+    let cluster = LocalCluster::start(2, &tmp.path().join("cluster"), env);
+    let before = tasks_per_executor(&cluster, 2);
+    let on_cluster = tmp.path().join("cluster-out");
+    run_ok(&mut cutout_run(&targets, &on_cluster, &viewer, Some(&cluster.url)));
+    let after = tasks_per_executor(&cluster, 2);
+    assert!(after.iter().zip(&before).all(|(a, b)| a > b), "both executors must make shards: {before:?} -> {after:?}");
+    lenspipe_tests::assert_same_rows(&embedded.join("cutouts"), &on_cluster.join("cutouts"), "galaxy_id", "", "cluster cutouts");
+    assert_eq!(read_json(&on_cluster.join("run.json"))["engine"], cluster.url.as_str());
+
+    // An executor killed while shards are being made.
+    let victim = cluster.processes().into_iter().find(|(name, _)| name == "executor-2").map(|(_, pid)| pid).unwrap();
+    let killed = tmp.path().join("killed");
+    let mut child = cutout_run(&targets, &killed, &viewer, Some(&cluster.url)).spawn().unwrap();
+    let started = tasks_per_executor(&cluster, 2)[1];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tasks_per_executor(&cluster, 2)[1] == started && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the job ended before the executor could be killed");
+    run_ok(Command::new("kill").args(["-KILL", &victim.to_string()]));
+    if !child.wait().unwrap().success() {
+        // A clear failure: the shards already written stay, and a rerun completes.
+        eprintln!("executor kill: the cutout job failed; rerunning");
+        run_ok(&mut cutout_run(&targets, &killed, &viewer, Some(&cluster.url)));
+    } else {
+        eprintln!("executor kill: the cutout job recovered and completed");
+    }
+    lenspipe_tests::assert_same_rows(&embedded.join("cutouts"), &killed.join("cutouts"), "galaxy_id", "", "cutouts after a kill");
+}
