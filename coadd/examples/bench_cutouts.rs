@@ -23,16 +23,29 @@ fn main() {
     let mut by_brick: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        by_brick.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap(), f[2].parse().unwrap()));
+        by_brick
+            .entry(f[0].to_string())
+            .or_default()
+            .push((f[1].parse().unwrap(), f[2].parse().unwrap()));
     }
-    let spec = CutoutSpec { size: 101, pixscale: 0.262, bands: "grz".into(), resampling };
+    let spec = CutoutSpec {
+        size: 101,
+        pixscale: 0.262,
+        bands: "grz".into(),
+        resampling,
+    };
     let started = Instant::now();
     let (mut n, mut checksum) = (0usize, 0f64);
     for (brick, targets) in &by_brick {
         // Reading the files is part of the work, as in the stage.
         let files = "grz"
             .chars()
-            .map(|b| (b, std::fs::read(format!("{root}/{}", brick_path(brick, b))).ok()))
+            .map(|b| {
+                (
+                    b,
+                    std::fs::read(format!("{root}/{}", brick_path(brick, b))).ok(),
+                )
+            })
             .collect();
         let mut images = BrickImages::new(brick, files).expect("brick");
         for (ra, dec) in targets {

@@ -39,18 +39,26 @@ pub struct BrickReader {
 
 impl std::fmt::Debug for BrickReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrickReader").field("root", &self.root_url).finish()
+        f.debug_struct("BrickReader")
+            .field("root", &self.root_url)
+            .finish()
     }
 }
 
 impl BrickReader {
     pub fn new(runtime: &RuntimeEnv, root_url: &str) -> Result<Self> {
-        let url = url::Url::parse(root_url)
-            .map_err(|e| DataFusionError::Configuration(format!("inputs.coadds '{root_url}': {e}")))?;
-        let store_url = ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()))?;
+        let url = url::Url::parse(root_url).map_err(|e| {
+            DataFusionError::Configuration(format!("inputs.coadds '{root_url}': {e}"))
+        })?;
+        let store_url = ObjectStoreUrl::parse(format!(
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ))?;
         let store = runtime.object_store(&store_url)?;
-        let root = Path::from_url_path(url.path())
-            .map_err(|e| DataFusionError::Configuration(format!("inputs.coadds '{root_url}': {e}")))?;
+        let root = Path::from_url_path(url.path()).map_err(|e| {
+            DataFusionError::Configuration(format!("inputs.coadds '{root_url}': {e}"))
+        })?;
         Ok(Self {
             root_url: root_url.trim_end_matches('/').to_string(),
             store,
@@ -98,16 +106,26 @@ impl BrickReader {
             return Ok(Err(CutoutStatus::OffFootprint));
         }
         match self.index().await? {
-            Some(index) => Ok(index.find(target.ra, target.dec).map(|b| b.name.clone()).map_err(|_| CutoutStatus::OffFootprint)),
+            Some(index) => Ok(index
+                .find(target.ra, target.dec)
+                .map(|b| b.name.clone())
+                .map_err(|_| CutoutStatus::OffFootprint)),
             None => Ok(target.brickname.clone().ok_or(CutoutStatus::OffFootprint)),
         }
     }
 
     /// The open brick `name`, reading its band files if it is not open.
-    async fn brick(&self, name: &str, bands: &str) -> Result<std::result::Result<Arc<Mutex<BrickImages<Bytes>>>, CutoutStatus>> {
+    async fn brick(
+        &self,
+        name: &str,
+        bands: &str,
+    ) -> Result<std::result::Result<Arc<Mutex<BrickImages<Bytes>>>, CutoutStatus>> {
         {
             let open = self.open.lock().map_err(|_| poisoned())?;
-            if let Some(found) = open.iter().find(|b| b.lock().map(|b| b.brick() == name).unwrap_or(false)) {
+            if let Some(found) = open
+                .iter()
+                .find(|b| b.lock().map(|b| b.brick() == name).unwrap_or(false))
+            {
                 return Ok(Ok(Arc::clone(found)));
             }
         }
@@ -118,7 +136,12 @@ impl BrickReader {
         let images = match BrickImages::new(name, files) {
             Ok(images) => images,
             Err(CoaddError::MissingBrick { .. }) => return Ok(Err(CutoutStatus::MissingBrick)),
-            Err(e) => return Err(DataFusionError::Execution(format!("{}/coadd brick {name}: {e}", self.root_url))),
+            Err(e) => {
+                return Err(DataFusionError::Execution(format!(
+                    "{}/coadd brick {name}: {e}",
+                    self.root_url
+                )))
+            }
         };
         let images = Arc::new(Mutex::new(images));
         let mut open = self.open.lock().map_err(|_| poisoned())?;
@@ -128,7 +151,11 @@ impl BrickReader {
     }
 
     /// One cutout, CPU work on a blocking thread.
-    pub async fn cutout(&self, target: &Target, grid: &lenspipe_coadd::CutoutSpec) -> Result<Cutout> {
+    pub async fn cutout(
+        &self,
+        target: &Target,
+        grid: &lenspipe_coadd::CutoutSpec,
+    ) -> Result<Cutout> {
         let brick = match self.brick_of(target).await? {
             Ok(brick) => brick,
             Err(status) => return Ok(Cutout::failed(status, 1)),
@@ -147,9 +174,16 @@ impl BrickReader {
         .map_err(|e| DataFusionError::Execution(format!("cutout task: {e}")))??;
         match made {
             Ok(cutout) => Ok(Cutout::from_pixels(cutout.pixels, bands, 1)),
-            Err(CoaddError::OffFootprint { .. }) => Ok(Cutout::failed(CutoutStatus::OffFootprint, 1)),
-            Err(CoaddError::MissingBrick { .. }) => Ok(Cutout::failed(CutoutStatus::MissingBrick, 1)),
-            Err(e) => Err(DataFusionError::Execution(format!("{}/coadd brick {brick}: {e}", self.root_url))),
+            Err(CoaddError::OffFootprint { .. }) => {
+                Ok(Cutout::failed(CutoutStatus::OffFootprint, 1))
+            }
+            Err(CoaddError::MissingBrick { .. }) => {
+                Ok(Cutout::failed(CutoutStatus::MissingBrick, 1))
+            }
+            Err(e) => Err(DataFusionError::Execution(format!(
+                "{}/coadd brick {brick}: {e}",
+                self.root_url
+            ))),
         }
     }
 }
@@ -159,7 +193,12 @@ fn poisoned() -> DataFusionError {
 }
 
 fn grid(spec: &CutoutSpec, resampling: Resampling) -> lenspipe_coadd::CutoutSpec {
-    lenspipe_coadd::CutoutSpec { size: spec.size, pixscale: spec.pixscale, bands: spec.bands.clone(), resampling }
+    lenspipe_coadd::CutoutSpec {
+        size: spec.size,
+        pixscale: spec.pixscale,
+        bands: spec.bands.clone(),
+        resampling,
+    }
 }
 
 /// The cutout stage's source for `cutouts.source: bricks`. Shards run at
@@ -172,7 +211,12 @@ pub struct BrickSource {
 }
 
 impl BrickSource {
-    pub fn new(runtime: &RuntimeEnv, coadds_url: &str, resampling: Resampling, spec: &CutoutSpec) -> Result<Self> {
+    pub fn new(
+        runtime: &RuntimeEnv,
+        coadds_url: &str,
+        resampling: Resampling,
+        spec: &CutoutSpec,
+    ) -> Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             reader: Arc::new(BrickReader::new(runtime, coadds_url)?),
@@ -191,7 +235,11 @@ fn shared_semaphore(permits: usize) -> Arc<Semaphore> {
 #[async_trait]
 impl PixelSource for BrickSource {
     async fn cutouts(&self, targets: &[Target]) -> Result<Vec<Cutout>> {
-        let _permit = self.shards.acquire().await.map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        let _permit = self
+            .shards
+            .acquire()
+            .await
+            .map_err(|e| DataFusionError::Internal(e.to_string()))?;
         let mut out = Vec::with_capacity(targets.len());
         for target in targets {
             out.push(self.reader.cutout(target, &self.grid).await?);
@@ -208,8 +256,15 @@ pub struct BrickProvider {
 }
 
 impl BrickProvider {
-    pub fn new(runtime: &RuntimeEnv, coadds_url: &str, handle: tokio::runtime::Handle) -> Result<Self> {
-        Ok(Self { reader: Arc::new(BrickReader::new(runtime, coadds_url)?), runtime: handle })
+    pub fn new(
+        runtime: &RuntimeEnv,
+        coadds_url: &str,
+        handle: tokio::runtime::Handle,
+    ) -> Result<Self> {
+        Ok(Self {
+            reader: Arc::new(BrickReader::new(runtime, coadds_url)?),
+            runtime: handle,
+        })
     }
 }
 
@@ -229,7 +284,11 @@ impl CutoutProvider for BrickProvider {
             bands: bands.to_string(),
             resampling: Resampling::Lanczos3,
         };
-        let target = Target { ra, dec, brickname: None };
+        let target = Target {
+            ra,
+            dec,
+            brickname: None,
+        };
         let made = self
             .runtime
             .block_on(self.reader.cutout(&target, &grid))
@@ -237,7 +296,9 @@ impl CutoutProvider for BrickProvider {
         match (made.status, made.image) {
             (_, Some(image)) => Ok(image),
             // The viewer answers 500 where it has no pixels to give.
-            (CutoutStatus::OffFootprint | CutoutStatus::MissingBrick, None) => Err(ProviderError::OffFootprint),
+            (CutoutStatus::OffFootprint | CutoutStatus::MissingBrick, None) => {
+                Err(ProviderError::OffFootprint)
+            }
             (status, None) => Err(ProviderError::Other(format!("no pixels: {status}"))),
         }
     }

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, ListBuilder, RecordBatch,
-    StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, ListBuilder,
+    RecordBatch, StringArray, StringBuilder,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type, Schema, SchemaRef};
@@ -62,7 +62,11 @@ pub fn output_schema(input: &Schema, spec: &ChecksSpec) -> Result<SchemaRef> {
         fields.push(field.clone().with_nullable(true));
     }
     fields.push(Field::new(PASSED, DataType::Boolean, false));
-    fields.push(Field::new(FAILURES, DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false));
+    fields.push(Field::new(
+        FAILURES,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        false,
+    ));
     fields.push(Field::new(IMAGE_HASH, DataType::Int64, true));
     for name in IMAGE_FEATURES {
         fields.push(Field::new(name, DataType::Float64, true));
@@ -79,11 +83,18 @@ fn pixels(images: &ArrayRef, i: usize) -> Result<Option<Float32Array>> {
         DataType::FixedSizeList(_, _) => images.as_fixed_size_list().value(i),
         DataType::List(_) => images.as_list::<i32>().value(i),
         DataType::LargeList(_) => images.as_list::<i64>().value(i),
-        dt => return Err(DataFusionError::Plan(format!("the image column is {dt}, not a list of Float32"))),
+        dt => {
+            return Err(DataFusionError::Plan(format!(
+                "the image column is {dt}, not a list of Float32"
+            )))
+        }
     };
     match values.as_primitive_opt::<Float32Type>() {
         Some(v) => Ok(Some(v.clone())),
-        None => Err(DataFusionError::Plan(format!("image values are {}, not Float32", values.data_type()))),
+        None => Err(DataFusionError::Plan(format!(
+            "image values are {}, not Float32",
+            values.data_type()
+        ))),
     }
 }
 
@@ -121,23 +132,47 @@ impl Checker {
         let mut features: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(n); IMAGE_FEATURES.len()];
         for i in 0..n {
             if ids.is_valid(i) {
-                self.id_hash = lenspipe_udfs::stable_hash_unit::fnv1a64_update(self.id_hash, ids.value(i).as_bytes());
+                self.id_hash = lenspipe_udfs::stable_hash_unit::fnv1a64_update(
+                    self.id_hash,
+                    ids.value(i).as_bytes(),
+                );
             }
-            let status = statuses.as_ref().map_or("ok", |s| if s.is_valid(i) { s.value(i) } else { "" });
+            let status =
+                statuses
+                    .as_ref()
+                    .map_or("ok", |s| if s.is_valid(i) { s.value(i) } else { "" });
             let image = pixels(images, i)?;
             let (failed, stats, hash) = match &image {
                 None => {
                     // No pixels at all: the status says why when it is not ok.
-                    let check = if status == lenspipe_validate::checks::STATUS_OK { Check::WrongShape } else { Check::NotOkStatus };
+                    let check = if status == lenspipe_validate::checks::STATUS_OK {
+                        Check::WrongShape
+                    } else {
+                        Check::NotOkStatus
+                    };
                     (vec![check], None, None)
                 }
                 Some(values) => {
                     let values = values.values();
                     let hash = lenspipe_udfs::image_hash_values(values);
                     let shape: Vec<usize> =
-                        if values.len() == EXPECTED_SHAPE.iter().product::<usize>() { EXPECTED_SHAPE.to_vec() } else { vec![values.len()] };
-                    let stats = if shape == EXPECTED_SHAPE { self.computer.compute(values).ok() } else { None };
-                    let mut failed = failed_checks(values, &shape, status, stats.as_ref(), &self.spec.thresholds);
+                        if values.len() == EXPECTED_SHAPE.iter().product::<usize>() {
+                            EXPECTED_SHAPE.to_vec()
+                        } else {
+                            vec![values.len()]
+                        };
+                    let stats = if shape == EXPECTED_SHAPE {
+                        self.computer.compute(values).ok()
+                    } else {
+                        None
+                    };
+                    let mut failed = failed_checks(
+                        values,
+                        &shape,
+                        status,
+                        stats.as_ref(),
+                        &self.spec.thresholds,
+                    );
                     if self.duplicates.contains(&hash) {
                         failed.push(Check::DuplicateImage);
                         failed.sort_by_key(|c| Check::ALL.iter().position(|a| a == c));
@@ -162,9 +197,9 @@ impl Checker {
         self.rows += n as u64;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for name in &self.spec.carry {
-            let column = batch
-                .column_by_name(name)
-                .ok_or_else(|| DataFusionError::Plan(format!("the cutouts lack the column '{name}'")))?;
+            let column = batch.column_by_name(name).ok_or_else(|| {
+                DataFusionError::Plan(format!("the cutouts lack the column '{name}'"))
+            })?;
             columns.push(Arc::clone(column));
         }
         columns.push(Arc::new(BooleanArray::from(passed)));
@@ -206,7 +241,8 @@ pub(crate) async fn run_partition(
         let name = format!("part-{:016x}.parquet", checker.id_hash);
         paths.push(output.put(&name, encode_parquet(&rows)?).await?);
     }
-    let failures = serde_json::to_string(&checker.failures).map_err(|e| DataFusionError::Internal(e.to_string()))?;
+    let failures = serde_json::to_string(&checker.failures)
+        .map_err(|e| DataFusionError::Internal(e.to_string()))?;
     Ok(RecordBatch::try_new(
         summary_schema(),
         vec![

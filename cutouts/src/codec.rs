@@ -35,24 +35,29 @@ struct TableSpec {
 
 fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
     buf.extend_from_slice(tag);
-    serde_json::to_writer(buf, value).map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
+    serde_json::to_writer(buf, value)
+        .map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
 }
 
 fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option<Result<T>> {
     let body = buf.strip_prefix(tag)?;
-    Some(serde_json::from_slice(body).map_err(|e| DataFusionError::Internal(format!("decoding plan: {e}"))))
+    Some(
+        serde_json::from_slice(body)
+            .map_err(|e| DataFusionError::Internal(format!("decoding plan: {e}"))),
+    )
 }
 
 fn schema_to_bytes(schema: &Schema) -> Result<Vec<u8>> {
-    let proto =
-        protobuf::Schema::try_from(schema).map_err(|e| DataFusionError::Internal(format!("encoding schema: {e}")))?;
+    let proto = protobuf::Schema::try_from(schema)
+        .map_err(|e| DataFusionError::Internal(format!("encoding schema: {e}")))?;
     Ok(proto.encode_to_vec())
 }
 
 fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
-    let proto =
-        protobuf::Schema::decode(bytes).map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
-    let schema = Schema::try_from(&proto).map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
+    let proto = protobuf::Schema::decode(bytes)
+        .map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
+    let schema = Schema::try_from(&proto)
+        .map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
     Ok(Arc::new(schema))
 }
 
@@ -69,7 +74,12 @@ impl CutoutsLogicalCodec {
 }
 
 impl LogicalExtensionCodec for CutoutsLogicalCodec {
-    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> Result<Extension> {
         self.inner.try_decode(buf, inputs, ctx)
     }
 
@@ -88,9 +98,16 @@ impl LogicalExtensionCodec for CutoutsLogicalCodec {
             Some(spec) => {
                 let spec = spec?;
                 let targets_schema = schema_from_bytes(&spec.targets_schema)?;
-                Ok(Arc::new(CutoutsTable::new(spec.job, spec.store_url, spec.files, targets_schema)))
+                Ok(Arc::new(CutoutsTable::new(
+                    spec.job,
+                    spec.store_url,
+                    spec.files,
+                    targets_schema,
+                )))
             }
-            None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
+            None => self
+                .inner
+                .try_decode_table_provider(buf, table_ref, schema, ctx),
         }
     }
 
@@ -115,11 +132,19 @@ impl LogicalExtensionCodec for CutoutsLogicalCodec {
         }
     }
 
-    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn FileFormatFactory>> {
         self.inner.try_decode_file_format(buf, ctx)
     }
 
-    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> Result<()> {
         self.inner.try_encode_file_format(buf, node)
     }
 }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array,
-    Int64Array, RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
+    Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array,
 };
 use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, Float32Type, Int32Type, Int64Type, SchemaRef};
@@ -31,7 +31,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -80,7 +82,11 @@ impl ShardExec {
             EmissionType::Final,
             Boundedness::Bounded,
         );
-        Self { input, job, properties: Arc::new(properties) }
+        Self {
+            input,
+            job,
+            properties: Arc::new(properties),
+        }
     }
 
     pub fn job(&self) -> &ShardJob {
@@ -96,7 +102,13 @@ impl DisplayAs for ShardExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match &self.job {
             ShardJob::Cutouts(spec) => {
-                write!(f, "ShardExec: cutouts from {}, size={}, bands={}", spec.source_label(), spec.size, spec.bands)
+                write!(
+                    f,
+                    "ShardExec: cutouts from {}, size={}, bands={}",
+                    spec.source_label(),
+                    spec.size,
+                    spec.bands
+                )
             }
             ShardJob::Checks(spec) => write!(f, "ShardExec: checks into {}", spec.output_url),
         }
@@ -107,7 +119,6 @@ impl ExecutionPlan for ShardExec {
     fn name(&self) -> &str {
         "ShardExec"
     }
-
 
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
@@ -134,24 +145,43 @@ impl ExecutionPlan for ShardExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         if children.len() != 1 {
-            return Err(DataFusionError::Internal(format!("ShardExec takes one input, got {}", children.len())));
+            return Err(DataFusionError::Internal(format!(
+                "ShardExec takes one input, got {}",
+                children.len()
+            )));
         }
-        Ok(Arc::new(Self::new(children.swap_remove(0), self.job.clone())))
+        Ok(Arc::new(Self::new(
+            children.swap_remove(0),
+            self.job.clone(),
+        )))
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let schema = self.job.summary_schema();
         match self.job.clone() {
             ShardJob::Cutouts(spec) => {
                 let work = async move { run_partition(input, spec, context).await };
-                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::once(work))))
+                Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::once(work),
+                )))
             }
             ShardJob::Checks(spec) => {
                 let work = async move { crate::checks::run_partition(input, spec, context).await };
-                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::once(work))))
+                Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::once(work),
+                )))
             }
         }
     }
@@ -168,11 +198,19 @@ impl Output {
     pub(crate) fn resolve(output_url: &str, context: &TaskContext) -> Result<Self> {
         let url = url::Url::parse(output_url)
             .map_err(|e| DataFusionError::Plan(format!("output '{output_url}': {e}")))?;
-        let store_url = ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()))?;
+        let store_url = ObjectStoreUrl::parse(format!(
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ))?;
         let store = context.runtime_env().object_store(&store_url)?;
         let folder = Path::from_url_path(url.path())
             .map_err(|e| DataFusionError::Plan(format!("output '{output_url}': {e}")))?;
-        Ok(Self { store, folder, url: output_url.trim_end_matches('/').to_string() })
+        Ok(Self {
+            store,
+            folder,
+            url: output_url.trim_end_matches('/').to_string(),
+        })
     }
 
     /// Writes one whole object: it is there complete, or not at all.
@@ -196,8 +234,11 @@ async fn run_partition(
     let mut summaries = Vec::new();
     for (shard, rows) in rows_by_shard(&targets)? {
         let indices = UInt32Array::from(rows);
-        let columns =
-            targets.columns().iter().map(|c| take(c.as_ref(), &indices, None)).collect::<arrow::error::Result<_>>()?;
+        let columns = targets
+            .columns()
+            .iter()
+            .map(|c| take(c.as_ref(), &indices, None))
+            .collect::<arrow::error::Result<_>>()?;
         let shard_targets = RecordBatch::try_new(targets.schema(), columns)?;
         summaries.push(make_shard(shard, &shard_targets, &spec, &output, source.as_ref()).await?);
     }
@@ -206,15 +247,17 @@ async fn run_partition(
 
 /// Row indices of each shard, in shard order.
 fn rows_by_shard(targets: &RecordBatch) -> Result<BTreeMap<i64, Vec<u32>>> {
-    let column = targets
-        .column_by_name(schema::SHARD)
-        .ok_or_else(|| DataFusionError::Plan(format!("cutout targets lack the {} column", schema::SHARD)))?;
+    let column = targets.column_by_name(schema::SHARD).ok_or_else(|| {
+        DataFusionError::Plan(format!("cutout targets lack the {} column", schema::SHARD))
+    })?;
     let column = cast(column, &DataType::Int64)?;
     let shards = column.as_primitive::<Int64Type>();
     let mut out: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for i in 0..shards.len() {
         if shards.is_null(i) {
-            return Err(DataFusionError::Plan(format!("cutout target row {i} has no shard")));
+            return Err(DataFusionError::Plan(format!(
+                "cutout target row {i} has no shard"
+            )));
         }
         out.entry(shards.value(i)).or_default().push(i as u32);
     }
@@ -248,7 +291,9 @@ fn floats(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
     let column = batch
         .column_by_name(name)
         .ok_or_else(|| DataFusionError::Plan(format!("cutout targets lack the {name} column")))?;
-    Ok(cast(column, &DataType::Float64)?.as_primitive::<arrow::datatypes::Float64Type>().clone())
+    Ok(cast(column, &DataType::Float64)?
+        .as_primitive::<arrow::datatypes::Float64Type>()
+        .clone())
 }
 
 /// The rows of a shard written before, by galaxy_id, that this run keeps:
@@ -272,7 +317,9 @@ impl Previous {
         let images = batch
             .column_by_name(schema::IMAGE)
             .and_then(|c| c.as_fixed_size_list_opt().cloned())
-            .ok_or_else(|| DataFusionError::Plan("cutout shard lacks a fixed-size image column".into()))?;
+            .ok_or_else(|| {
+                DataFusionError::Plan("cutout shard lacks a fixed-size image column".into())
+            })?;
         let (label, resampling) = (spec.source_label(), spec.resampling().as_str());
         let mut by_id = HashMap::new();
         if images.value_length() as usize == spec.image_len() {
@@ -291,7 +338,11 @@ impl Previous {
     }
 }
 
-async fn read_previous(output: &Output, path: &Path, spec: &CutoutSpec) -> Result<Option<Previous>> {
+async fn read_previous(
+    output: &Output,
+    path: &Path,
+    spec: &CutoutSpec,
+) -> Result<Option<Previous>> {
     let bytes = match output.store.get(path).await {
         Ok(found) => found.bytes().await?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -320,7 +371,12 @@ async fn make_shard(
     let ids = strings(targets, schema::GALAXY_ID)?;
     let previous = read_previous(output, &path, spec).await?;
     let n = targets.num_rows();
-    let mut summary = ShardSummary { shard, path: format!("{}/{name}", output.url), targets: n, ..Default::default() };
+    let mut summary = ShardSummary {
+        shard,
+        path: format!("{}/{name}", output.url),
+        targets: n,
+        ..Default::default()
+    };
 
     // Each row either keeps a previous ok row or is made now.
     let mut kept_row: Vec<Option<usize>> = vec![None; n];
@@ -343,13 +399,27 @@ async fn make_shard(
     }
 
     let (ra, dec) = (floats(targets, schema::RA)?, floats(targets, schema::DEC)?);
-    let bricks = targets.column_by_name(schema::BRICKNAME).map(|_| strings(targets, schema::BRICKNAME)).transpose()?;
+    let bricks = targets
+        .column_by_name(schema::BRICKNAME)
+        .map(|_| strings(targets, schema::BRICKNAME))
+        .transpose()?;
     let wanted: Vec<Target> = to_make
         .iter()
         .map(|&i| Target {
-            ra: if ra.is_valid(i) { ra.value(i) } else { f64::NAN },
-            dec: if dec.is_valid(i) { dec.value(i) } else { f64::NAN },
-            brickname: bricks.as_ref().filter(|b| b.is_valid(i)).map(|b| b.value(i).to_string()),
+            ra: if ra.is_valid(i) {
+                ra.value(i)
+            } else {
+                f64::NAN
+            },
+            dec: if dec.is_valid(i) {
+                dec.value(i)
+            } else {
+                f64::NAN
+            },
+            brickname: bricks
+                .as_ref()
+                .filter(|b| b.is_valid(i))
+                .map(|b| b.value(i).to_string()),
         })
         .collect();
     let made = source.cutouts(&wanted).await?;
@@ -374,7 +444,13 @@ async fn make_shard(
     summary.bytes = bytes.len() as u64;
     output.store.put(&path, PutPayload::from(bytes)).await?;
     summary.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(shard, targets = n, fetched = summary.fetched, kept = summary.kept, "cutout shard written");
+    tracing::info!(
+        shard,
+        targets = n,
+        fetched = summary.fetched,
+        kept = summary.kept,
+        "cutout shard written"
+    );
     Ok(summary)
 }
 
@@ -390,7 +466,9 @@ fn assemble(
     let schema: SchemaRef = output_schema(targets.schema().as_ref(), spec);
     let n = targets.num_rows();
     let image_len = spec.image_len();
-    let prev_images = previous.and_then(|p| p.batch.column_by_name(schema::IMAGE)).and_then(|c| c.as_fixed_size_list_opt());
+    let prev_images = previous
+        .and_then(|p| p.batch.column_by_name(schema::IMAGE))
+        .and_then(|c| c.as_fixed_size_list_opt());
     let prev_attempts = previous
         .and_then(|p| p.batch.column_by_name(schema::ATTEMPTS))
         .map(|c| cast(c, &DataType::Int32))
@@ -403,12 +481,17 @@ fn assemble(
     for i in 0..n {
         match (kept_row[i], made_row[i]) {
             (Some(row), _) => {
-                let images = prev_images.ok_or_else(|| DataFusionError::Internal("kept row without image".into()))?;
+                let images = prev_images
+                    .ok_or_else(|| DataFusionError::Internal("kept row without image".into()))?;
                 let image = images.value(row);
                 values.extend_from_slice(image.as_primitive::<Float32Type>().values());
                 valid.push(true);
                 status.push(CutoutStatus::Ok.to_string());
-                attempts.push(prev_attempts.as_ref().map_or(0, |a| a.as_primitive::<Int32Type>().value(row)));
+                attempts.push(
+                    prev_attempts
+                        .as_ref()
+                        .map_or(0, |a| a.as_primitive::<Int32Type>().value(row)),
+                );
             }
             (None, Some(cutout)) => {
                 match &cutout.image {
@@ -430,12 +513,20 @@ fn assemble(
                 }
                 attempts.push(cutout.attempts as i32);
             }
-            (None, None) => return Err(DataFusionError::Internal(format!("cutout row {i} was neither kept nor made"))),
+            (None, None) => {
+                return Err(DataFusionError::Internal(format!(
+                    "cutout row {i} was neither kept nor made"
+                )))
+            }
         }
     }
     let item = match schema::image_field(spec).data_type() {
         DataType::FixedSizeList(item, _) => Arc::clone(item),
-        _ => return Err(DataFusionError::Internal("image field is not a fixed-size list".into())),
+        _ => {
+            return Err(DataFusionError::Internal(
+                "image field is not a fixed-size list".into(),
+            ))
+        }
     };
     let image = FixedSizeListArray::try_new(
         item,
@@ -451,11 +542,9 @@ fn assemble(
             schema::SOURCE => Arc::new(StringArray::from(vec![spec.source_label(); n])),
             schema::RESAMPLING => Arc::new(StringArray::from(vec![spec.resampling().as_str(); n])),
             schema::ATTEMPTS => Arc::new(Int32Array::from(attempts.clone())),
-            name => Arc::clone(
-                targets
-                    .column_by_name(name)
-                    .ok_or_else(|| DataFusionError::Internal(format!("target column {name} vanished")))?,
-            ),
+            name => Arc::clone(targets.column_by_name(name).ok_or_else(|| {
+                DataFusionError::Internal(format!("target column {name} vanished"))
+            })?),
         };
         columns.push(column);
     }
@@ -478,19 +567,39 @@ pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
 fn summary_batch(summaries: &[ShardSummary]) -> Result<RecordBatch> {
     let statuses: Vec<String> = summaries
         .iter()
-        .map(|s| serde_json::to_string(&s.statuses).map_err(|e| DataFusionError::Internal(e.to_string())))
+        .map(|s| {
+            serde_json::to_string(&s.statuses).map_err(|e| DataFusionError::Internal(e.to_string()))
+        })
         .collect::<Result<_>>()?;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(summaries.iter().map(|s| s.shard))),
-        Arc::new(StringArray::from_iter_values(summaries.iter().map(|s| s.path.as_str()))),
-        Arc::new(Int64Array::from_iter_values(summaries.iter().map(|s| s.targets as i64))),
-        Arc::new(Int64Array::from_iter_values(summaries.iter().map(|s| s.fetched as i64))),
-        Arc::new(Int64Array::from_iter_values(summaries.iter().map(|s| s.kept as i64))),
-        Arc::new(BooleanArray::from(summaries.iter().map(|s| s.reused_shard).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.shard),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            summaries.iter().map(|s| s.path.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.targets as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.fetched as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.kept as i64),
+        )),
+        Arc::new(BooleanArray::from(
+            summaries.iter().map(|s| s.reused_shard).collect::<Vec<_>>(),
+        )),
         Arc::new(StringArray::from(statuses)),
-        Arc::new(Int64Array::from_iter_values(summaries.iter().map(|s| s.attempts as i64))),
-        Arc::new(Int64Array::from_iter_values(summaries.iter().map(|s| s.bytes as i64))),
-        Arc::new(Float64Array::from_iter_values(summaries.iter().map(|s| s.seconds))),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.attempts as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.bytes as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            summaries.iter().map(|s| s.seconds),
+        )),
     ];
     Ok(RecordBatch::try_new(summary_schema(), columns)?)
 }

@@ -22,7 +22,7 @@ pub mod viewer;
 
 pub use codec::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
 pub use exec::{ShardExec, ShardJob};
+pub use lenspipe_viewer::CutoutStatus;
 pub use source::{Cutout, PixelSource, Target};
 pub use spec::{CutoutSpec, Resampling, SourceSpec, ViewerSpec};
-pub use lenspipe_viewer::CutoutStatus;
 pub use table::{CutoutsTable, TargetFile};

@@ -34,7 +34,11 @@ pub const META_UNIT: &str = "lenspipe.cutout.unit";
 /// `image`: bands x size x size float32 values, CHW, row-major.
 pub fn image_field(spec: &CutoutSpec) -> Field {
     let item = Arc::new(Field::new("item", DataType::Float32, false));
-    Field::new(IMAGE, DataType::FixedSizeList(item, spec.image_len() as i32), true)
+    Field::new(
+        IMAGE,
+        DataType::FixedSizeList(item, spec.image_len() as i32),
+        true,
+    )
 }
 
 /// The output schema: the target columns (without [`SHARD`]), then [`ADDED`].
@@ -54,7 +58,10 @@ pub fn output_schema(targets: &Schema, spec: &CutoutSpec) -> SchemaRef {
         (META_SIZE.to_string(), spec.size.to_string()),
         (META_BANDS.to_string(), spec.bands.clone()),
         (META_PIXSCALE.to_string(), spec.pixscale.to_string()),
-        (META_LAYOUT.to_string(), "CHW: band, row (south to north), column (east to west on the sky)".to_string()),
+        (
+            META_LAYOUT.to_string(),
+            "CHW: band, row (south to north), column (east to west on the sky)".to_string(),
+        ),
         (META_UNIT.to_string(), "nanomaggies".to_string()),
     ]);
     Arc::new(Schema::new_with_metadata(fields, metadata))

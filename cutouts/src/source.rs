@@ -32,13 +32,28 @@ impl Cutout {
     /// A cutout with pixels: `ok`, or `no_coverage` when a band is all zeros.
     pub fn from_pixels(image: Vec<f32>, bands: usize, attempts: u32) -> Self {
         let plane = image.len() / bands.max(1);
-        let empty_band = plane > 0 && image.chunks(plane).any(|band| band.iter().all(|v| *v == 0.0));
-        let status = if empty_band { CutoutStatus::NoCoverage } else { CutoutStatus::Ok };
-        Self { status, image: Some(image), attempts }
+        let empty_band = plane > 0
+            && image
+                .chunks(plane)
+                .any(|band| band.iter().all(|v| *v == 0.0));
+        let status = if empty_band {
+            CutoutStatus::NoCoverage
+        } else {
+            CutoutStatus::Ok
+        };
+        Self {
+            status,
+            image: Some(image),
+            attempts,
+        }
     }
 
     pub fn failed(status: CutoutStatus, attempts: u32) -> Self {
-        Self { status, image: None, attempts }
+        Self {
+            status,
+            image: None,
+            attempts,
+        }
     }
 }
 
@@ -57,19 +72,30 @@ pub fn source_for(spec: &CutoutSpec, runtime: &RuntimeEnv) -> Result<Arc<dyn Pix
     static SHARED: OnceLock<Mutex<HashMap<String, Arc<dyn PixelSource>>>> = OnceLock::new();
     match &spec.source {
         SourceSpec::Viewer(viewer) => {
-            let key = serde_json::to_string(spec).map_err(|e| DataFusionError::Internal(e.to_string()))?;
+            let key = serde_json::to_string(spec)
+                .map_err(|e| DataFusionError::Internal(e.to_string()))?;
             // Looked up and made under one lock: shards starting together share one client.
-            let mut shared = SHARED.get_or_init(Default::default).lock().map_err(|_| poisoned())?;
+            let mut shared = SHARED
+                .get_or_init(Default::default)
+                .lock()
+                .map_err(|_| poisoned())?;
             if let Some(source) = shared.get(&key) {
                 return Ok(Arc::clone(source));
             }
-            let source: Arc<dyn PixelSource> = Arc::new(crate::viewer::ViewerSource::new(viewer, spec)?);
+            let source: Arc<dyn PixelSource> =
+                Arc::new(crate::viewer::ViewerSource::new(viewer, spec)?);
             shared.insert(key, Arc::clone(&source));
             Ok(source)
         }
-        SourceSpec::Bricks { coadds_url, resampling } => {
-            Ok(Arc::new(crate::bricks::BrickSource::new(runtime, coadds_url, *resampling, spec)?))
-        }
+        SourceSpec::Bricks {
+            coadds_url,
+            resampling,
+        } => Ok(Arc::new(crate::bricks::BrickSource::new(
+            runtime,
+            coadds_url,
+            *resampling,
+            spec,
+        )?)),
     }
 }
 
@@ -84,7 +110,10 @@ mod tests {
     #[test]
     fn an_all_zero_band_is_no_coverage_and_keeps_its_pixels() {
         let mut image = vec![1.0f32; 3 * 4];
-        assert_eq!(Cutout::from_pixels(image.clone(), 3, 1).status, CutoutStatus::Ok);
+        assert_eq!(
+            Cutout::from_pixels(image.clone(), 3, 1).status,
+            CutoutStatus::Ok
+        );
         image[4..8].fill(0.0);
         let c = Cutout::from_pixels(image.clone(), 3, 2);
         assert_eq!(c.status, CutoutStatus::NoCoverage);

@@ -12,7 +12,10 @@ pub enum SourceSpec {
     /// answers it, such as `lenspipe serve-cutouts`).
     Viewer(ViewerSpec),
     /// DR10 coadd bricks under a root (`file://` or `s3://`).
-    Bricks { coadds_url: String, resampling: Resampling },
+    Bricks {
+        coadds_url: String,
+        resampling: Resampling,
+    },
 }
 
 /// The viewer client's settings. Limits are per process: a cluster of N
@@ -66,12 +69,19 @@ impl CutoutSpec {
     /// Checks what would otherwise fail target by target.
     pub fn validate(&self) -> Result<(), String> {
         if self.size == 0 || self.size > 512 {
-            return Err(format!("cutouts.size: {} is not in 1..=512 pixels", self.size));
+            return Err(format!(
+                "cutouts.size: {} is not in 1..=512 pixels",
+                self.size
+            ));
         }
         if !(self.pixscale > 0.0 && self.pixscale <= 10.0) {
-            return Err(format!("cutouts.pixscale: {} is not in (0, 10] arcsec/pixel", self.pixscale));
+            return Err(format!(
+                "cutouts.pixscale: {} is not in (0, 10] arcsec/pixel",
+                self.pixscale
+            ));
         }
-        lenspipe_viewer::bands::validate_bands(&self.bands).map_err(|e| format!("cutouts.bands: '{}': {e}", self.bands))?;
+        lenspipe_viewer::bands::validate_bands(&self.bands)
+            .map_err(|e| format!("cutouts.bands: '{}': {e}", self.bands))?;
         if let SourceSpec::Viewer(v) = &self.source {
             if v.concurrency == 0 {
                 return Err("cutouts.concurrency must be at least 1".into());
@@ -82,11 +92,15 @@ impl CutoutSpec {
             if !(v.timeout_s > 0.0) {
                 return Err("cutouts.timeout_s must be positive".into());
             }
-            if v.layer.is_empty() || !v.layer.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if v.layer.is_empty()
+                || !v
+                    .layer
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(format!("cutouts.layer: '{}' is not a layer name", v.layer));
             }
         }
         Ok(())
     }
 }
-

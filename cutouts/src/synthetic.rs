@@ -62,19 +62,29 @@ impl CutoutProvider for SyntheticSky {
         if !(dec.abs() <= 90.0) || (layer == "ls-dr10-south" && dec > SOUTH_DEC_MAX) {
             return Err(ProviderError::OffFootprint);
         }
-        let key = ((ra * 1e6).round() as i64 as u64) ^ ((dec * 1e6).round() as i64 as u64).rotate_left(32);
+        let key = ((ra * 1e6).round() as i64 as u64)
+            ^ ((dec * 1e6).round() as i64 as u64).rotate_left(32);
         let mut rng = Rng(key ^ self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
         let sigma_px = (0.6 + 1.8 * rng.unit()) / pixscale.max(1e-6);
         let q = 0.4 + 0.6 * rng.unit();
         let angle = std::f64::consts::PI * rng.unit();
         let flux_r = 3.0 + 30.0 * rng.unit();
-        let colour = [("g", 0.45 + 0.3 * rng.unit()), ("r", 1.0), ("i", 1.2), ("z", 1.3 + 0.4 * rng.unit())];
+        let colour = [
+            ("g", 0.45 + 0.3 * rng.unit()),
+            ("r", 1.0),
+            ("i", 1.2),
+            ("z", 1.3 + 0.4 * rng.unit()),
+        ];
         let centre = (size as f64 - 1.0) / 2.0;
         let (cos, sin) = (angle.cos(), angle.sin());
         let norm = 1.0 / (std::f64::consts::TAU * sigma_px * sigma_px * q);
         let mut out = Vec::with_capacity(bands.len() * size * size);
         for band in bands.chars() {
-            let flux = flux_r * colour.iter().find(|(b, _)| b.starts_with(band)).map_or(1.0, |(_, c)| *c);
+            let flux = flux_r
+                * colour
+                    .iter()
+                    .find(|(b, _)| b.starts_with(band))
+                    .map_or(1.0, |(_, c)| *c);
             let sky = noise(band);
             for y in 0..size {
                 for x in 0..size {

@@ -44,8 +44,18 @@ pub struct CutoutsTable {
 }
 
 impl CutoutsTable {
-    pub fn new(job: ShardJob, store_url: String, files: Vec<TargetFile>, targets_schema: SchemaRef) -> Self {
-        Self { job, store_url, files, targets_schema }
+    pub fn new(
+        job: ShardJob,
+        store_url: String,
+        files: Vec<TargetFile>,
+        targets_schema: SchemaRef,
+    ) -> Self {
+        Self {
+            job,
+            store_url,
+            files,
+            targets_schema,
+        }
     }
 
     pub fn job(&self) -> &ShardJob {
@@ -64,7 +74,6 @@ impl CutoutsTable {
 
 #[async_trait]
 impl TableProvider for CutoutsTable {
-
     fn schema(&self) -> SchemaRef {
         self.job.summary_schema()
     }
@@ -92,8 +101,10 @@ impl TableProvider for CutoutsTable {
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(&self.store_url)?, source)
             .with_file_groups(groups)
             .build();
-        let plan: Arc<dyn ExecutionPlan> =
-            Arc::new(ShardExec::new(DataSourceExec::from_data_source(config), self.job.clone()));
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(ShardExec::new(
+            DataSourceExec::from_data_source(config),
+            self.job.clone(),
+        ));
         let schema = self.job.summary_schema();
         match projection {
             Some(columns) if *columns != (0..schema.fields().len()).collect::<Vec<_>>() => {
@@ -101,7 +112,10 @@ impl TableProvider for CutoutsTable {
                     .iter()
                     .map(|&i| {
                         let name = schema.field(i).name().clone();
-                        (Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>, name)
+                        (
+                            Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
+                            name,
+                        )
                     })
                     .collect();
                 Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))

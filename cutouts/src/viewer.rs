@@ -16,7 +16,9 @@ pub struct ViewerSource {
 
 impl std::fmt::Debug for ViewerSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ViewerSource").field("url", &self.client.config().url).finish()
+        f.debug_struct("ViewerSource")
+            .field("url", &self.client.config().url)
+            .finish()
     }
 }
 
@@ -48,7 +50,11 @@ impl PixelSource for ViewerSource {
         let fetched = self.client.fetch_all(&positions).await;
         Ok(fetched
             .into_iter()
-            .map(|f| Cutout { status: f.status, image: f.image, attempts: f.attempts })
+            .map(|f| Cutout {
+                status: f.status,
+                image: f.image,
+                attempts: f.attempts,
+            })
             .collect())
     }
 }

@@ -108,7 +108,10 @@ pub struct Scan {
 
 impl Default for Scan {
     fn default() -> Self {
-        Self { target_partition_mib: 64, batch_rows: 8192 }
+        Self {
+            target_partition_mib: 64,
+            batch_rows: 8192,
+        }
     }
 }
 
@@ -328,22 +331,26 @@ pub const BUILTIN_PROFILES: [(&str, &str); 2] = [
 impl Config {
     /// Loads a profile by built-in name or file path, then applies overrides.
     pub fn load(profile_or_path: &str, overrides: &[String]) -> Result<Self> {
-        let text = match BUILTIN_PROFILES.iter().find(|(name, _)| *name == profile_or_path) {
+        let text = match BUILTIN_PROFILES
+            .iter()
+            .find(|(name, _)| *name == profile_or_path)
+        {
             Some((_, text)) => text.to_string(),
-            None => std::fs::read_to_string(Path::new(profile_or_path))
-                .map_err(|e| Error::Config(format!("cannot read config '{profile_or_path}': {e}")))?,
+            None => std::fs::read_to_string(Path::new(profile_or_path)).map_err(|e| {
+                Error::Config(format!("cannot read config '{profile_or_path}': {e}"))
+            })?,
         };
         Self::from_yaml(&text, profile_or_path, overrides)
     }
 
     pub fn from_yaml(text: &str, source: &str, overrides: &[String]) -> Result<Self> {
-        let mut tree: Value = serde_yaml::from_str(text)
-            .map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        let mut tree: Value =
+            serde_yaml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
         for item in overrides {
             apply_override(&mut tree, item)?;
         }
-        let config: Config = serde_yaml::from_value(tree)
-            .map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        let config: Config =
+            serde_yaml::from_value(tree).map_err(|e| Error::Config(format!("{source}: {e}")))?;
         config.validate()?;
         Ok(config)
     }
@@ -351,7 +358,8 @@ impl Config {
     /// Checks that no value can change the meaning of a plan or is out of range.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Config(what.to_string()));
-        let type_ok = |t: &String| !t.is_empty() && t.len() <= 4 && t.chars().all(|c| c.is_ascii_uppercase());
+        let type_ok =
+            |t: &String| !t.is_empty() && t.len() <= 4 && t.chars().all(|c| c.is_ascii_uppercase());
         for (key, types) in [
             ("selection.types", &self.selection.types.value),
             ("n2.ring_proxy.types", &self.n2.ring_proxy.value.types),
@@ -363,15 +371,29 @@ impl Config {
                 ));
             }
         }
-        if let Some(b) = self.selection.exclude_maskbits.value.iter().find(|b| **b > 62) {
-            return bad(&format!("selection.exclude_maskbits: bit {b} is out of range 0..=62"));
+        if let Some(b) = self
+            .selection
+            .exclude_maskbits
+            .value
+            .iter()
+            .find(|b| **b > 62)
+        {
+            return bad(&format!(
+                "selection.exclude_maskbits: bit {b} is out of range 0..=62"
+            ));
         }
         if !(self.selection.dec_min.value < self.selection.dec_max.value) {
             return bad("selection.dec_min must be below selection.dec_max");
         }
         for (key, v) in [
-            ("positives.match_radius_arcsec", self.positives.match_radius_arcsec.value),
-            ("exclusion.radius_arcsec", self.exclusion.radius_arcsec.value),
+            (
+                "positives.match_radius_arcsec",
+                self.positives.match_radius_arcsec.value,
+            ),
+            (
+                "exclusion.radius_arcsec",
+                self.exclusion.radius_arcsec.value,
+            ),
         ] {
             if !(v > 0.0 && v <= 3600.0) {
                 return bad(&format!("{key}: {v} is not in (0, 3600] arcsec"));
@@ -379,10 +401,14 @@ impl Config {
         }
         let nside = self.split.nside.value;
         if !nside.is_power_of_two() || nside > (1 << 29) {
-            return bad(&format!("split.nside: {nside} is not a power of two up to 2^29"));
+            return bad(&format!(
+                "split.nside: {nside} is not a power of two up to 2^29"
+            ));
         }
         let f = &self.split.fractions.value;
-        if [f.train, f.val, f.test].iter().any(|x| !(0.0..=1.0).contains(x))
+        if [f.train, f.val, f.test]
+            .iter()
+            .any(|x| !(0.0..=1.0).contains(x))
             || (f.train + f.val + f.test - 1.0).abs() > 1e-9
         {
             return bad("split.fractions must be in [0, 1] and add up to 1");
@@ -403,12 +429,21 @@ impl Config {
         }
         for s in &self.sampling.extra_strata {
             let ok_name = !s.column.is_empty()
-                && s.column.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                && s.column
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ok_name {
-                return bad(&format!("sampling.extra_strata: '{}' is not a column name", s.column));
+                return bad(&format!(
+                    "sampling.extra_strata: '{}' is not a column name",
+                    s.column
+                ));
             }
-            if s.edges.windows(2).any(|w| !(w[0] < w[1])) || s.edges.iter().any(|e| !e.is_finite()) {
-                return bad(&format!("sampling.extra_strata.{}: edges must increase", s.column));
+            if s.edges.windows(2).any(|w| !(w[0] < w[1])) || s.edges.iter().any(|e| !e.is_finite())
+            {
+                return bad(&format!(
+                    "sampling.extra_strata.{}: edges must increase",
+                    s.column
+                ));
             }
         }
         let c = &self.cutouts;
@@ -418,10 +453,17 @@ impl Config {
         if c.source.value == CutoutSource::Bricks && self.inputs.coadds.is_none() {
             return bad("cutouts.source is bricks but inputs.coadds is not set");
         }
-        if !(c.viewer_url.value.starts_with("http://") || c.viewer_url.value.starts_with("https://")) {
-            return bad(&format!("cutouts.viewer_url: '{}' is not an http(s) URL", c.viewer_url.value));
+        if !(c.viewer_url.value.starts_with("http://")
+            || c.viewer_url.value.starts_with("https://"))
+        {
+            return bad(&format!(
+                "cutouts.viewer_url: '{}' is not an http(s) URL",
+                c.viewer_url.value
+            ));
         }
-        self.cutout_spec("file:///")?.validate().map_err(Error::Config)?;
+        self.cutout_spec("file:///")?
+            .validate()
+            .map_err(Error::Config)?;
         Ok(())
     }
 
@@ -459,7 +501,11 @@ impl Config {
 
     /// The OR of `1 << bit` over the excluded mask bits.
     pub fn exclude_mask(&self) -> i64 {
-        self.selection.exclude_maskbits.value.iter().fold(0i64, |m, b| m | (1i64 << b))
+        self.selection
+            .exclude_maskbits
+            .value
+            .iter()
+            .fold(0i64, |m, b| m | (1i64 << b))
     }
 }
 
@@ -472,12 +518,14 @@ fn apply_override(tree: &mut Value, item: &str) -> Result<()> {
         .map_err(|e| Error::Config(format!("--set '{item}': value is not YAML: {e}")))?;
     let mut node = tree;
     for part in key.split('.') {
-        let map = node
-            .as_mapping_mut()
-            .ok_or_else(|| Error::Config(format!("--set '{item}': '{part}' is not inside a section")))?;
-        node = map
-            .get_mut(part)
-            .ok_or_else(|| Error::Config(format!("--set '{item}': no key '{part}' in the configuration")))?;
+        let map = node.as_mapping_mut().ok_or_else(|| {
+            Error::Config(format!("--set '{item}': '{part}' is not inside a section"))
+        })?;
+        node = map.get_mut(part).ok_or_else(|| {
+            Error::Config(format!(
+                "--set '{item}': no key '{part}' in the configuration"
+            ))
+        })?;
     }
     let is_param = node
         .as_mapping()
@@ -507,9 +555,15 @@ mod tests {
         let p = paper_iv(&[]).unwrap();
         let r = Config::load("request_v1", &[]).unwrap();
         assert_eq!(p.selection.z_mag_max.value, 20.0);
-        assert_eq!(p.selection.z_mag_max.provenance, Provenance::PaperIvAbstract);
+        assert_eq!(
+            p.selection.z_mag_max.provenance,
+            Provenance::PaperIvAbstract
+        );
         assert_eq!(r.selection.z_mag_max.value, 21.0);
-        assert_eq!(p.exclude_mask(), (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 11) | (1 << 12) | (1 << 13));
+        assert_eq!(
+            p.exclude_mask(),
+            (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 11) | (1 << 12) | (1 << 13)
+        );
         assert_eq!(p.bins.nobs_z_spec(), "3-5,6-10,11+");
         assert_eq!(r.bins.nobs_z_spec(), "1-2,3-5,6-10,11+");
     }
@@ -518,29 +572,49 @@ mod tests {
     fn overrides_are_typed_and_marked() {
         let c = paper_iv(&["selection.z_mag_max=19.5", "inputs.sweeps=s3://b/p/"]).unwrap();
         assert_eq!(c.selection.z_mag_max.value, 19.5);
-        assert_eq!(c.selection.z_mag_max.provenance, Provenance::CommandLineOverride);
+        assert_eq!(
+            c.selection.z_mag_max.provenance,
+            Provenance::CommandLineOverride
+        );
         assert_eq!(c.inputs.sweeps, "s3://b/p/");
-        let err = paper_iv(&["selection.z_mag_max=faint"]).unwrap_err().to_string();
-        assert!(err.contains("z_mag_max") || err.contains("invalid type"), "{err}");
-        let err = paper_iv(&["selection.no_such_key=1"]).unwrap_err().to_string();
+        let err = paper_iv(&["selection.z_mag_max=faint"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("z_mag_max") || err.contains("invalid type"),
+            "{err}"
+        );
+        let err = paper_iv(&["selection.no_such_key=1"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no_such_key"), "{err}");
     }
 
     #[test]
     fn unknown_keys_are_refused() {
-        let text = include_str!("../../configs/paper_iv.yaml")
-            .replace("\nselection:\n", "\nselection:\n  z_mag_maxx: {value: 1, provenance: project_choice}\n");
-        let err = Config::from_yaml(&text, "t.yaml", &[]).unwrap_err().to_string();
+        let text = include_str!("../../configs/paper_iv.yaml").replace(
+            "\nselection:\n",
+            "\nselection:\n  z_mag_maxx: {value: 1, provenance: project_choice}\n",
+        );
+        let err = Config::from_yaml(&text, "t.yaml", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("z_mag_maxx"), "{err}");
     }
 
     #[test]
     fn sql_in_values_is_rejected() {
-        let err = paper_iv(&["selection.types=[\"REX') OR 1=1 --\"]"]).unwrap_err().to_string();
-        assert!(err.contains("selection.types") && err.contains("not a Tractor TYPE"), "{err}");
-        let err = paper_iv(&["sampling.extra_strata=[{column: 'mag_z; DROP TABLE x', edges: [1, 2]}]"])
+        let err = paper_iv(&["selection.types=[\"REX') OR 1=1 --\"]"])
             .unwrap_err()
             .to_string();
+        assert!(
+            err.contains("selection.types") && err.contains("not a Tractor TYPE"),
+            "{err}"
+        );
+        let err =
+            paper_iv(&["sampling.extra_strata=[{column: 'mag_z; DROP TABLE x', edges: [1, 2]}]"])
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("not a column name"), "{err}");
     }
 }

@@ -74,7 +74,8 @@ impl Engine {
             target_partition_bytes: config.scan.target_partition_mib.max(1) * 1024 * 1024,
             batch_rows: config.scan.batch_rows.max(1),
         };
-        let table = Arc::new(SweepsTable::open(&self.runtime(), &config.inputs.sweeps, options).await?);
+        let table =
+            Arc::new(SweepsTable::open(&self.runtime(), &config.inputs.sweeps, options).await?);
         self.ctx.deregister_table("sweeps")?;
         self.ctx.register_table("sweeps", table.clone())?;
         Ok(table)
@@ -83,11 +84,17 @@ impl Engine {
     /// Registers a small table that every process must be able to read:
     /// written as Parquet under `location` (executors cannot see this
     /// process's memory) and read back from there.
-    pub async fn register_shared_batch(&self, name: &str, batch: RecordBatch, location: &Location) -> Result<()> {
+    pub async fn register_shared_batch(
+        &self,
+        name: &str,
+        batch: RecordBatch,
+        location: &Location,
+    ) -> Result<()> {
         let file = location.child(&format!("{name}.parquet"));
         let mut buffer = Vec::new();
         {
-            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), None)?;
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), None)?;
             writer.write(&batch)?;
             writer.close()?;
         }

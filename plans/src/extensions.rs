@@ -19,13 +19,17 @@ use lenspipe_sweeps::{EnvObjectStoreRegistry, SweepsLogicalCodec, SweepsPhysical
 /// The logical codec: the cutouts table, the sweeps table, then Ballista's own.
 pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
     let ballista = Arc::new(BallistaLogicalExtensionCodec::default());
-    Arc::new(CutoutsLogicalCodec::new(Arc::new(SweepsLogicalCodec::new(ballista))))
+    Arc::new(CutoutsLogicalCodec::new(Arc::new(SweepsLogicalCodec::new(
+        ballista,
+    ))))
 }
 
 /// The physical codec: the cutout operator, the FITS scan, then Ballista's own nodes.
 pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
     let ballista = Arc::new(BallistaPhysicalExtensionCodec::default());
-    Arc::new(CutoutsPhysicalCodec::new(Arc::new(SweepsPhysicalCodec::new(ballista))))
+    Arc::new(CutoutsPhysicalCodec::new(Arc::new(
+        SweepsPhysicalCodec::new(ballista),
+    )))
 }
 
 /// A runtime whose object stores come from the process environment.
@@ -75,7 +79,9 @@ pub fn function_registry() -> BallistaFunctionRegistry {
     // Ballista's default registry lacks the nested (array) functions our plans use.
     let defaults = datafusion::execution::SessionStateDefaults::default_scalar_functions();
     for udf in defaults.into_iter().chain(lenspipe_udfs::all()) {
-        registry.scalar_functions.insert(udf.name().to_string(), udf);
+        registry
+            .scalar_functions
+            .insert(udf.name().to_string(), udf);
     }
     registry
 }

@@ -72,17 +72,27 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
     let header = loop {
         match lines.next() {
             Some((_, l)) if l.trim().is_empty() || l.starts_with('#') => continue,
-            Some((_, l)) => break split_csv(l).map_err(|e| Error::Input(format!("{source}: header: {e}")))?,
+            Some((_, l)) => {
+                break split_csv(l).map_err(|e| Error::Input(format!("{source}: header: {e}")))?
+            }
             None => return Err(Error::Input(format!("{source}: empty catalog"))),
         }
     };
     let find = |name: &str| -> Result<usize> {
         header.iter().position(|h| h.trim() == name).ok_or_else(|| {
-            Error::Input(format!("{source}: no column '{name}' (columns: {})", header.join(", ")))
+            Error::Input(format!(
+                "{source}: no column '{name}' (columns: {})",
+                header.join(", ")
+            ))
         })
     };
-    let optional = |name: &Option<String>| -> Result<Option<usize>> { name.as_deref().map(find).transpose() };
-    let (name_i, ra_i, dec_i) = (find(&columns.name)?, find(&columns.ra)?, find(&columns.dec)?);
+    let optional =
+        |name: &Option<String>| -> Result<Option<usize>> { name.as_deref().map(find).transpose() };
+    let (name_i, ra_i, dec_i) = (
+        find(&columns.name)?,
+        find(&columns.ra)?,
+        find(&columns.dec)?,
+    );
     let (grade_i, z_i, type_i, ref_i) = (
         optional(&columns.grade)?,
         optional(&columns.zlens)?,
@@ -92,7 +102,8 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
 
     let mut ids = Vec::new();
     let (mut names, mut ras, mut decs) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut grades, mut zs, mut types, mut refs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut grades, mut zs, mut types, mut refs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut rejected = Vec::new();
     let mut data_lines = 0;
     for (i, line) in lines {
@@ -101,11 +112,18 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
             continue;
         }
         data_lines += 1;
-        let reject = |reason: String| RejectedLine { line: line_no, reason };
+        let reject = |reason: String| RejectedLine {
+            line: line_no,
+            reason,
+        };
         let fields = match split_csv(line) {
             Ok(f) if f.len() == header.len() => f,
             Ok(f) => {
-                rejected.push(reject(format!("{} fields, header has {}", f.len(), header.len())));
+                rejected.push(reject(format!(
+                    "{} fields, header has {}",
+                    f.len(),
+                    header.len()
+                )));
                 continue;
             }
             Err(e) => {
@@ -115,21 +133,29 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
         };
         let coord = |at: usize, what: &str, lo: f64, hi: f64| -> std::result::Result<f64, String> {
             let text = fields[at].trim();
-            let v: f64 = text.parse().map_err(|_| format!("{what} '{text}' is not a number"))?;
+            let v: f64 = text
+                .parse()
+                .map_err(|_| format!("{what} '{text}' is not a number"))?;
             if v.is_finite() && v >= lo && v <= hi {
                 Ok(v)
             } else {
                 Err(format!("{what} {v} is outside [{lo}, {hi}]"))
             }
         };
-        let (ra, dec) = match (coord(ra_i, "RA", 0.0, 360.0), coord(dec_i, "Dec", -90.0, 90.0)) {
+        let (ra, dec) = match (
+            coord(ra_i, "RA", 0.0, 360.0),
+            coord(dec_i, "Dec", -90.0, 90.0),
+        ) {
             (Ok(ra), Ok(dec)) => (ra, dec),
             (Err(e), _) | (_, Err(e)) => {
                 rejected.push(reject(e));
                 continue;
             }
         };
-        let text = |at: Option<usize>| at.map(|a| fields[a].trim().to_string()).filter(|s| !s.is_empty());
+        let text = |at: Option<usize>| {
+            at.map(|a| fields[a].trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
         ids.push(line_no as i64);
         names.push(text(Some(name_i)));
         ras.push(ra);
@@ -152,7 +178,11 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
             Arc::new(StringArray::from(refs)),
         ],
     )?;
-    Ok(LensCatalog { batch, rejected, data_lines })
+    Ok(LensCatalog {
+        batch,
+        rejected,
+        data_lines,
+    })
 }
 
 #[cfg(test)]
@@ -186,13 +216,18 @@ mod tests {
 
     #[test]
     fn missing_column_names_the_catalog() {
-        let err = parse_catalog("a,b\n1,2\n", "x.csv", &lenscat_columns()).unwrap_err().to_string();
+        let err = parse_catalog("a,b\n1,2\n", "x.csv", &lenscat_columns())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x.csv") && err.contains("'name'"), "{err}");
     }
 
     #[test]
     fn reads_the_real_lenscat_catalog() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/positives/lenscat_catalog.csv");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/positives/lenscat_catalog.csv"
+        );
         let Ok(text) = std::fs::read_to_string(path) else {
             panic!("the lenscat catalog is missing at {path}");
         };

@@ -10,7 +10,11 @@ use lenspipe_plans::sink::{write_partitions, Location, ParquetDir};
 use lenspipe_plans::{parity, stages, Config, Engine, EngineKind, Error, Result};
 
 #[derive(Parser)]
-#[command(name = "lenspipe", version, about = "Strong-lens training sets from DESI Legacy Imaging Surveys sweeps")]
+#[command(
+    name = "lenspipe",
+    version,
+    about = "Strong-lens training sets from DESI Legacy Imaging Surveys sweeps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,7 +104,11 @@ enum Command {
     /// (or a synthetic sky), on loopback unless told otherwise.
     ServeCutouts {
         /// DR10 coadd root (`file://`, `s3://` or a path) holding coadd/ and survey-bricks.fits.gz.
-        #[arg(long, conflicts_with = "synthetic_sky", required_unless_present = "synthetic_sky")]
+        #[arg(
+            long,
+            conflicts_with = "synthetic_sky",
+            required_unless_present = "synthetic_sky"
+        )]
         coadds: Option<String>,
         /// Serve a deterministic synthetic sky with this seed instead of bricks.
         #[arg(long)]
@@ -126,7 +134,11 @@ enum Command {
 }
 
 fn run_id() -> String {
-    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"), std::process::id())
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+        std::process::id()
+    )
 }
 
 async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()> {
@@ -140,7 +152,8 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
             println!("{}", pretty_format_batches(&batches)?);
         }
         Some(url) => {
-            let dir = ParquetDir::create(Location::resolve(&engine.runtime(), &url)?, &run_id()).await?;
+            let dir =
+                ParquetDir::create(Location::resolve(&engine.runtime(), &url)?, &run_id()).await?;
             let streams = df.execute_stream_partitioned().await?;
             let (parts, dir) = write_partitions(dir, streams, |batch, rows: &mut u64| {
                 *rows += batch.num_rows() as u64;
@@ -160,7 +173,13 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
     let engine = args.engine().await?;
     let id = run_id();
     let catalog = [Stage::Negatives, Stage::Positives, Stage::Stratify];
-    let all = [Stage::Negatives, Stage::Positives, Stage::Stratify, Stage::Cutouts, Stage::Validate];
+    let all = [
+        Stage::Negatives,
+        Stage::Positives,
+        Stage::Stratify,
+        Stage::Cutouts,
+        Stage::Validate,
+    ];
     let order: &[Stage] = match stage {
         Stage::All => &all,
         Stage::Catalog => &catalog,
@@ -173,10 +192,22 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
     let mut shortcut_found = false;
     for s in order {
         let (name, section) = match s {
-            Stage::Negatives => ("negatives", stages::negatives::run(&engine, &config, &id).await?),
-            Stage::Positives => ("positives", stages::positives::run(&engine, &config, &id).await?),
-            Stage::Stratify => ("stratify", stages::stratify::run(&engine, &config, &id).await?),
-            Stage::Cutouts => ("cutouts", stages::cutouts::run(&engine, &config, &id).await?),
+            Stage::Negatives => (
+                "negatives",
+                stages::negatives::run(&engine, &config, &id).await?,
+            ),
+            Stage::Positives => (
+                "positives",
+                stages::positives::run(&engine, &config, &id).await?,
+            ),
+            Stage::Stratify => (
+                "stratify",
+                stages::stratify::run(&engine, &config, &id).await?,
+            ),
+            Stage::Cutouts => (
+                "cutouts",
+                stages::cutouts::run(&engine, &config, &id).await?,
+            ),
             Stage::Validate => {
                 let outcome = stages::validate::run(&engine, &config, &id).await?;
                 shortcut_found = outcome.flagged > 0;
@@ -185,9 +216,15 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
             }
             Stage::All | Stage::Catalog => unreachable!("expanded above"),
         };
-        println!("{name}: {}", serde_json::to_string_pretty(&section).unwrap_or_default());
+        println!(
+            "{name}: {}",
+            serde_json::to_string_pretty(&section).unwrap_or_default()
+        );
     }
-    println!("run.json: {}/run.json", Location::resolve(&engine.runtime(), &config.output)?.url);
+    println!(
+        "run.json: {}/run.json",
+        Location::resolve(&engine.runtime(), &config.output)?.url
+    );
     if fail_on_shortcut && shortcut_found {
         return Err(Error::Conservation(
             "validation flagged a shortcut between positives and negatives (--fail-on-shortcut); see validation/shortcuts.json".into(),
@@ -205,16 +242,23 @@ async fn serve_cutouts(
 ) -> Result<()> {
     use lenspipe_viewer::server::{serve_until, CutoutProvider, Faults, ServerStats};
     let mut faults = match faults {
-        Some(path) => Faults::from_path(&path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+        Some(path) => Faults::from_path(&path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
         None => Faults::default(),
     };
     faults.latency_ms += latency_ms;
     let provider: std::sync::Arc<dyn CutoutProvider> = match (coadds, synthetic_sky) {
         (_, Some(seed)) => std::sync::Arc::new(lenspipe_cutouts::synthetic::SyntheticSky { seed }),
         (Some(root), None) => {
-            let runtime = lenspipe_plans::extensions::runtime_env(&datafusion::prelude::SessionConfig::new())?;
+            let runtime = lenspipe_plans::extensions::runtime_env(
+                &datafusion::prelude::SessionConfig::new(),
+            )?;
             let root = lenspipe_plans::sink::to_url(&root)?.to_string();
-            std::sync::Arc::new(lenspipe_cutouts::bricks::BrickProvider::new(&runtime, &root, tokio::runtime::Handle::current())?)
+            std::sync::Arc::new(lenspipe_cutouts::bricks::BrickProvider::new(
+                &runtime,
+                &root,
+                tokio::runtime::Handle::current(),
+            )?)
         }
         (None, None) => return Err(Error::Config("give --coadds or --synthetic-sky".into())),
     };
@@ -229,13 +273,29 @@ async fn serve_cutouts(
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    serve_until(listener, provider, faults, std::sync::Arc::new(ServerStats::default()), stop).await?;
+    serve_until(
+        listener,
+        provider,
+        faults,
+        std::sync::Arc::new(ServerStats::default()),
+        stop,
+    )
+    .await?;
     Ok(())
 }
 
 async fn main_inner(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Synth { out, files, rows_per_file, seed, plant, plant_ra_column, plant_dec_column, threads } => {
+        Command::Synth {
+            out,
+            files,
+            rows_per_file,
+            seed,
+            plant,
+            plant_ra_column,
+            plant_dec_column,
+            threads,
+        } => {
             let mut opts = lenspipe_synth::SynthOptions::new(out);
             opts.files = files;
             opts.rows_per_file = rows_per_file;
@@ -260,27 +320,48 @@ async fn main_inner(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Sql { query, file, out, config } => {
+        Command::Sql {
+            query,
+            file,
+            out,
+            config,
+        } => {
             let query = match (query, file) {
                 (Some(q), None) => q,
                 (None, Some(f)) => std::fs::read_to_string(&f)
                     .map_err(|e| Error::Config(format!("cannot read {}: {e}", f.display())))?,
-                _ => return Err(Error::Config("give the SQL as an argument or with -f FILE, not both".into())),
+                _ => {
+                    return Err(Error::Config(
+                        "give the SQL as an argument or with -f FILE, not both".into(),
+                    ))
+                }
             };
             sql(query, out, config).await
         }
-        Command::Run { stage, config, fail_on_shortcut } => run_stage(stage, config, fail_on_shortcut).await,
-        Command::ServeCutouts { coadds, synthetic_sky, bind, faults, latency_ms } => {
-            serve_cutouts(coadds, synthetic_sky, bind, faults, latency_ms).await
-        }
+        Command::Run {
+            stage,
+            config,
+            fail_on_shortcut,
+        } => run_stage(stage, config, fail_on_shortcut).await,
+        Command::ServeCutouts {
+            coadds,
+            synthetic_sky,
+            bind,
+            faults,
+            latency_ms,
+        } => serve_cutouts(coadds, synthetic_sky, bind, faults, latency_ms).await,
         Command::Parity { run, config } => {
             let ours = Config::load(&config, &[])?;
             let request = Config::load("request_v1", &[])?;
             let run = match run {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-                    Some(serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?)
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        Error::Config(format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    Some(
+                        serde_json::from_str(&text)
+                            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+                    )
                 }
                 None => None,
             };
@@ -298,7 +379,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lenspipe: cannot start the runtime: {e}");

@@ -22,7 +22,13 @@ pub fn versions() -> Value {
 
 /// Reads `<output>/run.json` (if any), sets one stage's section and the
 /// run-level fields, and writes it back.
-pub async fn record_stage(output: &Location, config: &Config, engine: &str, stage: &str, section: Value) -> Result<Value> {
+pub async fn record_stage(
+    output: &Location,
+    config: &Config,
+    engine: &str,
+    stage: &str,
+    section: Value,
+) -> Result<Value> {
     let file = output.child("run.json");
     let mut run: Value = match file.get_bytes().await? {
         Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({})),
@@ -33,14 +39,16 @@ pub async fn record_stage(output: &Location, config: &Config, engine: &str, stag
     }
     run["versions"] = versions();
     run["profile"] = json!(config.profile);
-    run["config"] = serde_json::to_value(config).map_err(|e| crate::error::Error::Other(e.to_string()))?;
+    run["config"] =
+        serde_json::to_value(config).map_err(|e| crate::error::Error::Other(e.to_string()))?;
     run["output"] = json!(output.url);
     run["engine"] = json!(engine);
     if !run["stages"].is_object() {
         run["stages"] = json!({});
     }
     run["stages"][stage] = section;
-    let text = serde_json::to_vec_pretty(&run).map_err(|e| crate::error::Error::Other(e.to_string()))?;
+    let text =
+        serde_json::to_vec_pretty(&run).map_err(|e| crate::error::Error::Other(e.to_string()))?;
     file.put_bytes(text).await?;
     Ok(run)
 }

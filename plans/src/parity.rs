@@ -33,20 +33,52 @@ pub fn rows(ours: &Config, request: &Config) -> Vec<ParityRow> {
         };
     }
     vec![
-        row!("selection.dec_min", selection.dec_min, Some("outside_decals")),
-        row!("selection.dec_max", selection.dec_max, Some("outside_decals")),
+        row!(
+            "selection.dec_min",
+            selection.dec_min,
+            Some("outside_decals")
+        ),
+        row!(
+            "selection.dec_max",
+            selection.dec_max,
+            Some("outside_decals")
+        ),
         row!("selection.types", selection.types, Some("not_valid_type")),
-        row!("selection.exclude_maskbits", selection.exclude_maskbits, Some("maskbit")),
-        row!("selection.min_nobs", selection.min_nobs, Some("insufficient_exposures")),
-        row!("selection.z_mag_max", selection.z_mag_max, Some("mag_z_faint")),
-        row!("exclusion.radius_arcsec", exclusion.radius_arcsec, Some("near_known_lens")),
+        row!(
+            "selection.exclude_maskbits",
+            selection.exclude_maskbits,
+            Some("maskbit")
+        ),
+        row!(
+            "selection.min_nobs",
+            selection.min_nobs,
+            Some("insufficient_exposures")
+        ),
+        row!(
+            "selection.z_mag_max",
+            selection.z_mag_max,
+            Some("mag_z_faint")
+        ),
+        row!(
+            "exclusion.radius_arcsec",
+            exclusion.radius_arcsec,
+            Some("near_known_lens")
+        ),
         row!("n2.ring_proxy", n2.ring_proxy, None),
         row!("n2.edge_on_proxy", n2.edge_on_proxy, None),
         row!("n2.blue_clumpy", n2.blue_clumpy, None),
         row!("bins.nobs_z", bins.nobs_z, None),
-        row!("positives.match_radius_arcsec", positives.match_radius_arcsec, None),
+        row!(
+            "positives.match_radius_arcsec",
+            positives.match_radius_arcsec,
+            None
+        ),
         row!("positives.apply_selection", positives.apply_selection, None),
-        row!("sampling.negatives_per_positive", sampling.negatives_per_positive, None),
+        row!(
+            "sampling.negatives_per_positive",
+            sampling.negatives_per_positive,
+            None
+        ),
         row!("sampling.n2_fraction", sampling.n2_fraction, None),
         row!("split.nside", split.nside, None),
         row!("split.fractions", split.fractions, None),
@@ -62,7 +94,10 @@ pub fn render(ours: &Config, request: &Config, run: Option<&Value>) -> String {
     )];
     for r in rows(ours, request) {
         let removed = match (r.reason, funnel) {
-            (Some(reason), Some(f)) => format!("{} ({reason})", f.get(reason).and_then(Value::as_u64).unwrap_or(0)),
+            (Some(reason), Some(f)) => format!(
+                "{} ({reason})",
+                f.get(reason).and_then(Value::as_u64).unwrap_or(0)
+            ),
             (Some(reason), None) => format!("- ({reason})"),
             (None, _) => String::new(),
         };
@@ -77,7 +112,11 @@ pub fn render(ours: &Config, request: &Config, run: Option<&Value>) -> String {
     }
     if let Some(run) = run {
         if let Some(n) = run.pointer("/stages/negatives/input_rows") {
-            lines.push(format!("input rows: {n}, kept: {}", run.pointer("/stages/negatives/kept").unwrap_or(&Value::Null)));
+            lines.push(format!(
+                "input rows: {n}, kept: {}",
+                run.pointer("/stages/negatives/kept")
+                    .unwrap_or(&Value::Null)
+            ));
         }
     }
     lines.push("* differs from the request's value".into());
@@ -92,11 +131,27 @@ mod tests {
     fn flags_the_magnitude_difference_with_its_provenance() {
         let ours = Config::load("paper_iv", &[]).unwrap();
         let req = Config::load("request_v1", &[]).unwrap();
-        let table = render(&ours, &req, Some(&serde_json::json!({"stages": {"negatives": {"rejected": {"mag_z_faint": 17}}}})));
-        let line = table.lines().find(|l| l.contains("selection.z_mag_max")).unwrap();
-        assert!(line.starts_with('*') && line.contains("20.0") && line.contains("21.0"), "{line}");
-        assert!(line.contains("Paper IV abstract") && line.contains("17 (mag_z_faint)"), "{line}");
-        let dec = table.lines().find(|l| l.contains("selection.dec_min")).unwrap();
+        let table = render(
+            &ours,
+            &req,
+            Some(&serde_json::json!({"stages": {"negatives": {"rejected": {"mag_z_faint": 17}}}})),
+        );
+        let line = table
+            .lines()
+            .find(|l| l.contains("selection.z_mag_max"))
+            .unwrap();
+        assert!(
+            line.starts_with('*') && line.contains("20.0") && line.contains("21.0"),
+            "{line}"
+        );
+        assert!(
+            line.contains("Paper IV abstract") && line.contains("17 (mag_z_faint)"),
+            "{line}"
+        );
+        let dec = table
+            .lines()
+            .find(|l| l.contains("selection.dec_min"))
+            .unwrap();
         assert!(dec.starts_with(' '), "{dec}");
     }
 }

@@ -18,9 +18,18 @@ pub struct SqlPlan {
     pub text: &'static str,
 }
 
-pub const NEGATIVES: SqlPlan = SqlPlan { name: "negatives", text: include_str!("../sql/negatives.sql") };
-pub const POSITIVES: SqlPlan = SqlPlan { name: "positives", text: include_str!("../sql/positives.sql") };
-pub const STRATIFY: SqlPlan = SqlPlan { name: "stratify", text: include_str!("../sql/stratify.sql") };
+pub const NEGATIVES: SqlPlan = SqlPlan {
+    name: "negatives",
+    text: include_str!("../sql/negatives.sql"),
+};
+pub const POSITIVES: SqlPlan = SqlPlan {
+    name: "positives",
+    text: include_str!("../sql/positives.sql"),
+};
+pub const STRATIFY: SqlPlan = SqlPlan {
+    name: "stratify",
+    text: include_str!("../sql/stratify.sql"),
+};
 
 /// HEALPix order of the crossmatch and exclusion buckets: cells of about
 /// 3.4 arcmin, much larger than the radii, so a cone touches few cells.
@@ -43,7 +52,8 @@ impl Params {
         self
     }
     pub fn str(mut self, name: &str, v: impl Into<String>) -> Self {
-        self.0.push((name.into(), ScalarValue::Utf8(Some(v.into()))));
+        self.0
+            .push((name.into(), ScalarValue::Utf8(Some(v.into()))));
         self
     }
     pub fn bool(mut self, name: &str, v: bool) -> Self {

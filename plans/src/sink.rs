@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::SendableRecordBatchStream;
 use futures::{StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use object_store::buffered::BufWriter;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -35,11 +35,19 @@ impl Location {
     /// Resolves a `file://`, `s3://` URL or a plain path (made absolute).
     pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Self> {
         let url = to_url(location)?;
-        let store_url = ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()))?;
+        let store_url = ObjectStoreUrl::parse(format!(
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ))?;
         let store = runtime.object_store(&store_url)?;
         let path = Path::from_url_path(url.path())
             .map_err(|e| Error::Config(format!("location '{location}': {e}")))?;
-        Ok(Self { url: url.to_string().trim_end_matches('/').to_string(), store, path })
+        Ok(Self {
+            url: url.to_string().trim_end_matches('/').to_string(),
+            store,
+            path,
+        })
     }
 
     pub fn child(&self, name: &str) -> Self {
@@ -68,9 +76,11 @@ impl Location {
 /// file URLs, with `.` and `..` resolved.
 pub fn to_url(location: &str) -> Result<Url> {
     if location.contains("://") {
-        return Url::parse(location).map_err(|e| Error::Config(format!("'{location}' is not a URL: {e}")));
+        return Url::parse(location)
+            .map_err(|e| Error::Config(format!("'{location}' is not a URL: {e}")));
     }
-    let absolute = std::path::absolute(location).map_err(|e| Error::Config(format!("'{location}': {e}")))?;
+    let absolute =
+        std::path::absolute(location).map_err(|e| Error::Config(format!("'{location}': {e}")))?;
     let mut path = std::path::PathBuf::new();
     for part in absolute.components() {
         match part {
@@ -82,7 +92,11 @@ pub fn to_url(location: &str) -> Result<Url> {
         }
     }
     let as_dir = location.ends_with('/') || path.is_dir();
-    let url = if as_dir { Url::from_directory_path(&path) } else { Url::from_file_path(&path) };
+    let url = if as_dir {
+        Url::from_directory_path(&path)
+    } else {
+        Url::from_file_path(&path)
+    };
     url.map_err(|_| Error::Config(format!("'{location}' is not a usable path")))
 }
 
@@ -111,7 +125,11 @@ impl ParquetDir {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        Ok(Self { dir, staging, properties })
+        Ok(Self {
+            dir,
+            staging,
+            properties,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -119,10 +137,22 @@ impl ParquetDir {
     }
 
     /// A writer for part `index` in the staging area.
-    pub fn part_writer(&self, index: usize, schema: SchemaRef) -> Result<AsyncArrowWriter<BufWriter>> {
-        let path = self.staging.path.clone().join(format!("part-{index:05}.parquet").as_str());
+    pub fn part_writer(
+        &self,
+        index: usize,
+        schema: SchemaRef,
+    ) -> Result<AsyncArrowWriter<BufWriter>> {
+        let path = self
+            .staging
+            .path
+            .clone()
+            .join(format!("part-{index:05}.parquet").as_str());
         let object = BufWriter::new(Arc::clone(&self.staging.store), path);
-        Ok(AsyncArrowWriter::try_new(object, schema, Some(self.properties.clone()))?)
+        Ok(AsyncArrowWriter::try_new(
+            object,
+            schema,
+            Some(self.properties.clone()),
+        )?)
     }
 
     /// Replaces the directory's Parquet files by the staged parts.
@@ -139,7 +169,11 @@ impl ParquetDir {
         for p in old {
             store.delete(&p).await?;
         }
-        let staged: Vec<Path> = store.list(Some(&self.staging.path)).map_ok(|m| m.location).try_collect().await?;
+        let staged: Vec<Path> = store
+            .list(Some(&self.staging.path))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
         let mut committed = Vec::new();
         for from in staged {
             let name = from.filename().unwrap_or_default().to_string();
@@ -156,14 +190,20 @@ impl ParquetDir {
 /// Object stores have no directories, but a local file system keeps the
 /// emptied staging folder; remove it so nothing stale stays visible.
 fn remove_local_dir(location: &Location) {
-    if let Ok(path) = Url::parse(&location.url).and_then(|u| u.to_file_path().map_err(|_| url::ParseError::EmptyHost)) {
+    if let Ok(path) = Url::parse(&location.url)
+        .and_then(|u| u.to_file_path().map_err(|_| url::ParseError::EmptyHost))
+    {
         let _ = std::fs::remove_dir_all(path);
     }
 }
 
 fn remove_stale_local_staging(dir: &Location) {
-    let Ok(Ok(path)) = Url::parse(&dir.url).map(|u| u.to_file_path()) else { return };
-    let Ok(entries) = std::fs::read_dir(path) else { return };
+    let Ok(Ok(path)) = Url::parse(&dir.url).map(|u| u.to_file_path()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with("_staging-") {
             let _ = std::fs::remove_dir_all(entry.path());
@@ -187,7 +227,12 @@ pub struct PartSink<'a> {
 
 impl<'a> PartSink<'a> {
     pub fn new(dir: &'a ParquetDir, index: usize) -> Self {
-        Self { dir, index, writer: None, rows: 0 }
+        Self {
+            dir,
+            index,
+            writer: None,
+            rows: 0,
+        }
     }
 
     pub async fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
@@ -245,7 +290,10 @@ where
     }
     let mut states = Vec::with_capacity(tasks.len());
     for task in tasks {
-        states.push(task.await.map_err(|e| Error::Other(format!("partition task failed: {e}")))??);
+        states.push(
+            task.await
+                .map_err(|e| Error::Other(format!("partition task failed: {e}")))??,
+        );
     }
     let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
     Ok((states, dir))

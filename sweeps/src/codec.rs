@@ -70,7 +70,11 @@ impl ScanSpec {
             for file in group.iter() {
                 let sweep_file = match file.partition_values.first() {
                     Some(ScalarValue::Utf8(Some(name))) => name.clone(),
-                    other => return Err(DataFusionError::Internal(format!("FITS scan partition value {other:?}"))),
+                    other => {
+                        return Err(DataFusionError::Internal(format!(
+                            "FITS scan partition value {other:?}"
+                        )))
+                    }
                 };
                 ranges.push(RangeSpec {
                     path: file.object_meta.location.to_string(),
@@ -103,7 +107,9 @@ impl ScanSpec {
                         .into_iter()
                         .map(|r| {
                             let mut file = match r.range {
-                                Some((start, end)) => PartitionedFile::new_with_range(r.path, r.size, start, end),
+                                Some((start, end)) => {
+                                    PartitionedFile::new_with_range(r.path, r.size, start, end)
+                                }
                                 None => PartitionedFile::new(r.path, r.size),
                             };
                             file.partition_values = vec![ScalarValue::Utf8(Some(r.sweep_file))];
@@ -132,12 +138,16 @@ fn fits_scan(node: &Arc<dyn ExecutionPlan>) -> Option<(&FileScanConfig, &FitsSou
 
 fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
     buf.extend_from_slice(tag);
-    serde_json::to_writer(buf, value).map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
+    serde_json::to_writer(buf, value)
+        .map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
 }
 
 fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option<Result<T>> {
     let body = buf.strip_prefix(tag)?;
-    Some(serde_json::from_slice(body).map_err(|e| DataFusionError::Internal(format!("decoding plan: {e}"))))
+    Some(
+        serde_json::from_slice(body)
+            .map_err(|e| DataFusionError::Internal(format!("decoding plan: {e}"))),
+    )
 }
 
 fn schema_to_bytes(schema: &Schema) -> Result<Vec<u8>> {
@@ -167,7 +177,12 @@ impl SweepsLogicalCodec {
 }
 
 impl LogicalExtensionCodec for SweepsLogicalCodec {
-    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> Result<Extension> {
         self.inner.try_decode(buf, inputs, ctx)
     }
 
@@ -190,9 +205,16 @@ impl LogicalExtensionCodec for SweepsLogicalCodec {
                     .filter(|i| schema.field(*i).name() != SWEEP_FILE_COLUMN)
                     .collect();
                 let file_schema = Arc::new(schema.project(&keep)?);
-                Ok(Arc::new(SweepsTable::from_parts(spec.location, Arc::new(spec.files), file_schema, spec.options)))
+                Ok(Arc::new(SweepsTable::from_parts(
+                    spec.location,
+                    Arc::new(spec.files),
+                    file_schema,
+                    spec.options,
+                )))
             }
-            None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
+            None => self
+                .inner
+                .try_decode_table_provider(buf, table_ref, schema, ctx),
         }
     }
 
@@ -216,11 +238,19 @@ impl LogicalExtensionCodec for SweepsLogicalCodec {
         }
     }
 
-    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn FileFormatFactory>> {
         self.inner.try_decode_file_format(buf, ctx)
     }
 
-    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> Result<()> {
         self.inner.try_encode_file_format(buf, node)
     }
 }
@@ -259,7 +289,9 @@ impl PhysicalExtensionCodec for SweepsPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         match fits_scan(&node) {
-            Some((config, source)) => encode_tagged(SCAN_TAG, &ScanSpec::from_config(config, source)?, buf),
+            Some((config, source)) => {
+                encode_tagged(SCAN_TAG, &ScanSpec::from_config(config, source)?, buf)
+            }
             None => self.inner.try_encode(node, buf, proto_converter),
         }
     }

@@ -19,8 +19,8 @@ mod source;
 mod table;
 
 pub use codec::{SweepsLogicalCodec, SweepsPhysicalCodec};
-pub use source::{FitsSource, ScanChunk};
 pub use listing::{list_fits_files, SweepFile};
 pub use object_stores::EnvObjectStoreRegistry;
 pub use schema::{unify_schemas, ROW_INDEX_COLUMN, SWEEP_FILE_COLUMN};
+pub use source::{FitsSource, ScanChunk};
 pub use table::{sweeps_table_schema, SweepsOptions, SweepsTable};

@@ -57,14 +57,16 @@ impl Location {
                 DataFusionError::Plan(format!("sweeps location '{location}' is not a URL: {e}"))
             })?
         } else {
-            let path = std::path::absolute(location).map_err(|e| {
-                DataFusionError::Plan(format!("sweeps location '{location}': {e}"))
-            })?;
+            let path = std::path::absolute(location)
+                .map_err(|e| DataFusionError::Plan(format!("sweeps location '{location}': {e}")))?;
             let text = path.to_string_lossy();
-            let trailing = if location.ends_with('/') && !text.ends_with('/') { "/" } else { "" };
-            Url::parse(&format!("file://{text}{trailing}")).map_err(|e| {
-                DataFusionError::Plan(format!("sweeps location '{location}': {e}"))
-            })?
+            let trailing = if location.ends_with('/') && !text.ends_with('/') {
+                "/"
+            } else {
+                ""
+            };
+            Url::parse(&format!("file://{text}{trailing}"))
+                .map_err(|e| DataFusionError::Plan(format!("sweeps location '{location}': {e}")))?
         };
         let base = Url::parse(&format!(
             "{}://{}",
@@ -98,7 +100,12 @@ impl Location {
 
     fn url_of(&self, path: &Path) -> String {
         // `file:///a/b` and `s3://bucket/a/b`: the host part is empty for files.
-        format!("{}://{}/{}", self.base.scheme(), self.base.host_str().unwrap_or_default(), path)
+        format!(
+            "{}://{}/{}",
+            self.base.scheme(),
+            self.base.host_str().unwrap_or_default(),
+            path
+        )
     }
 
     fn accepts(&self, path: &Path) -> bool {
@@ -123,7 +130,10 @@ fn percent_decode(path: &str) -> String {
 ///
 /// An empty match is an error: a typo in a location must not become an empty
 /// training set.
-pub async fn list_fits_files(runtime: &RuntimeEnv, location: &str) -> Result<Vec<(SweepFile, Arc<BinTableLayout>)>> {
+pub async fn list_fits_files(
+    runtime: &RuntimeEnv,
+    location: &str,
+) -> Result<Vec<(SweepFile, Arc<BinTableLayout>)>> {
     let loc = Location::parse(location)?;
     let store = runtime.object_store(&loc.store_url)?;
     let mut metas = if loc.single_file {
@@ -135,8 +145,13 @@ pub async fn list_fits_files(runtime: &RuntimeEnv, location: &str) -> Result<Vec
             .list(Some(&loc.prefix))
             .try_collect()
             .await
-            .map_err(|e| DataFusionError::Plan(format!("cannot list sweeps at '{location}': {e}")))?;
-        listed.into_iter().filter(|m| loc.accepts(&m.location)).collect()
+            .map_err(|e| {
+                DataFusionError::Plan(format!("cannot list sweeps at '{location}': {e}"))
+            })?;
+        listed
+            .into_iter()
+            .filter(|m| loc.accepts(&m.location))
+            .collect()
     };
     if metas.is_empty() {
         return Err(DataFusionError::Plan(format!(
@@ -179,7 +194,9 @@ pub(crate) async fn read_layout(
             .get_range(path, 0..want)
             .await
             .map_err(|e| DataFusionError::External(format!("{url}: reading header: {e}").into()))?;
-        match scan_headers_sized(&bytes, size, url).map_err(|e| DataFusionError::External(Box::new(e)))? {
+        match scan_headers_sized(&bytes, size, url)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+        {
             HeaderScan::Complete(layout) => {
                 layout
                     .check_file_size(size)

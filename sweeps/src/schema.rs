@@ -18,7 +18,9 @@ pub const ROW_INDEX_COLUMN: &str = "row_index";
 ///
 /// `schemas` pairs each schema with the file it came from, for the error when
 /// two files disagree in a way no widening can reconcile.
-pub fn unify_schemas<'a>(schemas: impl IntoIterator<Item = (&'a str, SchemaRef)>) -> Result<SchemaRef> {
+pub fn unify_schemas<'a>(
+    schemas: impl IntoIterator<Item = (&'a str, SchemaRef)>,
+) -> Result<SchemaRef> {
     let mut fields: Vec<Field> = Vec::new();
     let mut seen: HashMap<String, (usize, String)> = HashMap::new();
     for (source, schema) in schemas {
@@ -81,7 +83,12 @@ fn widen(a: &DataType, b: &DataType) -> Option<DataType> {
         (FixedSizeList(fa, na), FixedSizeList(fb, nb)) if na == nb => {
             let inner = widen(fa.data_type(), fb.data_type())?;
             Some(FixedSizeList(
-                Arc::new(fa.as_ref().clone().with_data_type(inner).with_nullable(true)),
+                Arc::new(
+                    fa.as_ref()
+                        .clone()
+                        .with_data_type(inner)
+                        .with_nullable(true),
+                ),
                 *na,
             ))
         }
@@ -115,7 +122,11 @@ mod tests {
 
     #[test]
     fn widens_dr9_and_dr10_maskbits() {
-        let dr9 = Arc::new(Schema::new(vec![Field::new("maskbits", DataType::Int16, false)]));
+        let dr9 = Arc::new(Schema::new(vec![Field::new(
+            "maskbits",
+            DataType::Int16,
+            false,
+        )]));
         let dr10 = Arc::new(Schema::new(vec![
             Field::new("maskbits", DataType::Int32, false),
             Field::new("sersic", DataType::Float32, false),
@@ -140,7 +151,12 @@ mod tests {
     fn names_both_files_on_conflict() {
         let a = Arc::new(Schema::new(vec![Field::new("type", DataType::Utf8, true)]));
         let b = Arc::new(Schema::new(vec![Field::new("type", DataType::Int32, true)]));
-        let err = unify_schemas([("a.fits", a), ("b.fits", b)]).unwrap_err().to_string();
-        assert!(err.contains("a.fits") && err.contains("b.fits") && err.contains("'type'"), "{err}");
+        let err = unify_schemas([("a.fits", a), ("b.fits", b)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.fits") && err.contains("b.fits") && err.contains("'type'"),
+            "{err}"
+        );
     }
 }

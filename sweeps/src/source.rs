@@ -9,7 +9,9 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileOpenFuture, FileOpener, FileScanConfig, FileSource};
+use datafusion::datasource::physical_plan::{
+    FileOpenFuture, FileOpener, FileScanConfig, FileSource,
+};
 use datafusion::datasource::projection::{ProjectionOpener, SplitProjection};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::{DataFusionError, Result};
@@ -45,7 +47,11 @@ pub(crate) fn plan_chunks(files: &[SweepFile], target_bytes: u64) -> Vec<ScanChu
         let mut start = 0;
         while start < f.nrows {
             let end = (start + rows_per_chunk).min(f.nrows);
-            chunks.push(ScanChunk { file: i, start, end });
+            chunks.push(ScanChunk {
+                file: i,
+                start,
+                end,
+            });
             start = end;
         }
     }
@@ -96,7 +102,9 @@ impl FitsSource {
 
 impl fmt::Debug for FitsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FitsSource").field("batch_rows", &self.batch_rows).finish()
+        f.debug_struct("FitsSource")
+            .field("batch_rows", &self.batch_rows)
+            .finish()
     }
 }
 
@@ -111,7 +119,11 @@ impl FileSource for FitsSource {
         let projected = Arc::new(file_schema.project(&self.projection.file_indices)?);
         let opener = Arc::new(FitsOpener {
             store: object_store,
-            store_url: base_config.object_store_url.as_str().trim_end_matches('/').to_string(),
+            store_url: base_config
+                .object_store_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
             schema: projected,
             batch_rows: self.batch_rows as u64,
             limit: base_config.limit,
@@ -136,10 +148,16 @@ impl FileSource for FitsSource {
         "fits"
     }
 
-    fn try_pushdown_projection(&self, projection: &ProjectionExprs) -> Result<Option<Arc<dyn FileSource>>> {
+    fn try_pushdown_projection(
+        &self,
+        projection: &ProjectionExprs,
+    ) -> Result<Option<Arc<dyn FileSource>>> {
         // Only plain column selections: anything computed stays in a
         // ProjectionExec above, so the plan codec carries column indices only.
-        if projection.iter().any(|p| p.expr.downcast_ref::<Column>().is_none()) {
+        if projection
+            .iter()
+            .any(|p| p.expr.downcast_ref::<Column>().is_none())
+        {
             return Ok(None);
         }
         let mut source = self.clone();
@@ -202,7 +220,10 @@ impl FileDecoder {
         let decoder = if file_projection.is_empty() {
             None
         } else {
-            Some(RowDecoder::new(layout, Some(file_projection)).map_err(|e| DataFusionError::External(Box::new(e)))?)
+            Some(
+                RowDecoder::new(layout, Some(file_projection))
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            )
         };
         Ok(Self {
             decoder,
@@ -217,7 +238,10 @@ impl FileDecoder {
 
     fn decode(&self, bytes: &[u8], first_row: u64, rows: u64) -> Result<RecordBatch> {
         let decoded = match &self.decoder {
-            Some(d) => Some(d.decode(bytes, first_row).map_err(|e| DataFusionError::External(Box::new(e)))?),
+            Some(d) => Some(
+                d.decode(bytes, first_row)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            ),
             None => None,
         };
         let n = rows as usize;
@@ -241,7 +265,11 @@ impl FileDecoder {
             });
         }
         let options = RecordBatchOptions::new().with_row_count(Some(n));
-        Ok(RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?)
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            columns,
+            &options,
+        )?)
     }
 }
 
@@ -250,7 +278,12 @@ static LAYOUTS: LazyLock<Mutex<HashMap<(String, u64), Arc<BinTableLayout>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 const LAYOUT_CACHE_ENTRIES: usize = 4096;
 
-async fn cached_layout(store: &dyn ObjectStore, path: &Path, size: u64, url: &str) -> Result<Arc<BinTableLayout>> {
+async fn cached_layout(
+    store: &dyn ObjectStore,
+    path: &Path,
+    size: u64,
+    url: &str,
+) -> Result<Arc<BinTableLayout>> {
     let key = (url.to_string(), size);
     if let Some(layout) = LAYOUTS.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(layout);
@@ -281,7 +314,11 @@ fn rows_in_range(layout: &BinTableLayout, range: Option<(u64, u64)>) -> (u64, u6
         return (0, layout.nrows);
     };
     let row_len = layout.row_len.max(1) as u64;
-    let first_at = |byte: u64| byte.saturating_sub(layout.data_offset).div_ceil(row_len).min(layout.nrows);
+    let first_at = |byte: u64| {
+        byte.saturating_sub(layout.data_offset)
+            .div_ceil(row_len)
+            .min(layout.nrows)
+    };
     (first_at(start), first_at(end))
 }
 
@@ -312,14 +349,20 @@ impl FileOpener for FitsOpener {
             let url = Arc::new(url);
             let stream = futures::stream::iter(ranges)
                 .map(move |(first, rows)| {
-                    let (store, path, url, decoder) =
-                        (Arc::clone(&store), path.clone(), Arc::clone(&url), Arc::clone(&decoder));
+                    let (store, path, url, decoder) = (
+                        Arc::clone(&store),
+                        path.clone(),
+                        Arc::clone(&url),
+                        Arc::clone(&decoder),
+                    );
                     async move {
                         let bytes = if decoder.needs_bytes() {
                             let from = data_offset + first * row_len;
                             let to = from + rows * row_len;
                             store.get_range(&path, from..to).await.map_err(|e| {
-                                DataFusionError::External(format!("{url}: reading bytes {from}..{to}: {e}").into())
+                                DataFusionError::External(
+                                    format!("{url}: reading bytes {from}..{to}: {e}").into(),
+                                )
                             })?
                         } else {
                             bytes::Bytes::new()
@@ -328,7 +371,9 @@ impl FileOpener for FitsOpener {
                     }
                 })
                 .buffered(PREFETCH)
-                .map(|r| r.and_then(|(decoder, bytes, first, rows)| decoder.decode(&bytes, first, rows)));
+                .map(|r| {
+                    r.and_then(|(decoder, bytes, first, rows)| decoder.decode(&bytes, first, rows))
+                });
             Ok(stream.boxed())
         }))
     }
@@ -339,7 +384,13 @@ mod tests {
     use super::*;
 
     fn file(nrows: u64, row_len: u64) -> SweepFile {
-        SweepFile { url: "file:///x.fits".into(), size: 0, data_offset: 5760, row_len, nrows }
+        SweepFile {
+            url: "file:///x.fits".into(),
+            size: 0,
+            data_offset: 5760,
+            row_len,
+            nrows,
+        }
     }
 
     #[test]

@@ -12,17 +12,17 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::DataFusionError;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
-use crate::schema::SWEEP_FILE_COLUMN;
-use crate::source::{plan_chunks, FitsSource};
 use crate::listing::{list_fits_files, SweepFile};
 use crate::schema::unify_schemas;
+use crate::schema::SWEEP_FILE_COLUMN;
+use crate::source::{plan_chunks, FitsSource};
 
 /// How the scan cuts files into partitions and batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,14 +56,22 @@ pub struct SweepsTable {
 /// The table schema of a scan over files with the given file schema.
 pub fn sweeps_table_schema(file_schema: SchemaRef) -> TableSchema {
     TableSchema::builder(file_schema)
-        .with_table_partition_cols(vec![Arc::new(Field::new(SWEEP_FILE_COLUMN, DataType::Utf8, false))])
+        .with_table_partition_cols(vec![Arc::new(Field::new(
+            SWEEP_FILE_COLUMN,
+            DataType::Utf8,
+            false,
+        ))])
         .build()
 }
 
 /// Splits a `file://` or `s3://bucket` URL into its store and object path.
 pub(crate) fn split_url(url: &str) -> Result<(ObjectStoreUrl, String)> {
     let parsed = url::Url::parse(url).map_err(|e| DataFusionError::Plan(format!("{url}: {e}")))?;
-    let store = ObjectStoreUrl::parse(format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or_default()))?;
+    let store = ObjectStoreUrl::parse(format!(
+        "{}://{}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default()
+    ))?;
     let path = object_store::path::Path::from_url_path(parsed.path())
         .map_err(|e| DataFusionError::Plan(format!("{url}: {e}")))?;
     Ok((store, path.to_string()))
@@ -71,7 +79,11 @@ pub(crate) fn split_url(url: &str) -> Result<(ObjectStoreUrl, String)> {
 
 impl SweepsTable {
     /// Lists the files at `location`, reads their headers and unifies their schemas.
-    pub async fn open(runtime: &RuntimeEnv, location: &str, options: SweepsOptions) -> Result<Self> {
+    pub async fn open(
+        runtime: &RuntimeEnv,
+        location: &str,
+        options: SweepsOptions,
+    ) -> Result<Self> {
         let listed = list_fits_files(runtime, location).await?;
         let file_schema = unify_schemas(
             listed
@@ -79,7 +91,12 @@ impl SweepsTable {
                 .map(|(file, layout)| (file.url.as_str(), layout.arrow_schema())),
         )?;
         let files = listed.into_iter().map(|(file, _)| file).collect();
-        Ok(Self::from_parts(location.to_string(), Arc::new(files), file_schema, options))
+        Ok(Self::from_parts(
+            location.to_string(),
+            Arc::new(files),
+            file_schema,
+            options,
+        ))
     }
 
     /// Rebuilds a table from what a plan carried (see the codecs).
@@ -89,7 +106,12 @@ impl SweepsTable {
         file_schema: SchemaRef,
         options: SweepsOptions,
     ) -> Self {
-        Self { location, files, table_schema: sweeps_table_schema(file_schema), options }
+        Self {
+            location,
+            files,
+            table_schema: sweeps_table_schema(file_schema),
+            options,
+        }
     }
 
     /// The schema of the files (with `row_index`), without `sweep_file`.
@@ -130,7 +152,10 @@ impl TableProvider for SweepsTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let Some(first) = self.files.first() else {
-            return Err(DataFusionError::Plan(format!("no files at '{}'", self.location)));
+            return Err(DataFusionError::Plan(format!(
+                "no files at '{}'",
+                self.location
+            )));
         };
         let (store_url, _) = split_url(&first.url)?;
         let mut groups = Vec::new();
@@ -145,11 +170,15 @@ impl TableProvider for SweepsTable {
             }
             let start = file.data_offset + chunk.start * file.row_len;
             let end = file.data_offset + chunk.end * file.row_len;
-            let mut part = PartitionedFile::new_with_range(path, file.size, start as i64, end as i64);
+            let mut part =
+                PartitionedFile::new_with_range(path, file.size, start as i64, end as i64);
             part.partition_values = vec![ScalarValue::Utf8(Some(file.file_name().to_string()))];
             groups.push(FileGroup::new(vec![part]));
         }
-        let source = Arc::new(FitsSource::new(self.table_schema.clone(), self.options.batch_rows));
+        let source = Arc::new(FitsSource::new(
+            self.table_schema.clone(),
+            self.options.batch_rows,
+        ));
         let config = FileScanConfigBuilder::new(store_url, source)
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?

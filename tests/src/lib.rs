@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The data shipped in the repository (`data/`: lenscat, real sweep files).
@@ -28,7 +31,9 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     if !path.exists() {
         BUILD.call_once(|| {
-            let target = dir.parent().expect("a target directory above the profile folder");
+            let target = dir
+                .parent()
+                .expect("a target directory above the profile folder");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
                 .args(["build", "--workspace", "--bins"])
@@ -39,13 +44,19 @@ pub fn bin(name: &str) -> PathBuf {
             assert!(status.success(), "cargo build --workspace --bins failed");
         });
     }
-    assert!(path.exists(), "{} is missing after building the workspace binaries", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing after building the workspace binaries",
+        path.display()
+    );
     path
 }
 
 /// Runs a command to completion, panicking with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -70,14 +81,20 @@ pub fn python() -> Command {
 
 /// Writes `files` synthetic sweeps of `rows` rows into `dir`.
 pub fn synth(dir: &Path, files: usize, rows: u64, seed: u64, extra: &[&str]) {
-    run_ok(lenspipe().args(["synth", "--out"]).arg(dir).args([
-        "--files",
-        &files.to_string(),
-        "--rows-per-file",
-        &rows.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ]).args(extra));
+    run_ok(
+        lenspipe()
+            .args(["synth", "--out"])
+            .arg(dir)
+            .args([
+                "--files",
+                &files.to_string(),
+                "--rows-per-file",
+                &rows.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .args(extra),
+    );
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
@@ -86,13 +103,19 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn wait_for_port(port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on port {port} after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -117,14 +140,24 @@ impl S3Server {
     pub fn start() -> Self {
         let port = free_port();
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 -m moto.server (pip install 'moto[server]')");
         let process = Guard(child);
         wait_for_port(port, Duration::from_secs(30));
-        Self { _process: process, endpoint: format!("http://127.0.0.1:{port}") }
+        Self {
+            _process: process,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
     }
 
     /// The variables every process (client, scheduler, executors) reads.
@@ -149,7 +182,10 @@ for name in sorted(os.listdir(folder)):
     s3.upload_file(os.path.join(folder, name), bucket, prefix + name)
 "#;
         let mut cmd = python();
-        cmd.args(["-c", script, &self.endpoint, bucket]).arg(dir).arg(prefix).envs(self.env());
+        cmd.args(["-c", script, &self.endpoint, bucket])
+            .arg(dir)
+            .arg(prefix)
+            .envs(self.env());
         run_ok(&mut cmd);
     }
 
@@ -168,7 +204,9 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         s3.download_file(bucket, obj["Key"], target)
 "#;
         let mut cmd = python();
-        cmd.args(["-c", script, &self.endpoint, bucket, prefix]).arg(dir).envs(self.env());
+        cmd.args(["-c", script, &self.endpoint, bucket, prefix])
+            .arg(dir)
+            .envs(self.env());
         run_ok(&mut cmd);
     }
 }
@@ -182,7 +220,10 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     pub fn start(executors: usize, state_dir: &Path, env: Vec<(&'static str, String)>) -> Self {
-        let bin_dir = bin("lenspipe-scheduler").parent().expect("bin dir").to_path_buf();
+        let bin_dir = bin("lenspipe-scheduler")
+            .parent()
+            .expect("bin dir")
+            .to_path_buf();
         let out = run_ok(
             Command::new("bash")
                 .arg(repo().join("deploy/local-cluster.sh"))
@@ -194,8 +235,15 @@ impl LocalCluster {
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let url = stdout.lines().last().unwrap_or_default().trim().to_string();
-        assert!(url.starts_with("df://127.0.0.1:"), "unexpected last line: {stdout}");
-        Self { url, state_dir: state_dir.to_path_buf(), env }
+        assert!(
+            url.starts_with("df://127.0.0.1:"),
+            "unexpected last line: {stdout}"
+        );
+        Self {
+            url,
+            state_dir: state_dir.to_path_buf(),
+            env,
+        }
     }
 
     /// `pid` lines of the state file: (name, pid).
@@ -205,13 +253,18 @@ impl LocalCluster {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                if f.len() >= 3 && f[0] == "pid" { Some((f[1].to_string(), f[2].parse().ok()?)) } else { None }
+                if f.len() >= 3 && f[0] == "pid" {
+                    Some((f[1].to_string(), f[2].parse().ok()?))
+                } else {
+                    None
+                }
             })
             .collect()
     }
 
     pub fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.state_dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.state_dir.join("logs").join(format!("{name}.log")))
+            .unwrap_or_default()
     }
 
     pub fn stop(&self) {
@@ -232,13 +285,21 @@ impl Drop for LocalCluster {
 
 pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
 }
 
 /// Compares two Parquet output folders row by row on `keys` (every column
 /// but `ignore`), with pyarrow as the independent reader; panics with the
 /// first differences.
-pub fn assert_same_rows(a: &Path, b: &Path, keys: &str, ignore: &str, what: &str) -> serde_json::Value {
+pub fn assert_same_rows(
+    a: &Path,
+    b: &Path,
+    keys: &str,
+    ignore: &str,
+    what: &str,
+) -> serde_json::Value {
     let out = run_ok(
         python()
             .arg("tests/py/compare_tables.py")
@@ -246,12 +307,37 @@ pub fn assert_same_rows(a: &Path, b: &Path, keys: &str, ignore: &str, what: &str
             .arg(b)
             .args(["--keys", keys, "--ignore", ignore]),
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("compare_tables.py prints JSON");
-    assert!(report["rows_a"].as_u64().unwrap_or(0) > 0, "{what}: no rows in {}", a.display());
-    assert_eq!(report["rows_a"], report["rows_b"], "{what}: row counts differ");
-    assert_eq!(report["duplicate_keys_a"], 0, "{what}: duplicate keys in {}", a.display());
-    assert_eq!(report["duplicate_keys_b"], 0, "{what}: duplicate keys in {}", b.display());
-    assert_eq!(report["columns_a"], report["columns_b"], "{what}: columns differ");
-    assert_eq!(report["differing_rows"], 0, "{what}: rows differ: {}", report["differences"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("compare_tables.py prints JSON");
+    assert!(
+        report["rows_a"].as_u64().unwrap_or(0) > 0,
+        "{what}: no rows in {}",
+        a.display()
+    );
+    assert_eq!(
+        report["rows_a"], report["rows_b"],
+        "{what}: row counts differ"
+    );
+    assert_eq!(
+        report["duplicate_keys_a"],
+        0,
+        "{what}: duplicate keys in {}",
+        a.display()
+    );
+    assert_eq!(
+        report["duplicate_keys_b"],
+        0,
+        "{what}: duplicate keys in {}",
+        b.display()
+    );
+    assert_eq!(
+        report["columns_a"], report["columns_b"],
+        "{what}: columns differ"
+    );
+    assert_eq!(
+        report["differing_rows"], 0,
+        "{what}: rows differ: {}",
+        report["differences"]
+    );
     report
 }

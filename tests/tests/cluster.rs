@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lenspipe_tests::{lenspipe, pid_alive, python, read_json, run_ok, synth, LocalCluster, S3Server};
+use lenspipe_tests::{
+    lenspipe, pid_alive, python, read_json, run_ok, synth, LocalCluster, S3Server,
+};
 use serde_json::Value;
 
 fn keys(dir: &Path) -> BTreeSet<(String, i64)> {
@@ -64,20 +66,36 @@ fn cluster_on_s3_matches_embedded_and_survives_an_executor_kill() {
 
     // Quick failure detection, so the executor kill below is noticed in seconds.
     let mut env = s3.env();
-    env.push(("LENSPIPE_SCHEDULER_ARGS", "--executor-timeout-seconds 6 --expire-dead-executor-interval-seconds 1".into()));
-    env.push(("LENSPIPE_EXECUTOR_ARGS", "--executor-heartbeat-interval-seconds 1".into()));
+    env.push((
+        "LENSPIPE_SCHEDULER_ARGS",
+        "--executor-timeout-seconds 6 --expire-dead-executor-interval-seconds 1".into(),
+    ));
+    env.push((
+        "LENSPIPE_EXECUTOR_ARGS",
+        "--executor-heartbeat-interval-seconds 1".into(),
+    ));
     let cluster = LocalCluster::start(2, &tmp.path().join("cluster"), env);
     // Small partitions, so the job has many tasks for two executors.
     let mut cmd = negatives(&s3, Some(&cluster.url), "s3://lenspipe/runs/cluster");
     run_ok(cmd.args(["--set", "scan.target_partition_mib=1"]));
     let downloaded = tmp.path().join("cluster-out");
     s3.download_prefix("lenspipe", "runs/cluster/", &downloaded);
-    assert_eq!(keys(&downloaded.join("negatives")), reference, "cluster and embedded kept rows differ");
+    assert_eq!(
+        keys(&downloaded.join("negatives")),
+        reference,
+        "cluster and embedded kept rows differ"
+    );
     let run = read_json(&downloaded.join("run.json"));
     assert_eq!(run["engine"], cluster.url.as_str());
-    assert_eq!(run["stages"]["negatives"]["kept"].as_u64().unwrap() as usize, reference.len());
+    assert_eq!(
+        run["stages"]["negatives"]["kept"].as_u64().unwrap() as usize,
+        reference.len()
+    );
     let tasks = tasks_per_executor(&cluster, 2);
-    assert!(tasks.iter().all(|n| *n > 0), "both executors must run tasks: {tasks:?}");
+    assert!(
+        tasks.iter().all(|n| *n > 0),
+        "both executors must run tasks: {tasks:?}"
+    );
 
     // Kill one executor while a job runs.
     let victim = cluster
@@ -87,30 +105,56 @@ fn cluster_on_s3_matches_embedded_and_survives_an_executor_kill() {
         .map(|(_, pid)| pid)
         .unwrap();
     let mut job = negatives(&s3, Some(&cluster.url), "s3://lenspipe/runs/killed");
-    let mut child = job.args(["--set", "scan.target_partition_mib=1"]).spawn().unwrap();
+    let mut child = job
+        .args(["--set", "scan.target_partition_mib=1"])
+        .spawn()
+        .unwrap();
     let before = tasks_per_executor(&cluster, 2)[1];
     let deadline = Instant::now() + Duration::from_secs(60);
     while tasks_per_executor(&cluster, 2)[1] == before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(child.try_wait().unwrap().is_none(), "the job ended before the executor could be killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the job ended before the executor could be killed"
+    );
     run_ok(Command::new("kill").args(["-KILL", &victim.to_string()]));
-    assert!(!pid_alive(victim) || { std::thread::sleep(Duration::from_millis(200)); !pid_alive(victim) });
+    assert!(
+        !pid_alive(victim) || {
+            std::thread::sleep(Duration::from_millis(200));
+            !pid_alive(victim)
+        }
+    );
     let status = child.wait().unwrap();
     let killed = tmp.path().join("killed-out");
     if status.success() {
         // Ballista re-ran the lost tasks: the output must be complete and exact.
         s3.download_prefix("lenspipe", "runs/killed/", &killed);
-        assert_eq!(keys(&killed.join("negatives")), reference, "rows lost or duplicated after an executor kill");
+        assert_eq!(
+            keys(&killed.join("negatives")),
+            reference,
+            "rows lost or duplicated after an executor kill"
+        );
         eprintln!("executor kill: the job recovered and completed");
     } else {
         // A clear failure; nothing partial is visible, and a rerun completes.
         s3.download_prefix("lenspipe", "runs/killed/", &killed);
         let visible: Vec<_> = std::fs::read_dir(killed.join("negatives"))
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
-        assert!(visible.iter().all(|n| !n.ends_with(".parquet")), "partial output visible: {visible:?}");
-        let rerun = run_ok(&mut negatives(&s3, Some(&cluster.url), "s3://lenspipe/runs/killed"));
+        assert!(
+            visible.iter().all(|n| !n.ends_with(".parquet")),
+            "partial output visible: {visible:?}"
+        );
+        let rerun = run_ok(&mut negatives(
+            &s3,
+            Some(&cluster.url),
+            "s3://lenspipe/runs/killed",
+        ));
         assert!(rerun.status.success());
         let again = tmp.path().join("killed-rerun");
         s3.download_prefix("lenspipe", "runs/killed/", &again);
@@ -131,25 +175,42 @@ fn local_cluster_script_binds_loopback_and_stops_what_it_started() {
     let ss = run_ok(Command::new("ss").args(["-ltnp"]));
     let listing = String::from_utf8_lossy(&ss.stdout);
     for (_, pid) in &procs {
-        for line in listing.lines().filter(|l| l.contains(&format!("pid={pid},"))) {
-            assert!(line.contains("127.0.0.1:"), "a cluster process listens beyond loopback: {line}");
+        for line in listing
+            .lines()
+            .filter(|l| l.contains(&format!("pid={pid},")))
+        {
+            assert!(
+                line.contains("127.0.0.1:"),
+                "a cluster process listens beyond loopback: {line}"
+            );
         }
     }
     assert!(listing.contains(&format!("127.0.0.1:{port}")));
     cluster.stop();
-    assert!(procs.iter().all(|(_, pid)| !pid_alive(*pid)), "processes left behind");
+    assert!(
+        procs.iter().all(|(_, pid)| !pid_alive(*pid)),
+        "processes left behind"
+    );
 }
 
 /// A running `lenspipe serve-cutouts --synthetic-sky` and its URL.
 fn synthetic_viewer(latency_ms: u64) -> (lenspipe_tests::Guard, String) {
     use std::io::BufRead;
     let mut child = lenspipe()
-        .args(["serve-cutouts", "--synthetic-sky", "5", "--latency-ms", &latency_ms.to_string()])
+        .args([
+            "serve-cutouts",
+            "--synthetic-sky",
+            "5",
+            "--latency-ms",
+            &latency_ms.to_string(),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     (lenspipe_tests::Guard(child), line.trim().to_string())
 }
 
@@ -188,35 +249,79 @@ fn cutouts_on_the_cluster_are_made_by_both_executors_and_survive_a_kill() {
     run_ok(&mut cutout_run(&targets, &embedded, &viewer, None));
 
     let env = vec![
-        ("LENSPIPE_SCHEDULER_ARGS", "--executor-timeout-seconds 6 --expire-dead-executor-interval-seconds 1".to_string()),
-        ("LENSPIPE_EXECUTOR_ARGS", "--executor-heartbeat-interval-seconds 1".to_string()),
+        (
+            "LENSPIPE_SCHEDULER_ARGS",
+            "--executor-timeout-seconds 6 --expire-dead-executor-interval-seconds 1".to_string(),
+        ),
+        (
+            "LENSPIPE_EXECUTOR_ARGS",
+            "--executor-heartbeat-interval-seconds 1".to_string(),
+        ),
     ];
     let cluster = LocalCluster::start(2, &tmp.path().join("cluster"), env);
     let before = tasks_per_executor(&cluster, 2);
     let on_cluster = tmp.path().join("cluster-out");
-    run_ok(&mut cutout_run(&targets, &on_cluster, &viewer, Some(&cluster.url)));
+    run_ok(&mut cutout_run(
+        &targets,
+        &on_cluster,
+        &viewer,
+        Some(&cluster.url),
+    ));
     let after = tasks_per_executor(&cluster, 2);
-    assert!(after.iter().zip(&before).all(|(a, b)| a > b), "both executors must make shards: {before:?} -> {after:?}");
-    lenspipe_tests::assert_same_rows(&embedded.join("cutouts"), &on_cluster.join("cutouts"), "galaxy_id", "", "cluster cutouts");
-    assert_eq!(read_json(&on_cluster.join("run.json"))["engine"], cluster.url.as_str());
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a > b),
+        "both executors must make shards: {before:?} -> {after:?}"
+    );
+    lenspipe_tests::assert_same_rows(
+        &embedded.join("cutouts"),
+        &on_cluster.join("cutouts"),
+        "galaxy_id",
+        "",
+        "cluster cutouts",
+    );
+    assert_eq!(
+        read_json(&on_cluster.join("run.json"))["engine"],
+        cluster.url.as_str()
+    );
 
     // An executor killed while shards are being made.
-    let victim = cluster.processes().into_iter().find(|(name, _)| name == "executor-2").map(|(_, pid)| pid).unwrap();
+    let victim = cluster
+        .processes()
+        .into_iter()
+        .find(|(name, _)| name == "executor-2")
+        .map(|(_, pid)| pid)
+        .unwrap();
     let killed = tmp.path().join("killed");
-    let mut child = cutout_run(&targets, &killed, &viewer, Some(&cluster.url)).spawn().unwrap();
+    let mut child = cutout_run(&targets, &killed, &viewer, Some(&cluster.url))
+        .spawn()
+        .unwrap();
     let started = tasks_per_executor(&cluster, 2)[1];
     let deadline = Instant::now() + Duration::from_secs(60);
     while tasks_per_executor(&cluster, 2)[1] == started && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(child.try_wait().unwrap().is_none(), "the job ended before the executor could be killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the job ended before the executor could be killed"
+    );
     run_ok(Command::new("kill").args(["-KILL", &victim.to_string()]));
     if !child.wait().unwrap().success() {
         // A clear failure: the shards already written stay, and a rerun completes.
         eprintln!("executor kill: the cutout job failed; rerunning");
-        run_ok(&mut cutout_run(&targets, &killed, &viewer, Some(&cluster.url)));
+        run_ok(&mut cutout_run(
+            &targets,
+            &killed,
+            &viewer,
+            Some(&cluster.url),
+        ));
     } else {
         eprintln!("executor kill: the cutout job recovered and completed");
     }
-    lenspipe_tests::assert_same_rows(&embedded.join("cutouts"), &killed.join("cutouts"), "galaxy_id", "", "cutouts after a kill");
+    lenspipe_tests::assert_same_rows(
+        &embedded.join("cutouts"),
+        &killed.join("cutouts"),
+        "galaxy_id",
+        "",
+        "cutouts after a kill",
+    );
 }

@@ -9,11 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lenspipe_tests::{assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth, Guard};
+use lenspipe_tests::{
+    assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth, Guard,
+};
 use serde_json::Value;
 
 fn lenscat() -> String {
-    shared_data().join("positives/lenscat_catalog.csv").display().to_string()
+    shared_data()
+        .join("positives/lenscat_catalog.csv")
+        .display()
+        .to_string()
 }
 
 /// A running `lenspipe serve-cutouts` and its fits-cutout URL.
@@ -33,10 +38,18 @@ impl Server {
             .expect("lenspipe serve-cutouts starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("serve-cutouts prints its URL");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("serve-cutouts prints its URL");
         let url = line.trim().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "serve-cutouts printed {line:?}");
-        Self { _process: Guard(child), url }
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "serve-cutouts printed {line:?}"
+        );
+        Self {
+            _process: Guard(child),
+            url,
+        }
     }
 
     fn stats(&self) -> Value {
@@ -55,15 +68,22 @@ fn catalog(dir: &Path) -> PathBuf {
     let sweeps = dir.join("sweeps");
     synth(&sweeps, 12, 4_000, 9, &["--plant", &lenscat()]);
     let out = dir.join("run");
-    run_ok(lenspipe().args(["run", "catalog", "--config", "paper_iv"]).args(sets(&[
-        ("inputs.sweeps", &sweeps.display().to_string()),
-        ("output", &out.display().to_string()),
-    ])));
+    run_ok(
+        lenspipe()
+            .args(["run", "catalog", "--config", "paper_iv"])
+            .args(sets(&[
+                ("inputs.sweeps", &sweeps.display().to_string()),
+                ("output", &out.display().to_string()),
+            ])),
+    );
     out
 }
 
 fn sets(pairs: &[(&str, &str)]) -> Vec<String> {
-    pairs.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]).collect()
+    pairs
+        .iter()
+        .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")])
+        .collect()
 }
 
 fn cutouts(out: &Path, extra: &[(&str, &str)]) -> Command {
@@ -86,7 +106,10 @@ fn rows(folder: &Path, images: bool) -> Value {
 fn sample_ids(out: &Path) -> Vec<String> {
     let script = "import sys, pyarrow.dataset as ds; print('\\n'.join(ds.dataset(sys.argv[1], format='parquet').to_table().column('galaxy_id').to_pylist()))";
     let listed = run_ok(python().args(["-c", script]).arg(out.join("sample")));
-    String::from_utf8_lossy(&listed.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -94,7 +117,11 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
     let tmp = tempfile::tempdir().unwrap();
     let out = catalog(tmp.path());
     let targets = sample_ids(&out);
-    assert!(targets.len() > 50, "too few targets to test: {}", targets.len());
+    assert!(
+        targets.len() > 50,
+        "too few targets to test: {}",
+        targets.len()
+    );
 
     // Every fault the viewer is known for, on some targets; one kind never heals.
     let faults = tmp.path().join("faults.json");
@@ -110,18 +137,26 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
         ]}"#,
     )
     .unwrap();
-    let server = Server::start(&["--synthetic-sky", "3", "--faults", &faults.display().to_string()]);
+    let server = Server::start(&[
+        "--synthetic-sky",
+        "3",
+        "--faults",
+        &faults.display().to_string(),
+    ]);
     let concurrency = 4;
-    run_ok(&mut cutouts(&out, &[
-        ("cutouts.viewer_url", &server.url),
-        ("cutouts.concurrency", &concurrency.to_string()),
-        ("cutouts.rate_per_s", "1000"),
-        ("cutouts.timeout_s", "1"),
-        ("cutouts.max_retries", "3"),
-        ("cutouts.backoff_base_ms", "20"),
-        ("cutouts.backoff_max_ms", "1500"),
-        ("cutouts.shard_rows", "32"),
-    ]));
+    run_ok(&mut cutouts(
+        &out,
+        &[
+            ("cutouts.viewer_url", &server.url),
+            ("cutouts.concurrency", &concurrency.to_string()),
+            ("cutouts.rate_per_s", "1000"),
+            ("cutouts.timeout_s", "1"),
+            ("cutouts.max_retries", "3"),
+            ("cutouts.backoff_base_ms", "20"),
+            ("cutouts.backoff_max_ms", "1500"),
+            ("cutouts.shard_rows", "32"),
+        ],
+    ));
     let got = rows(&out.join("cutouts"), false);
 
     // Exactly one row per target, every status accounted for.
@@ -135,60 +170,112 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
         let status = entries[0]["status"].as_str().unwrap().to_string();
         match status.as_str() {
             "ok" | "no_coverage" => assert_eq!(entries[0]["image"].as_u64(), Some(3 * 101 * 101)),
-            _ => assert!(entries[0]["image"].is_null(), "{id}: {status} with an image"),
+            _ => assert!(
+                entries[0]["image"].is_null(),
+                "{id}: {status} with an image"
+            ),
         }
         *statuses.entry(status).or_default() += 1;
     }
     let ok = statuses.get("ok").copied().unwrap_or(0);
     let bad = statuses.get("bad_response").copied().unwrap_or(0);
-    assert!(bad > 0, "the never-healing HTML fault must end as bad_response: {statuses:?}");
-    assert_eq!(ok + bad, targets.len() as u64, "transient faults must heal: {statuses:?}");
+    assert!(
+        bad > 0,
+        "the never-healing HTML fault must end as bad_response: {statuses:?}"
+    );
+    assert_eq!(
+        ok + bad,
+        targets.len() as u64,
+        "transient faults must heal: {statuses:?}"
+    );
     let run = read_json(&out.join("run.json"));
-    let recorded: BTreeMap<String, u64> = serde_json::from_value(run["stages"]["cutouts"]["status"].clone()).unwrap();
+    let recorded: BTreeMap<String, u64> =
+        serde_json::from_value(run["stages"]["cutouts"]["status"].clone()).unwrap();
     assert_eq!(recorded, statuses, "run.json counts the statuses");
     assert_eq!(got["metadata"]["lenspipe.cutout.size"], "101");
     assert_eq!(got["metadata"]["lenspipe.cutout.bands"], "grz");
     let image_type = got["image_type"].as_str().unwrap();
-    assert!(image_type.starts_with("fixed_size_list<item: float") && image_type.ends_with("[30603]"), "{image_type}");
+    assert!(
+        image_type.starts_with("fixed_size_list<item: float") && image_type.ends_with("[30603]"),
+        "{image_type}"
+    );
 
     // The server never saw more requests at once than allowed, summed over
     // every shard the process ran at once. (Timeouts are left to the viewer
     // crate's tests: the server keeps a request the client gave up on open.)
     let stats = server.stats();
     let max_in_flight = stats["max_in_flight"].as_u64().unwrap();
-    assert!(max_in_flight >= 2 && max_in_flight <= concurrency, "max in flight {max_in_flight}");
+    assert!(
+        max_in_flight >= 2 && max_in_flight <= concurrency,
+        "max in flight {max_in_flight}"
+    );
 
     // The pixels are exactly what the service answers, read independently by astropy.
     let clean = Server::start(&["--synthetic-sky", "3"]);
     let with_images = rows(&out.join("cutouts"), true);
     let mut compared = 0;
-    for id in targets.iter().filter(|id| with_images["by_id"][id.as_str()][0]["status"] == "ok").take(3) {
+    for id in targets
+        .iter()
+        .filter(|id| with_images["by_id"][id.as_str()][0]["status"] == "ok")
+        .take(3)
+    {
         let row = &with_images["by_id"][id.as_str()][0];
         let (ra, dec) = (row["ra"].as_f64().unwrap(), row["dec"].as_f64().unwrap());
-        let fetched = run_ok(python().args(["tests/py/fetch_cutout.py", &clean.url, &ra.to_string(), &dec.to_string(), "101", "ls-dr10-south", "grz"]));
+        let fetched = run_ok(python().args([
+            "tests/py/fetch_cutout.py",
+            &clean.url,
+            &ra.to_string(),
+            &dec.to_string(),
+            "101",
+            "ls-dr10-south",
+            "grz",
+        ]));
         let fetched: Value = serde_json::from_slice(&fetched.stdout).unwrap();
         assert_eq!(fetched["shape"], serde_json::json!([3, 101, 101]));
-        assert!(fetched["values"] == row["image"], "{id}: stored pixels differ from the served ones");
+        assert!(
+            fetched["values"] == row["image"],
+            "{id}: stored pixels differ from the served ones"
+        );
         compared += 1;
     }
     assert_eq!(compared, 3);
 
     // Validation: every cutout checked once; failed cutouts fail not_ok_status.
-    let validated = run_ok(lenspipe().args(["run", "validate", "--config", "paper_iv"]).args(sets(&[("output", &out.display().to_string())])));
+    let validated = run_ok(
+        lenspipe()
+            .args(["run", "validate", "--config", "paper_iv"])
+            .args(sets(&[("output", &out.display().to_string())])),
+    );
     let summary = String::from_utf8_lossy(&validated.stderr);
     assert!(summary.contains("validation summary"), "{summary}");
     let run = read_json(&out.join("run.json"));
     let v = &run["stages"]["validate"];
     assert_eq!(v["cutouts"].as_u64().unwrap() as usize, targets.len());
-    assert_eq!(v["failed_checks"]["not_ok_status"].as_u64().unwrap(), bad, "{v}");
+    assert_eq!(
+        v["failed_checks"]["not_ok_status"].as_u64().unwrap(),
+        bad,
+        "{v}"
+    );
     let shortcuts = read_json(&out.join("validation/shortcuts.json"));
     let features = shortcuts["features"].as_array().unwrap();
     for f in features {
-        for key in ["name", "kind", "auc", "ci_low", "ci_high", "median_pos", "median_neg", "flagged"] {
+        for key in [
+            "name",
+            "kind",
+            "auc",
+            "ci_low",
+            "ci_high",
+            "median_pos",
+            "median_neg",
+            "flagged",
+        ] {
             assert!(f.get(key).is_some(), "feature entry lacks {key}: {f}");
         }
     }
-    assert!(features.iter().any(|f| f["kind"] == "image") && features.iter().any(|f| f["kind"] == "catalog"));
+    assert!(
+        features.iter().any(|f| f["kind"] == "image")
+            && features.iter().any(|f| f["kind"] == "catalog")
+    );
     assert!(shortcuts["splits"].is_object() && shortcuts.get("multivariate").is_some());
     let html = std::fs::read_to_string(out.join("validation/report.html")).unwrap();
     let pngs: Vec<_> = std::fs::read_dir(out.join("validation"))
@@ -199,7 +286,10 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
         .collect();
     assert!(pngs.len() >= 3, "{pngs:?}");
     for png in &pngs {
-        assert!(html.contains(png.as_str()), "report.html does not show {png}");
+        assert!(
+            html.contains(png.as_str()),
+            "report.html does not show {png}"
+        );
     }
     screenshot_is_not_blank(&out.join("validation/report.html"), tmp.path());
 }
@@ -209,7 +299,12 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
 fn screenshot_is_not_blank(html: &Path, dir: &Path) {
     let browser = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     let Some(browser) = browser else {
         eprintln!("SKIPPED: no Chromium on this machine, report screenshot not taken (scripts/install-test-deps.sh installs it)");
         return;
@@ -251,7 +346,12 @@ fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
     let reference = tmp.path().join("reference");
     std::fs::create_dir_all(&reference).unwrap();
     let copy_sample = |to: &Path| {
-        run_ok(Command::new("cp").arg("-r").arg(out.join("sample")).arg(to.join("sample")));
+        run_ok(
+            Command::new("cp")
+                .arg("-r")
+                .arg(out.join("sample"))
+                .arg(to.join("sample")),
+        );
     };
     copy_sample(&reference);
     let s = as_refs(&settings(&reference_server.url));
@@ -265,24 +365,41 @@ fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
     copy_sample(&killed);
     let s = as_refs(&settings(&server.url));
     let pairs: Vec<(&str, &str)> = s.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut child = cutouts(&killed, &pairs).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cutouts(&killed, &pairs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let shards = |dir: &Path| -> Vec<String> {
         std::fs::read_dir(dir.join("cutouts"))
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with("shard-")).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.starts_with("shard-"))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     while shards(&killed).len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before it could be killed"
+    );
     run_ok(Command::new("kill").args(["-KILL", &child.id().to_string()]));
     child.wait().unwrap();
     let done_before = shards(&killed);
     assert!(!done_before.is_empty());
     // What is visible is complete: every shard reads.
     let partial = rows(&killed.join("cutouts"), false);
-    let finished_ids: Vec<String> = partial["by_id"].as_object().unwrap().keys().cloned().collect();
+    let finished_ids: Vec<String> = partial["by_id"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     let before = server.stats();
 
     run_ok(&mut cutouts(&killed, &pairs));
@@ -290,17 +407,38 @@ fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
     // No target of a finished shard was asked for again.
     for id_row in partial["by_id"].as_object().unwrap().values() {
         let row = &id_row[0];
-        let key = format!("{:.6},{:.6}", row["ra"].as_f64().unwrap(), row["dec"].as_f64().unwrap());
-        assert_eq!(before["attempts"][&key], after["attempts"][&key], "{key} was fetched again");
+        let key = format!(
+            "{:.6},{:.6}",
+            row["ra"].as_f64().unwrap(),
+            row["dec"].as_f64().unwrap()
+        );
+        assert_eq!(
+            before["attempts"][&key], after["attempts"][&key],
+            "{key} was fetched again"
+        );
     }
     let total = sample_ids(&out).len() as u64;
     let fetched_again = after["requests"].as_u64().unwrap() - before["requests"].as_u64().unwrap();
-    assert!(fetched_again <= total - finished_ids.len() as u64, "rerun fetched {fetched_again} of {total}");
+    assert!(
+        fetched_again <= total - finished_ids.len() as u64,
+        "rerun fetched {fetched_again} of {total}"
+    );
     let run = read_json(&killed.join("run.json"));
-    assert!(run["stages"]["cutouts"]["shards_reused_whole"].as_u64().unwrap() >= done_before.len() as u64);
+    assert!(
+        run["stages"]["cutouts"]["shards_reused_whole"]
+            .as_u64()
+            .unwrap()
+            >= done_before.len() as u64
+    );
 
     // And the result is the uninterrupted run's, row for row.
-    assert_same_rows(&reference.join("cutouts"), &killed.join("cutouts"), "galaxy_id", "cutout_source", "resumed cutouts");
+    assert_same_rows(
+        &reference.join("cutouts"),
+        &killed.join("cutouts"),
+        "galaxy_id",
+        "cutout_source",
+        "resumed cutouts",
+    );
 }
 
 #[test]
@@ -312,23 +450,50 @@ fn brick_cutouts_are_the_brick_pixels_and_an_empty_band_is_no_coverage() {
     // Targets off the half-pixel positions, where "nearest pixel" is a tie.
     let sources = r#"[{"ra": 150.0011, "dec": 2.0013, "flux": 40.0, "sigma": 1.5}, {"ra": 150.005, "dec": 2.004, "flux": 25.0, "sigma": 2.0},
                       {"ra": 150.2, "dec": 2.0, "flux": 30.0, "sigma": 1.5}]"#;
-    run_ok(python().args(["coadd/tests/py/make_bricks.py"]).arg(&root).args(["--bricks", bricks, "--sources", sources, "--dump", "--size", "400"]));
+    run_ok(
+        python()
+            .args(["coadd/tests/py/make_bricks.py"])
+            .arg(&root)
+            .args([
+                "--bricks",
+                bricks,
+                "--sources",
+                sources,
+                "--dump",
+                "--size",
+                "400",
+            ]),
+    );
     let zero = tmp.path().join("coadds-zero");
-    run_ok(python().args(["coadd/tests/py/make_bricks.py"]).arg(&zero).args([
-        "--bricks",
-        r#"[{"name": "1502p020", "ra": 150.2, "dec": 2.0}]"#,
-        "--sources",
-        sources,
-        "--zero-band",
-        "z",
-        "--size",
-        "400",
-    ]));
+    run_ok(
+        python()
+            .args(["coadd/tests/py/make_bricks.py"])
+            .arg(&zero)
+            .args([
+                "--bricks",
+                r#"[{"name": "1502p020", "ra": 150.2, "dec": 2.0}]"#,
+                "--sources",
+                sources,
+                "--zero-band",
+                "z",
+                "--size",
+                "400",
+            ]),
+    );
     // Both roots in one: the first brick from `root`, the second from `zero`.
     let merged = tmp.path().join("merged");
     run_ok(Command::new("cp").arg("-r").arg(&root).arg(&merged));
-    run_ok(Command::new("rm").arg("-rf").arg(merged.join("coadd/150/1502p020")));
-    run_ok(Command::new("cp").arg("-r").arg(zero.join("coadd/150/1502p020")).arg(merged.join("coadd/150/")));
+    run_ok(
+        Command::new("rm")
+            .arg("-rf")
+            .arg(merged.join("coadd/150/1502p020")),
+    );
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(zero.join("coadd/150/1502p020"))
+            .arg(merged.join("coadd/150/")),
+    );
 
     let targets = tmp.path().join("targets.parquet");
     let script = "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
@@ -336,18 +501,24 @@ fn brick_cutouts_are_the_brick_pixels_and_an_empty_band_is_no_coverage() {
                   'label': [1, 0, 0], 'brickname': ['1500p020', '1500p020', '1502p020']}), sys.argv[1])";
     run_ok(python().args(["-c", script]).arg(&targets));
     let out = tmp.path().join("run");
-    run_ok(&mut cutouts(&out, &[
-        ("cutouts.source", "bricks"),
-        ("cutouts.resampling", "native"),
-        ("inputs.coadds", &merged.display().to_string()),
-        ("inputs.cutout_targets", &targets.display().to_string()),
-    ]));
+    run_ok(&mut cutouts(
+        &out,
+        &[
+            ("cutouts.source", "bricks"),
+            ("cutouts.resampling", "native"),
+            ("inputs.coadds", &merged.display().to_string()),
+            ("inputs.cutout_targets", &targets.display().to_string()),
+        ],
+    ));
     let got = rows(&out.join("cutouts"), true);
     assert_eq!(got["by_id"]["a"][0]["status"], "ok");
     assert_eq!(got["by_id"]["b"][0]["status"], "ok");
     assert_eq!(got["by_id"]["c"][0]["status"], "no_coverage");
     assert_eq!(got["by_id"]["c"][0]["resampling"], "native");
-    assert!(got["by_id"]["c"][0]["image"].is_array(), "no_coverage keeps its pixels");
+    assert!(
+        got["by_id"]["c"][0]["image"].is_array(),
+        "no_coverage keeps its pixels"
+    );
 
     // native: exactly astropy's decompressed brick pixels around the nearest pixel.
     let script = r#"
@@ -369,9 +540,17 @@ json.dump([float(v) for v in np.stack(planes).ravel()], sys.stdout)
     for (id, ra, dec) in [("a", "150.0011", "2.0013"), ("b", "150.005", "2.004")] {
         let expected = run_ok(python().args(["-c", script]).arg(&merged).args([ra, dec]));
         let expected: Value = serde_json::from_slice(&expected.stdout).unwrap();
-        let (ours, theirs) = (got["by_id"][id][0]["image"].as_array().unwrap(), expected.as_array().unwrap());
+        let (ours, theirs) = (
+            got["by_id"][id][0]["image"].as_array().unwrap(),
+            expected.as_array().unwrap(),
+        );
         assert_eq!(ours.len(), theirs.len(), "{id}: image sizes differ");
         let first = ours.iter().zip(theirs).position(|(a, b)| a != b);
-        assert!(first.is_none(), "{id}: native pixels differ from astropy's at {first:?}: {:?} vs {:?}", first.map(|i| &ours[i]), first.map(|i| &theirs[i]));
+        assert!(
+            first.is_none(),
+            "{id}: native pixels differ from astropy's at {first:?}: {:?} vs {:?}",
+            first.map(|i| &ours[i]),
+            first.map(|i| &theirs[i])
+        );
     }
 }

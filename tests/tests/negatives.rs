@@ -31,7 +31,12 @@ fn python_keys(profile: &str, sweeps: &Path, tmp: &Path) -> (Keys, Value) {
     let json = tmp.join(format!("{profile}.json"));
     run_ok(
         python()
-            .args(["bench/request_negative_sampling.py", "--profile", profile, "--kept-out"])
+            .args([
+                "bench/request_negative_sampling.py",
+                "--profile",
+                profile,
+                "--kept-out",
+            ])
             .arg(&kept)
             .arg("--out-json")
             .arg(&json)
@@ -64,15 +69,54 @@ fn run_negatives(profile: &str, sweeps: &Path, out: &Path, extra: &[&str]) -> Va
 }
 
 const REQUEST_SCHEMA: [&str; 48] = [
-    "galaxy_id", "brickname", "objid", "ra", "dec", "type", "nobs_z", "nobs_z_bin", "type_bin",
-    "flux_g", "flux_r", "flux_z", "flux_w1", "mag_g", "mag_r", "mag_z",
-    "g_minus_r", "r_minus_z", "z_minus_w1",
-    "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z",
-    "galdepth_g", "galdepth_r", "galdepth_z", "ebv", "maskbits", "fitbits",
-    "mw_transmission_g", "mw_transmission_r", "mw_transmission_z",
-    "shape_r", "shape_e1", "shape_e2", "sersic", "healpix_64", "healpix_128", "split",
-    "pool", "confuser_category", "sweep_file", "row_index",
-    "pipeline_version", "git_commit", "extraction_timestamp",
+    "galaxy_id",
+    "brickname",
+    "objid",
+    "ra",
+    "dec",
+    "type",
+    "nobs_z",
+    "nobs_z_bin",
+    "type_bin",
+    "flux_g",
+    "flux_r",
+    "flux_z",
+    "flux_w1",
+    "mag_g",
+    "mag_r",
+    "mag_z",
+    "g_minus_r",
+    "r_minus_z",
+    "z_minus_w1",
+    "psfsize_g",
+    "psfsize_r",
+    "psfsize_z",
+    "psfdepth_g",
+    "psfdepth_r",
+    "psfdepth_z",
+    "galdepth_g",
+    "galdepth_r",
+    "galdepth_z",
+    "ebv",
+    "maskbits",
+    "fitbits",
+    "mw_transmission_g",
+    "mw_transmission_r",
+    "mw_transmission_z",
+    "shape_r",
+    "shape_e1",
+    "shape_e2",
+    "sersic",
+    "healpix_64",
+    "healpix_128",
+    "split",
+    "pool",
+    "confuser_category",
+    "sweep_file",
+    "row_index",
+    "pipeline_version",
+    "git_commit",
+    "extraction_timestamp",
 ];
 
 #[test]
@@ -87,26 +131,57 @@ fn paper_iv_negatives_match_the_python_reference_and_conserve_rows() {
     // Conservation: rows in = kept + every reason.
     let input = stage["input_rows"].as_u64().unwrap();
     assert_eq!(input, 60_000);
-    let rejected: u64 = stage["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let rejected: u64 = stage["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     let kept = stage["kept"].as_u64().unwrap();
     assert_eq!(rejected + kept, input);
     assert!(kept > 0, "synthetic data must keep some rows: {stage}");
-    for reason in ["outside_decals", "not_valid_type", "maskbit", "insufficient_exposures", "mag_z_faint"] {
-        assert!(stage["rejected"][reason].as_u64().unwrap() > 0, "no row rejected as {reason}: {stage}");
+    for reason in [
+        "outside_decals",
+        "not_valid_type",
+        "maskbit",
+        "insufficient_exposures",
+        "mag_z_faint",
+    ] {
+        assert!(
+            stage["rejected"][reason].as_u64().unwrap() > 0,
+            "no row rejected as {reason}: {stage}"
+        );
     }
-    let pools: u64 = stage["pools"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let pools: u64 = stage["pools"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(pools, kept);
 
     // The kept set is exactly the Python reference's (paper_iv: z < 20, NaN fixed).
     let (ours, parquet) = parquet_keys(&out.join("negatives"));
     let (reference, ref_json) = python_keys("paper_iv", &sweeps, tmp.path());
     assert_eq!(ours.len() as u64, kept);
-    assert_eq!(ours, reference, "kept sets differ from the Python reference");
+    assert_eq!(
+        ours, reference,
+        "kept sets differ from the Python reference"
+    );
     // Same funnel counts as the request's numpy code.
-    for reason in ["invalid_coords", "outside_decals", "not_valid_type", "maskbit", "insufficient_exposures", "mag_z_faint"] {
+    for reason in [
+        "invalid_coords",
+        "outside_decals",
+        "not_valid_type",
+        "maskbit",
+        "insufficient_exposures",
+        "mag_z_faint",
+    ] {
         assert_eq!(
             stage["rejected"][reason].as_u64(),
-            ref_json["total"]["skip_reasons"][reason].as_u64().or(ref_json["total"][reason].as_u64()),
+            ref_json["total"]["skip_reasons"][reason]
+                .as_u64()
+                .or(ref_json["total"][reason].as_u64()),
             "{reason}"
         );
     }
@@ -114,15 +189,28 @@ fn paper_iv_negatives_match_the_python_reference_and_conserve_rows() {
         let key = format!("nobs_{band}_lt_3");
         assert_eq!(
             stage["insufficient_exposures_by_band"][&key].as_u64(),
-            ref_json["total"]["skip_reasons"][&key].as_u64().or(ref_json["total"][&key].as_u64()),
+            ref_json["total"]["skip_reasons"][&key]
+                .as_u64()
+                .or(ref_json["total"][&key].as_u64()),
             "{key}"
         );
     }
     // The request's 48 output columns, in order.
-    let columns: Vec<&str> = parquet["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let columns: Vec<&str> = parquet["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert_eq!(columns, REQUEST_SCHEMA);
-    assert!(run["versions"]["datafusion"].as_str().unwrap().starts_with("55."));
-    assert_eq!(run["config"]["selection"]["z_mag_max"]["provenance"], "paper_iv_abstract");
+    assert!(run["versions"]["datafusion"]
+        .as_str()
+        .unwrap()
+        .starts_with("55."));
+    assert_eq!(
+        run["config"]["selection"]["z_mag_max"]["provenance"],
+        "paper_iv_abstract"
+    );
 }
 
 #[test]
@@ -138,8 +226,14 @@ fn the_request_nan_defect_is_fixed_and_visible() {
     let (request, _) = python_keys("request_v1", &sweeps, tmp.path());
     assert!(ours.is_subset(&request));
     let extra: Vec<_> = request.difference(&ours).collect();
-    assert!(!extra.is_empty(), "synthetic data should contain NaN/non-positive flux_z rows passing the other cuts");
-    assert_eq!(run["stages"]["negatives"]["kept"].as_u64().unwrap() as usize, ours.len());
+    assert!(
+        !extra.is_empty(),
+        "synthetic data should contain NaN/non-positive flux_z rows passing the other cuts"
+    );
+    assert_eq!(
+        run["stages"]["negatives"]["kept"].as_u64().unwrap() as usize,
+        ours.len()
+    );
 }
 
 #[test]
@@ -150,25 +244,45 @@ fn a_rerun_replaces_the_output_and_a_bad_location_fails_clearly() {
     let out = tmp.path().join("run");
     run_negatives("paper_iv", &sweeps, &out, &[]);
     let first = parquet_keys(&out.join("negatives")).0;
-    run_negatives("paper_iv", &sweeps, &out, &["--set", "scan.target_partition_mib=1"]);
+    run_negatives(
+        "paper_iv",
+        &sweeps,
+        &out,
+        &["--set", "scan.target_partition_mib=1"],
+    );
     let second = parquet_keys(&out.join("negatives")).0;
-    assert_eq!(first, second, "a rerun must replace, not add to, the output");
+    assert_eq!(
+        first, second,
+        "a rerun must replace, not add to, the output"
+    );
     let staging: Vec<_> = std::fs::read_dir(out.join("negatives"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("_staging"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("_staging")
+        })
         .collect();
     assert!(staging.is_empty());
 
     let bad = lenspipe()
         .args(["run", "negatives", "--set"])
-        .arg(format!("inputs.sweeps={}/nothing-here/", tmp.path().display()))
+        .arg(format!(
+            "inputs.sweeps={}/nothing-here/",
+            tmp.path().display()
+        ))
         .arg("--set")
         .arg(format!("output={}", out.display()))
         .output()
         .unwrap();
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("no FITS files found") && err.contains("nothing-here"), "{err}");
+    assert!(
+        err.contains("no FITS files found") && err.contains("nothing-here"),
+        "{err}"
+    );
     // The earlier output is untouched.
     assert_eq!(parquet_keys(&out.join("negatives")).0, first);
 }

@@ -9,7 +9,10 @@ use lenspipe_tests::{assert_same_rows, lenspipe, python, read_json, run_ok, shar
 use serde_json::Value;
 
 fn lenscat() -> String {
-    shared_data().join("positives/lenscat_catalog.csv").display().to_string()
+    shared_data()
+        .join("positives/lenscat_catalog.csv")
+        .display()
+        .to_string()
 }
 
 fn table(dir: &Path, extra: &str) -> Value {
@@ -42,17 +45,27 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
 
     // Every lens of the catalog leaves with exactly one status.
     let pos = &run["stages"]["positives"];
-    let statuses: u64 = pos["status"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let statuses: u64 = pos["status"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(statuses, pos["lenses"].as_u64().unwrap());
     assert_eq!(
-        pos["lenses"].as_u64().unwrap() + pos["catalog_rejected_lines"].as_array().unwrap().len() as u64,
+        pos["lenses"].as_u64().unwrap()
+            + pos["catalog_rejected_lines"].as_array().unwrap().len() as u64,
         pos["catalog_lines"].as_u64().unwrap()
     );
 
     // Planted rows inside the footprint are recovered, at the planted row.
     let planted = std::fs::read_to_string(sweeps.join("planted.csv")).unwrap();
-    let positives = table(&out.join("positives"), "lens_id,status,match_sep_arcsec,lens_dec");
-    let mut by_lens: BTreeMap<i64, (Option<String>, Option<i64>, String, Option<f64>)> = BTreeMap::new();
+    let positives = table(
+        &out.join("positives"),
+        "lens_id,status,match_sep_arcsec,lens_dec",
+    );
+    let mut by_lens: BTreeMap<i64, (Option<String>, Option<i64>, String, Option<f64>)> =
+        BTreeMap::new();
     let ids = positives["lens_id"].as_array().unwrap();
     for i in 0..ids.len() {
         by_lens.insert(
@@ -74,14 +87,25 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
             continue;
         }
         inside += 1;
-        let (_, _, status, sep) = by_lens.get(&catalog_line).unwrap_or_else(|| panic!("lens line {catalog_line} missing"));
+        let (_, _, status, sep) = by_lens
+            .get(&catalog_line)
+            .unwrap_or_else(|| panic!("lens line {catalog_line} missing"));
         if status == "matched" || status == "fails_selection" {
             recovered += 1;
-            assert!(sep.unwrap() <= 0.5 + 1e-6, "planted at < 0.5 arcsec, matched at {sep:?}");
+            assert!(
+                sep.unwrap() <= 0.5 + 1e-6,
+                "planted at < 0.5 arcsec, matched at {sep:?}"
+            );
         }
     }
-    assert!(inside >= 20, "too few planted lenses inside the footprint to test: {inside}");
-    assert!(recovered as f64 >= 0.999 * inside as f64, "recovered {recovered} of {inside}");
+    assert!(
+        inside >= 20,
+        "too few planted lenses inside the footprint to test: {inside}"
+    );
+    assert!(
+        recovered as f64 >= 0.999 * inside as f64,
+        "recovered {recovered} of {inside}"
+    );
 
     // Exact agreement with astropy's nearest-neighbour match within 1.5 arcsec.
     let files: Vec<_> = std::fs::read_dir(&sweeps)
@@ -92,7 +116,14 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
     let reference = tmp.path().join("astropy.csv");
     run_ok(
         python()
-            .args(["bench/crossmatch_astropy.py", "--lenses", &lenscat(), "--radius-arcsec", "1.5", "--out"])
+            .args([
+                "bench/crossmatch_astropy.py",
+                "--lenses",
+                &lenscat(),
+                "--radius-arcsec",
+                "1.5",
+                "--out",
+            ])
             .arg(&reference)
             .arg("--sweeps")
             .args(&files),
@@ -106,7 +137,12 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
         .collect();
     let text = std::fs::read_to_string(&reference).unwrap();
     let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name} in {header:?}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name} in {header:?}"))
+    };
     let (fi, ri, mi) = (col("sweep_file"), col("row_index"), col("matched"));
     let theirs: BTreeSet<(String, i64)> = text
         .lines()
@@ -124,9 +160,17 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
     assert!(strat["positives"].as_u64().unwrap() > 0);
     let sample = table(&out.join("sample"), "split,split_pixel,label");
     let mut split_of: BTreeMap<i64, String> = BTreeMap::new();
-    for (pixel, split) in sample["split_pixel"].as_array().unwrap().iter().zip(sample["split"].as_array().unwrap()) {
+    for (pixel, split) in sample["split_pixel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(sample["split"].as_array().unwrap())
+    {
         let prev = split_of.insert(pixel.as_i64().unwrap(), split.as_str().unwrap().to_string());
-        assert!(prev.is_none_or(|p| p == split.as_str().unwrap()), "pixel {pixel} in two splits");
+        assert!(
+            prev.is_none_or(|p| p == split.as_str().unwrap()),
+            "pixel {pixel} in two splits"
+        );
     }
 }
 
@@ -149,19 +193,43 @@ fn sample_is_the_same_whatever_the_partitioning() {
     // Byte ranges of one file split across partitions, batches that do not
     // divide the files, and batch sizes that do.
     let partitionings: [&[&str]; 3] = [
-        &["--set", "scan.target_partition_mib=1", "--set", "scan.batch_rows=1000"],
+        &[
+            "--set",
+            "scan.target_partition_mib=1",
+            "--set",
+            "scan.batch_rows=1000",
+        ],
         &["--set", "scan.batch_rows=333"],
-        &["--set", "scan.target_partition_mib=1", "--set", "scan.batch_rows=4096"],
+        &[
+            "--set",
+            "scan.target_partition_mib=1",
+            "--set",
+            "scan.batch_rows=4096",
+        ],
     ];
     for (i, extra) in partitionings.iter().enumerate() {
         let out = tmp.path().join(format!("run-{i}"));
         run_all(&sweeps, &out, extra);
         for (stage, keys) in STAGE_KEYS {
             let what = format!("{stage} with {extra:?}");
-            assert_same_rows(&reference.join(stage), &out.join(stage), keys, RUN_VARYING, &what);
+            assert_same_rows(
+                &reference.join(stage),
+                &out.join(stage),
+                keys,
+                RUN_VARYING,
+                &what,
+            );
         }
     }
     let sample = table(&reference.join("sample"), "label");
-    let positives = sample["label"].as_array().unwrap().iter().filter(|l| l.as_i64() == Some(1)).count();
-    assert!(positives > 0 && positives < sample["rows"].as_u64().unwrap() as usize, "the sample holds both classes");
+    let positives = sample["label"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.as_i64() == Some(1))
+        .count();
+    assert!(
+        positives > 0 && positives < sample["rows"].as_u64().unwrap() as usize,
+        "the sample holds both classes"
+    );
 }

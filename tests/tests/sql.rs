@@ -14,7 +14,10 @@ fn dr8_and_dr10_files_unify_and_a_missing_column_names_the_file() {
 
     let out = run_ok(
         lenspipe()
-            .args(["sql", "SELECT arrow_typeof(maskbits) AS t, count(*) AS n FROM sweeps GROUP BY 1"])
+            .args([
+                "sql",
+                "SELECT arrow_typeof(maskbits) AS t, count(*) AS n FROM sweeps GROUP BY 1",
+            ])
             .arg("--set")
             .arg(format!("inputs.sweeps={}/", mixed.display())),
     );
@@ -30,7 +33,10 @@ fn dr8_and_dr10_files_unify_and_a_missing_column_names_the_file() {
         .unwrap();
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("sweep-310m005-320p000.fits") && err.contains("'shape_r'"), "{err}");
+    assert!(
+        err.contains("sweep-310m005-320p000.fits") && err.contains("'shape_r'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -40,7 +46,11 @@ fn sql_writes_parquet_and_reads_tractor_catalogs_too() {
     let out = tmp.path().join("out");
     run_ok(
         lenspipe()
-            .args(["sql", "SELECT sweep_file, row_index, type, dchisq FROM sweeps WHERE type <> 'PSF'", "--out"])
+            .args([
+                "sql",
+                "SELECT sweep_file, row_index, type, dchisq FROM sweeps WHERE type <> 'PSF'",
+                "--out",
+            ])
             .arg(&out)
             .arg("--set")
             .arg(format!("inputs.sweeps={}/tractor-*.fits", real.display())),
@@ -51,11 +61,25 @@ fn sql_writes_parquet_and_reads_tractor_catalogs_too() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
         .collect();
     assert!(!parts.is_empty());
-    let check = run_ok(lenspipe_tests::python().arg("tests/py/parquet_rows.py").arg(&out).arg("type"));
+    let check = run_ok(
+        lenspipe_tests::python()
+            .arg("tests/py/parquet_rows.py")
+            .arg(&out)
+            .arg("type"),
+    );
     let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
     let types = v["type"].as_array().unwrap();
     assert!(!types.is_empty());
     // DR8 writes TYPE as 4A ("PSF "): the reader trims the padding.
-    assert!(types.iter().all(|t| t.as_str().is_some_and(|s| s != "PSF" && !s.ends_with(' '))), "{types:?}");
-    assert!(v["keys"].as_array().unwrap().iter().all(|k| k[0].as_str().unwrap().starts_with("tractor-")));
+    assert!(
+        types
+            .iter()
+            .all(|t| t.as_str().is_some_and(|s| s != "PSF" && !s.ends_with(' '))),
+        "{types:?}"
+    );
+    assert!(v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k[0].as_str().unwrap().starts_with("tractor-")));
 }

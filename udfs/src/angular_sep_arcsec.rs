@@ -165,11 +165,19 @@ mod tests {
         // near the pole: 1 arcsec along the meridian, and across the pole
         assert!(close(sep(123.0, 89.99, 123.0, 89.99 + ONE), 1.0, 1e-6));
         assert!(close(sep(0.0, 90.0, 77.0, 90.0 - ONE), 1.0, 1e-6));
-        assert!(close(sep(0.0, 90.0 - 0.5 * ONE, 180.0, 90.0 - 0.5 * ONE), 1.0, 1e-6));
+        assert!(close(
+            sep(0.0, 90.0 - 0.5 * ONE, 180.0, 90.0 - 0.5 * ONE),
+            1.0,
+            1e-6
+        ));
         // at dec 60 one second of RA is cos(60) = 0.5 arcsec (small-angle)
         assert!(close(sep(10.0, 60.0, 10.0 + ONE, 60.0), 0.5, 1e-6));
         // sub-milliarcsecond
-        assert!(close(sep(200.0, -30.0, 200.0, -30.0 + 1e-4 * ONE), 1e-4, 1e-9));
+        assert!(close(
+            sep(200.0, -30.0, 200.0, -30.0 + 1e-4 * ONE),
+            1e-4,
+            1e-9
+        ));
         assert_eq!(sep(33.0, 44.0, 33.0, 44.0), 0.0);
         // antipodes and quarter circles
         assert!(close(sep(0.0, 0.0, 180.0, 0.0), 648000.0, 1e-6));
@@ -185,7 +193,9 @@ mod tests {
 
     #[test]
     fn nulls_and_invalid() {
-        let col = |v: Vec<Option<f64>>| -> ColumnarValue { a(Arc::new(arrow::array::Float64Array::from(v)) as ArrayRef) };
+        let col = |v: Vec<Option<f64>>| -> ColumnarValue {
+            a(Arc::new(arrow::array::Float64Array::from(v)) as ArrayRef)
+        };
         let out = invoke(
             &AngularSepArcsec::new(),
             vec![
@@ -204,7 +214,12 @@ mod tests {
     fn float32_columns() {
         let ra: ArrayRef = Arc::new(Float32Array::from(vec![10.0f32]));
         let dec: ArrayRef = Arc::new(Float32Array::from(vec![0.0f32]));
-        let out = invoke(&AngularSepArcsec::new(), vec![a(ra), a(dec), f(10.0 + ONE), f(0.0)], 1).unwrap();
+        let out = invoke(
+            &AngularSepArcsec::new(),
+            vec![a(ra), a(dec), f(10.0 + ONE), f(0.0)],
+            1,
+        )
+        .unwrap();
         assert!(close(floats(&out)[0].unwrap(), 1.0, 1e-6));
     }
 }

@@ -139,8 +139,18 @@ mod tests {
 
     #[test]
     fn arrays_and_nulls() {
-        let e1: ArrayRef = Arc::new(Float32Array::from(vec![Some(0.6f32), None, Some(0.0), Some(2.0)]));
-        let e2: ArrayRef = Arc::new(Float32Array::from(vec![Some(0.0f32), Some(0.0), None, Some(0.0)]));
+        let e1: ArrayRef = Arc::new(Float32Array::from(vec![
+            Some(0.6f32),
+            None,
+            Some(0.0),
+            Some(2.0),
+        ]));
+        let e2: ArrayRef = Arc::new(Float32Array::from(vec![
+            Some(0.0f32),
+            Some(0.0),
+            None,
+            Some(0.0),
+        ]));
         let out = invoke(&AxisRatio::new(), vec![a(e1), a(e2)], 4).unwrap();
         let v = floats(&out);
         assert!((v[0].unwrap() - 0.25).abs() < 1e-7);

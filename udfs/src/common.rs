@@ -67,7 +67,10 @@ pub(crate) enum ArgKind {
 }
 
 fn is_string(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 fn coerce_one(fname: &str, name: &str, kind: ArgKind, dt: &DataType) -> Result<DataType> {
@@ -81,9 +84,7 @@ fn coerce_one(fname: &str, name: &str, kind: ArgKind, dt: &DataType) -> Result<D
         ArgKind::Str | ArgKind::Key => match dt {
             DataType::Dictionary(_, v) if is_string(v) => Some(DataType::Utf8),
             DataType::UInt64 if kind == ArgKind::Key => Some(DataType::UInt64),
-            _ if kind == ArgKind::Key && (dt.is_null() || dt.is_integer()) => {
-                Some(DataType::Int64)
-            }
+            _ if kind == ArgKind::Key && (dt.is_null() || dt.is_integer()) => Some(DataType::Int64),
             _ => None,
         },
         _ => None,
@@ -93,9 +94,7 @@ fn coerce_one(fname: &str, name: &str, kind: ArgKind, dt: &DataType) -> Result<D
         None => {
             let expected = match kind {
                 ArgKind::Float => "a numeric type (Float32, Float64 or an integer)",
-                ArgKind::Int | ArgKind::Bits => {
-                    "an integer type (Int8/16/32/64 or UInt8/16/32/64)"
-                }
+                ArgKind::Int | ArgKind::Bits => "an integer type (Int8/16/32/64 or UInt8/16/32/64)",
                 ArgKind::Str => "a string type (Utf8, LargeUtf8 or Utf8View)",
                 ArgKind::Key => "a string or integer type",
             };
@@ -150,7 +149,12 @@ fn to_array_checked(fname: &str, name: &str, cv: &ColumnarValue, n: usize) -> Re
 }
 
 /// A per-row numeric argument as Float64 (casting if the planner did not).
-pub(crate) fn f64_arg(fname: &str, name: &str, cv: &ColumnarValue, n: usize) -> Result<Float64Array> {
+pub(crate) fn f64_arg(
+    fname: &str,
+    name: &str,
+    cv: &ColumnarValue,
+    n: usize,
+) -> Result<Float64Array> {
     let arr = to_array_checked(fname, name, cv, n)?;
     let dt = arr.data_type().clone();
     let arr = match &dt {
@@ -181,7 +185,12 @@ pub(crate) fn i64_arg(fname: &str, name: &str, cv: &ColumnarValue, n: usize) -> 
 
 /// A per-row bit-field argument as the raw bit pattern of its own width,
 /// zero-extended to 64 bits (Int16 `-32768` is bit 15 only).
-pub(crate) fn bits_arg(fname: &str, name: &str, cv: &ColumnarValue, n: usize) -> Result<UInt64Array> {
+pub(crate) fn bits_arg(
+    fname: &str,
+    name: &str,
+    cv: &ColumnarValue,
+    n: usize,
+) -> Result<UInt64Array> {
     let arr = to_array_checked(fname, name, cv, n)?;
     let out: UInt64Array = match arr.data_type() {
         DataType::Int8 => arr.as_primitive::<Int8Type>().unary(|v| v as u8 as u64),
@@ -193,7 +202,9 @@ pub(crate) fn bits_arg(fname: &str, name: &str, cv: &ColumnarValue, n: usize) ->
         DataType::UInt32 => arr.as_primitive::<UInt32Type>().unary(|v| v as u64),
         DataType::UInt64 => arr.as_primitive::<UInt64Type>().clone(),
         DataType::Null => UInt64Array::new_null(n),
-        dt => return exec_err!("{fname}: argument `{name}` must be an integer bit field, got {dt}"),
+        dt => {
+            return exec_err!("{fname}: argument `{name}` must be an integer bit field, got {dt}")
+        }
     };
     Ok(out)
 }
@@ -531,7 +542,9 @@ mod tests {
         let l = parse_type_list("f", "a", " SER, DEV ,REX,EXP ", false, Phase::Exec).unwrap();
         assert_eq!(l, vec!["SER", "DEV", "REX", "EXP"]);
         assert!(parse_type_list("f", "a", "", false, Phase::Exec).is_err());
-        assert!(parse_type_list("f", "a", "", true, Phase::Exec).unwrap().is_empty());
+        assert!(parse_type_list("f", "a", "", true, Phase::Exec)
+            .unwrap()
+            .is_empty());
         let e = parse_type_list("f", "a", "SER,,DEV", true, Phase::Plan).unwrap_err();
         assert!(e.to_string().contains("SER,,DEV"), "{e}");
         assert!(matches!(e, DataFusionError::Plan(_)));
@@ -571,7 +584,13 @@ mod tests {
         let got = coerce_args(
             "f",
             &spec,
-            &[DataType::Null, DataType::Null, DataType::Null, DataType::Null, DataType::Null],
+            &[
+                DataType::Null,
+                DataType::Null,
+                DataType::Null,
+                DataType::Null,
+                DataType::Null,
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -587,7 +606,13 @@ mod tests {
         let e = coerce_args(
             "f",
             &spec,
-            &[DataType::Utf8, DataType::Int64, DataType::Int64, DataType::Utf8, DataType::Utf8],
+            &[
+                DataType::Utf8,
+                DataType::Int64,
+                DataType::Int64,
+                DataType::Utf8,
+                DataType::Utf8,
+            ],
         )
         .unwrap_err();
         assert!(e.to_string().contains("argument `x`"), "{e}");
@@ -597,14 +622,24 @@ mod tests {
         assert!(coerce_args(
             "f",
             &spec,
-            &[DataType::Float64, DataType::Float64, DataType::Int64, DataType::Utf8, DataType::Utf8],
+            &[
+                DataType::Float64,
+                DataType::Float64,
+                DataType::Int64,
+                DataType::Utf8,
+                DataType::Utf8
+            ],
         )
         .is_err());
     }
 
     #[test]
     fn bit_patterns_are_not_sign_extended() {
-        let arr: ArrayRef = Arc::new(arrow::array::Int16Array::from(vec![Some(-32768), Some(-1), None]));
+        let arr: ArrayRef = Arc::new(arrow::array::Int16Array::from(vec![
+            Some(-32768),
+            Some(-1),
+            None,
+        ]));
         let b = bits_arg("f", "m", &ColumnarValue::Array(arr), 3).unwrap();
         assert_eq!(b.value(0), 0x8000);
         assert_eq!(b.value(1), 0xFFFF);
@@ -618,15 +653,28 @@ mod tests {
         assert!(const_f64("f", "a", &ScalarValue::Float64(None), Phase::Exec).is_err());
         assert!(const_f64("f", "a", &ScalarValue::Float64(Some(f64::NAN)), Phase::Exec).is_err());
         assert_eq!(
-            const_f64("f", "a", &ScalarValue::Float64(Some(f64::INFINITY)), Phase::Exec).unwrap(),
+            const_f64(
+                "f",
+                "a",
+                &ScalarValue::Float64(Some(f64::INFINITY)),
+                Phase::Exec
+            )
+            .unwrap(),
             f64::INFINITY
         );
         assert!(const_i64("f", "a", &ScalarValue::Float64(Some(3.0)), Phase::Exec).is_err());
-        assert_eq!(const_i64("f", "a", &ScalarValue::Int16(Some(3)), Phase::Exec).unwrap(), 3);
+        assert_eq!(
+            const_i64("f", "a", &ScalarValue::Int16(Some(3)), Phase::Exec).unwrap(),
+            3
+        );
         assert!(const_str("f", "a", &ScalarValue::Utf8(None), Phase::Exec).is_err());
         assert!(const_str("f", "a", &ScalarValue::Null, Phase::Exec).is_err());
         let arr = ColumnarValue::Array(Arc::new(Float64Array::from(vec![1.0])));
         let e = exec_scalar("myfunc", "thr", &arr).unwrap_err();
-        assert!(e.to_string().contains("myfunc: argument `thr` must be a constant"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("myfunc: argument `thr` must be a constant"),
+            "{e}"
+        );
     }
 }

@@ -153,8 +153,14 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     )
     .with_argument("ra_deg", "Right ascension of the cone centre in degrees.")
     .with_argument("dec_deg", "Declination of the cone centre in degrees.")
-    .with_argument("nside", "Constant HEALPix nside, a power of two between 1 and 2^29.")
-    .with_argument("radius_arcsec", "Constant cone radius in arcseconds (finite, >= 0).")
+    .with_argument(
+        "nside",
+        "Constant HEALPix nside, a power of two between 1 and 2^29.",
+    )
+    .with_argument(
+        "radius_arcsec",
+        "Constant cone radius in arcseconds (finite, >= 0).",
+    )
     .with_related_udf("healpix_nested")
     .with_related_udf("angular_sep_arcsec")
     .build()
@@ -192,8 +198,17 @@ impl ScalarUDFImpl for HealpixConeCells {
         check_arity(NAME, &args.args, ARGS.len())?;
         let n = args.number_rows;
         let a = &args.args;
-        let depth = nside_depth(NAME, ARGS[2].0, exec_scalar(NAME, ARGS[2].0, &a[2])?, Phase::Exec)?;
-        let radius = radius_rad(exec_scalar(NAME, ARGS[3].0, &a[3])?, Some(depth), Phase::Exec)?;
+        let depth = nside_depth(
+            NAME,
+            ARGS[2].0,
+            exec_scalar(NAME, ARGS[2].0, &a[2])?,
+            Phase::Exec,
+        )?;
+        let radius = radius_rad(
+            exec_scalar(NAME, ARGS[3].0, &a[3])?,
+            Some(depth),
+            Phase::Exec,
+        )?;
         let ra = f64_arg(NAME, ARGS[0].0, &a[0], n)?;
         let dec = f64_arg(NAME, ARGS[1].0, &a[1], n)?;
 
@@ -255,7 +270,9 @@ mod tests {
     /// (ra, dec) (spherical "destination point").
     fn offset(ra: f64, dec: f64, dist_deg: f64, pa: f64) -> (f64, f64) {
         let (l1, p1, d) = (ra.to_radians(), dec.to_radians(), dist_deg.to_radians());
-        let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * pa.cos()).clamp(-1.0, 1.0).asin();
+        let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * pa.cos())
+            .clamp(-1.0, 1.0)
+            .asin();
         let l2 = l1 + (pa.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
         (l2.to_degrees(), p2.to_degrees())
     }
@@ -264,7 +281,10 @@ mod tests {
     /// pole, or near RA = 0/360.
     fn first_point(rng: &mut Rng, depth: u8, k: usize) -> (f64, f64) {
         match k % 5 {
-            0 => (rng.range(0.0, 360.0), rng.range(-1.0, 1.0).asin().to_degrees()),
+            0 => (
+                rng.range(0.0, 360.0),
+                rng.range(-1.0, 1.0).asin().to_degrees(),
+            ),
             1 | 2 => {
                 // a vertex of a random cell, jittered by ~1e-3 of the radius
                 let n_cells = 12u64 << (2 * depth as u64);
@@ -272,13 +292,19 @@ mod tests {
                 let verts = cdshealpix::nested::vertices(depth, h);
                 let (lon, lat) = verts[(rng.next_u64() % 4) as usize];
                 let jitter = 1e-7 * rng.range(-1.0, 1.0);
-                (lon.to_degrees() + jitter, (lat.to_degrees() + jitter).clamp(-90.0, 90.0))
+                (
+                    lon.to_degrees() + jitter,
+                    (lat.to_degrees() + jitter).clamp(-90.0, 90.0),
+                )
             }
             3 => {
                 let sign = if rng.unit() < 0.5 { -1.0 } else { 1.0 };
                 (rng.range(0.0, 360.0), sign * (90.0 - rng.range(0.0, 0.01)))
             }
-            _ => (rng.range(-0.01, 0.01).rem_euclid(360.0), rng.range(-60.0, 60.0)),
+            _ => (
+                rng.range(-0.01, 0.01).rem_euclid(360.0),
+                rng.range(-60.0, 60.0),
+            ),
         }
     }
 
@@ -297,7 +323,11 @@ mod tests {
                 for k in 0..npairs {
                     let (r1, d1) = first_point(&mut rng, depth, k);
                     // mostly close to the radius, sometimes anywhere inside
-                    let frac = if k % 3 == 0 { rng.unit() } else { 1.0 - 1e-6 * rng.unit() - 1e-9 };
+                    let frac = if k % 3 == 0 {
+                        rng.unit()
+                    } else {
+                        1.0 - 1e-6 * rng.unit() - 1e-9
+                    };
                     let pa = rng.range(0.0, std::f64::consts::TAU);
                     let (r2, d2) = offset(r1, d1, frac * radius / 3600.0, pa);
                     let sep = angular_sep_arcsec_value(r1, d1, r2, d2).unwrap();
@@ -318,8 +348,18 @@ mod tests {
                     n,
                 )
                 .unwrap();
-                let pix2 = invoke(&HealpixNested::new(), vec![a(arr(&ra2)), a(arr(&dec2)), i(nside)], n).unwrap();
-                let pix1 = invoke(&HealpixNested::new(), vec![a(arr(&ra1)), a(arr(&dec1)), i(nside)], n).unwrap();
+                let pix2 = invoke(
+                    &HealpixNested::new(),
+                    vec![a(arr(&ra2)), a(arr(&dec2)), i(nside)],
+                    n,
+                )
+                .unwrap();
+                let pix1 = invoke(
+                    &HealpixNested::new(),
+                    vec![a(arr(&ra1)), a(arr(&dec1)), i(nside)],
+                    n,
+                )
+                .unwrap();
                 let cells = cells.as_list::<i32>();
                 let pix2 = pix2.as_primitive::<Int64Type>();
                 let pix1 = pix1.as_primitive::<Int64Type>();
@@ -330,7 +370,10 @@ mod tests {
                     let list = list.as_primitive::<Int64Type>();
                     let v: Vec<i64> = list.values().to_vec();
                     assert!(v.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
-                    assert!(v.binary_search(&pix1.value(k)).is_ok(), "centre pixel missing");
+                    assert!(
+                        v.binary_search(&pix1.value(k)).is_ok(),
+                        "centre pixel missing"
+                    );
                     let p2 = pix2.value(k);
                     if p2 != pix1.value(k) {
                         crossing += 1;
@@ -342,7 +385,10 @@ mod tests {
                     );
                 }
                 // The test must exercise pairs that straddle cell edges.
-                assert!(crossing > 50, "nside {nside} radius {radius}: only {crossing} crossing pairs");
+                assert!(
+                    crossing > 50,
+                    "nside {nside} radius {radius}: only {crossing} crossing pairs"
+                );
                 total += n;
             }
         }
@@ -365,20 +411,49 @@ mod tests {
 
     #[test]
     fn nulls_and_errors() {
-        let ra: ArrayRef = Arc::new(Float64Array::from(vec![None, Some(f64::NAN), Some(10.0), Some(10.0)]));
-        let dec: ArrayRef = Arc::new(Float64Array::from(vec![Some(1.0), Some(1.0), Some(95.0), Some(-90.0)]));
-        let out = invoke(&HealpixConeCells::new(), vec![a(ra.clone()), a(dec.clone()), i(1024), f(10.0)], 4).unwrap();
+        let ra: ArrayRef = Arc::new(Float64Array::from(vec![
+            None,
+            Some(f64::NAN),
+            Some(10.0),
+            Some(10.0),
+        ]));
+        let dec: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(1.0),
+            Some(1.0),
+            Some(95.0),
+            Some(-90.0),
+        ]));
+        let out = invoke(
+            &HealpixConeCells::new(),
+            vec![a(ra.clone()), a(dec.clone()), i(1024), f(10.0)],
+            4,
+        )
+        .unwrap();
         let l = out.as_list::<i32>();
         assert!(l.is_null(0) && l.is_null(1) && l.is_null(2) && l.is_valid(3));
-        for (nside, radius) in [(3i64, 1.0f64), (1024, -1.0), (1024, f64::INFINITY), (1 << 29, 3600.0)] {
-            let e = invoke(&HealpixConeCells::new(), vec![a(ra.clone()), a(dec.clone()), i(nside), f(radius)], 4)
-                .unwrap_err()
-                .to_string();
+        for (nside, radius) in [
+            (3i64, 1.0f64),
+            (1024, -1.0),
+            (1024, f64::INFINITY),
+            (1 << 29, 3600.0),
+        ] {
+            let e = invoke(
+                &HealpixConeCells::new(),
+                vec![a(ra.clone()), a(dec.clone()), i(nside), f(radius)],
+                4,
+            )
+            .unwrap_err()
+            .to_string();
             assert!(e.contains("healpix_cone_cells"), "{e}");
         }
         let e = invoke(
             &HealpixConeCells::new(),
-            vec![a(ra.clone()), a(dec.clone()), i(1024), a(Arc::new(Float64Array::from(vec![1.0; 4])))],
+            vec![
+                a(ra.clone()),
+                a(dec.clone()),
+                i(1024),
+                a(Arc::new(Float64Array::from(vec![1.0; 4]))),
+            ],
             4,
         )
         .unwrap_err()

@@ -104,8 +104,9 @@ impl HealpixNested {
     }
 }
 
-static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+static DOC: LazyLock<Documentation> =
+    LazyLock::new(|| {
+        Documentation::builder(
         DOC_SECTION_LENSPIPE,
         "NESTED HEALPix pixel index of (ra, dec) at `nside` (constant power of two, 1 to 2^29). \
          RA is wrapped into [0, 360). NULL for NULL/non-finite coordinates or |dec| > 90.",
@@ -126,7 +127,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("nside", "Constant HEALPix nside, a power of two between 1 and 2^29.")
     .with_related_udf("healpix_cone_cells")
     .build()
-});
+    });
 
 impl ScalarUDFImpl for HealpixNested {
     fn name(&self) -> &str {
@@ -218,7 +219,13 @@ mod tests {
 
     #[test]
     fn matches_cdshealpix_and_known_values() {
-        let pts = [(10.684, 41.269), (150.1, 2.2), (359.99, -17.9), (0.0, 31.99), (202.4842, 47.2306)];
+        let pts = [
+            (10.684, 41.269),
+            (150.1, 2.2),
+            (359.99, -17.9),
+            (0.0, 31.99),
+            (202.4842, 47.2306),
+        ];
         for nside in [1i64, 2, 64, 1024, 4096, 1 << 29] {
             let depth = nside.trailing_zeros() as u8;
             let got = run(
@@ -248,7 +255,17 @@ mod tests {
     #[test]
     fn ra_wraps() {
         let got = run(
-            vec![Some(0.0), Some(360.0), Some(-360.0), Some(720.0), Some(-10.0), Some(350.0), Some(365.0), Some(5.0), Some(-1e-20)],
+            vec![
+                Some(0.0),
+                Some(360.0),
+                Some(-360.0),
+                Some(720.0),
+                Some(-10.0),
+                Some(350.0),
+                Some(365.0),
+                Some(5.0),
+                Some(-1e-20),
+            ],
             vec![Some(12.3); 9],
             1024,
         )
@@ -264,8 +281,24 @@ mod tests {
     #[test]
     fn invalid_positions_are_null() {
         let got = run(
-            vec![None, Some(1.0), Some(f64::NAN), Some(1.0), Some(f64::INFINITY), Some(1.0), Some(1.0)],
-            vec![Some(1.0), None, Some(1.0), Some(90.0001), Some(1.0), Some(-91.0), Some(f64::NEG_INFINITY)],
+            vec![
+                None,
+                Some(1.0),
+                Some(f64::NAN),
+                Some(1.0),
+                Some(f64::INFINITY),
+                Some(1.0),
+                Some(1.0),
+            ],
+            vec![
+                Some(1.0),
+                None,
+                Some(1.0),
+                Some(90.0001),
+                Some(1.0),
+                Some(-91.0),
+                Some(f64::NEG_INFINITY),
+            ],
             256,
         )
         .unwrap();
@@ -284,18 +317,28 @@ mod tests {
     #[test]
     fn bad_nside() {
         for nside in [0i64, -4, 3, 1000, 1 << 30, i64::MIN] {
-            let e = run(vec![Some(1.0)], vec![Some(1.0)], nside).unwrap_err().to_string();
+            let e = run(vec![Some(1.0)], vec![Some(1.0)], nside)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("healpix_nested") && e.contains("`nside`"), "{e}");
         }
         let ra: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
         let nside: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![64]));
-        let e = invoke(&HealpixNested::new(), vec![a(ra.clone()), a(ra.clone()), a(nside)], 1)
-            .unwrap_err()
-            .to_string();
+        let e = invoke(
+            &HealpixNested::new(),
+            vec![a(ra.clone()), a(ra.clone()), a(nside)],
+            1,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`nside` must be a constant"), "{e}");
         let e = invoke(
             &HealpixNested::new(),
-            vec![a(ra.clone()), a(ra), ColumnarValue::Scalar(ScalarValue::Int64(None))],
+            vec![
+                a(ra.clone()),
+                a(ra),
+                ColumnarValue::Scalar(ScalarValue::Int64(None)),
+            ],
             1,
         )
         .unwrap_err()

@@ -42,7 +42,9 @@ impl Default for ImageHash {
 
 impl ImageHash {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -58,7 +60,10 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
 > SELECT image_hash(image) AS h, count(*) FROM cutouts GROUP BY h HAVING count(*) > 1;
 ```"#,
     )
-    .with_argument("image", "List, LargeList or FixedSizeList of Float32 pixel values.")
+    .with_argument(
+        "image",
+        "List, LargeList or FixedSizeList of Float32 pixel values.",
+    )
     .build()
 });
 
@@ -100,7 +105,10 @@ impl ScalarUDFImpl for ImageHash {
         let hash_row = |values: Arc<dyn Array>| -> Result<i64> {
             match values.as_primitive_opt::<Float32Type>() {
                 Some(v) => Ok(image_hash_values(v.values())),
-                None => exec_err!("{NAME}: image values are {}, not Float32", values.data_type()),
+                None => exec_err!(
+                    "{NAME}: image values are {}, not Float32",
+                    values.data_type()
+                ),
             }
         };
         let mut out = Vec::with_capacity(n);
@@ -109,19 +117,31 @@ impl ScalarUDFImpl for ImageHash {
             DataType::List(_) => {
                 let list = images.as_list::<i32>();
                 for i in 0..n {
-                    out.push(if list.is_valid(i) { Some(hash_row(list.value(i))?) } else { None });
+                    out.push(if list.is_valid(i) {
+                        Some(hash_row(list.value(i))?)
+                    } else {
+                        None
+                    });
                 }
             }
             DataType::LargeList(_) => {
                 let list = images.as_list::<i64>();
                 for i in 0..n {
-                    out.push(if list.is_valid(i) { Some(hash_row(list.value(i))?) } else { None });
+                    out.push(if list.is_valid(i) {
+                        Some(hash_row(list.value(i))?)
+                    } else {
+                        None
+                    });
                 }
             }
             DataType::FixedSizeList(_, _) => {
                 let list = images.as_fixed_size_list();
                 for i in 0..n {
-                    out.push(if list.is_valid(i) { Some(hash_row(list.value(i))?) } else { None });
+                    out.push(if list.is_valid(i) {
+                        Some(hash_row(list.value(i))?)
+                    } else {
+                        None
+                    });
                 }
             }
             dt => return exec_err!("{NAME}: argument `image` must be a list of Float32, got {dt}"),
@@ -146,7 +166,9 @@ mod tests {
     fn same_pixels_same_hash_whatever_the_list_type_and_offset() {
         let values = Float32Array::from(vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0, 4.0]);
         let item = Arc::new(Field::new("item", DataType::Float32, false));
-        let fixed = FixedSizeListArray::try_new(Arc::clone(&item), 3, Arc::new(values.clone()), None).unwrap();
+        let fixed =
+            FixedSizeListArray::try_new(Arc::clone(&item), 3, Arc::new(values.clone()), None)
+                .unwrap();
         let out = invoke(&ImageHash::new(), vec![a(Arc::new(fixed.slice(1, 2)))], 2).unwrap();
         let out = out.as_primitive::<arrow::datatypes::Int64Type>();
         assert_ne!(out.value(0), out.value(1));

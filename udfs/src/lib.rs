@@ -120,7 +120,11 @@ mod tests {
         for u in &udfs {
             let doc = u.documentation().expect("documented");
             assert!(!doc.description.is_empty());
-            assert!(doc.syntax_example.starts_with(u.name()), "{}", doc.syntax_example);
+            assert!(
+                doc.syntax_example.starts_with(u.name()),
+                "{}",
+                doc.syntax_example
+            );
             assert!(doc.arguments.as_ref().is_some_and(|a| !a.is_empty()));
             assert_eq!(udf_by_name(u.name()).as_deref(), Some(u.as_ref()));
         }

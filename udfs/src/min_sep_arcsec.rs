@@ -35,7 +35,9 @@ impl Default for MinSepArcsec {
 
 impl MinSepArcsec {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -78,7 +80,10 @@ impl ScalarUDFImpl for MinSepArcsec {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let [ra, dec, positions] = arg_types else {
-            return plan_err!("{NAME} expects 3 arguments (ra, dec, positions), got {}", arg_types.len());
+            return plan_err!(
+                "{NAME} expects 3 arguments (ra, dec, positions), got {}",
+                arg_types.len()
+            );
         };
         for (name, dt) in [("ra", ra), ("dec", dec)] {
             if !(dt.is_numeric() || dt.is_null()) {
@@ -86,9 +91,15 @@ impl ScalarUDFImpl for MinSepArcsec {
             }
         }
         if !is_pair_list(positions) {
-            return plan_err!("{NAME}: argument `positions` must be a list of [ra, dec] lists, got {positions}");
+            return plan_err!(
+                "{NAME}: argument `positions` must be a list of [ra, dec] lists, got {positions}"
+            );
         }
-        Ok(vec![DataType::Float64, DataType::Float64, positions.clone()])
+        Ok(vec![
+            DataType::Float64,
+            DataType::Float64,
+            positions.clone(),
+        ])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -105,9 +116,14 @@ impl ScalarUDFImpl for MinSepArcsec {
             return array_result(Float64Array::new_null(n));
         }
         let Some(lists) = positions.as_list_opt::<i32>() else {
-            return exec_err!("{NAME}: argument `positions` must be a list, got {}", positions.data_type());
+            return exec_err!(
+                "{NAME}: argument `positions` must be a list, got {}",
+                positions.data_type()
+            );
         };
-        let out: Float64Array = (0..n).map(|i| nearest(lists, i, opt_f64(&ra, i)?, opt_f64(&dec, i)?)).collect();
+        let out: Float64Array = (0..n)
+            .map(|i| nearest(lists, i, opt_f64(&ra, i)?, opt_f64(&dec, i)?))
+            .collect();
         array_result(out)
     }
 
@@ -129,7 +145,9 @@ fn nearest(lists: &ListArray, i: usize, ra: f64, dec: f64) -> Option<f64> {
             continue;
         }
         let pair = pairs.value(j);
-        let Some(values) = pair.as_primitive_opt::<Float64Type>() else { continue };
+        let Some(values) = pair.as_primitive_opt::<Float64Type>() else {
+            continue;
+        };
         if values.len() != 2 || values.null_count() > 0 {
             continue;
         }
@@ -179,7 +197,9 @@ mod tests {
     #[tokio::test]
     async fn works_on_array_agg_of_make_array_in_sql() {
         let ctx = SessionContext::new();
-        ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(MinSepArcsec::new()));
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+            MinSepArcsec::new(),
+        ));
         let df = ctx
             .sql(
                 "WITH l AS (SELECT * FROM (VALUES (1, 10.0, 0.001), (1, 10.0, 0.01), (2, 50.0, 5.0)) AS t(cell, ra, dec)), \

@@ -111,7 +111,9 @@ fn parse_thresholds(scalars: &[Option<&ScalarValue>], phase: Phase) -> Result<Th
         }
     };
     let num = |i: usize| -> Result<Option<f64>> {
-        arg(i).map(|sv| const_f64(NAME, ARGS[i].0, sv, phase)).transpose()
+        arg(i)
+            .map(|sv| const_f64(NAME, ARGS[i].0, sv, phase))
+            .transpose()
     };
     Ok(Thresholds {
         ring_types: list(RING_TYPES)?,
@@ -257,9 +259,13 @@ mod tests {
 
     fn run_thr(rows: &[Row], view: bool, thr: Vec<ColumnarValue>) -> Result<Vec<Option<String>>> {
         let typ: ArrayRef = if view {
-            Arc::new(StringViewArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()))
+            Arc::new(StringViewArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ))
         } else {
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()))
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ))
         };
         let col = |k: usize| -> ArrayRef {
             Arc::new(Float32Array::from(
@@ -291,17 +297,25 @@ mod tests {
     #[test]
     fn each_category() {
         let rows: Vec<Row> = vec![
-            (Some("DEV"), Some(1.0), Some(10.0), Some(0.5)),    // ring (flux_r exactly at min)
-            (Some("DEV "), Some(1.0), Some(9.99), Some(0.5)),   // not ring, red -> NULL
-            (Some("EXP"), Some(1.0), Some(1.0), Some(2.0)),     // edge (shape exactly at min)
-            (Some("EXP\0"), Some(1.0), Some(1.0), Some(1.99)),  // not edge, red and faint -> NULL
+            (Some("DEV"), Some(1.0), Some(10.0), Some(0.5)), // ring (flux_r exactly at min)
+            (Some("DEV "), Some(1.0), Some(9.99), Some(0.5)), // not ring, red -> NULL
+            (Some("EXP"), Some(1.0), Some(1.0), Some(2.0)),  // edge (shape exactly at min)
+            (Some("EXP\0"), Some(1.0), Some(1.0), Some(1.99)), // not edge, red and faint -> NULL
             (Some("REX"), Some(BLUE_G), Some(10.0), Some(0.5)), // blue (g-r 0.25, r 20)
-            (Some("PSF"), Some(1.0), Some(10.0), Some(0.5)),    // red: g-r 2.5 -> NULL
-            (Some("SER"), Some(0.1), Some(0.1), Some(0.5)),     // g-r 0 but r=25 > 21 -> NULL
+            (Some("PSF"), Some(1.0), Some(10.0), Some(0.5)), // red: g-r 2.5 -> NULL
+            (Some("SER"), Some(0.1), Some(0.1), Some(0.5)),  // g-r 0 but r=25 > 21 -> NULL
         ];
         assert_eq!(
             run(&rows),
-            vec![some(RING_PROXY), None, some(EDGE_ON_PROXY), None, some(BLUE_CLUMPY), None, None]
+            vec![
+                some(RING_PROXY),
+                None,
+                some(EDGE_ON_PROXY),
+                None,
+                some(BLUE_CLUMPY),
+                None,
+                None
+            ]
         );
         // same with Utf8View type column
         assert_eq!(run_thr(&rows, true, thresholds()).unwrap(), run(&rows));
@@ -316,11 +330,20 @@ mod tests {
         // Type in both lists: ring checked first.
         let thr = vec![s("DEV,EXP"), f(10.0), s("EXP"), f(2.0), f(0.4), f(21.0)];
         let both = (Some("EXP"), Some(1.0), Some(10.0), Some(5.0));
-        assert_eq!(run(&[ring_and_blue, edge_and_blue]), vec![some(RING_PROXY), some(EDGE_ON_PROXY)]);
-        assert_eq!(run_thr(&[both], false, thr).unwrap(), vec![some(RING_PROXY)]);
+        assert_eq!(
+            run(&[ring_and_blue, edge_and_blue]),
+            vec![some(RING_PROXY), some(EDGE_ON_PROXY)]
+        );
+        assert_eq!(
+            run_thr(&[both], false, thr).unwrap(),
+            vec![some(RING_PROXY)]
+        );
         // A bright DEV that fails ring (flux_r below min) can still be blue.
         let thr = vec![s("DEV"), f(100.0), s("EXP"), f(2.0), f(0.4), f(21.0)];
-        assert_eq!(run_thr(&[ring_and_blue], false, thr).unwrap(), vec![some(BLUE_CLUMPY)]);
+        assert_eq!(
+            run_thr(&[ring_and_blue], false, thr).unwrap(),
+            vec![some(BLUE_CLUMPY)]
+        );
     }
 
     #[test]
@@ -340,20 +363,31 @@ mod tests {
     #[test]
     fn nulls_and_nans_never_match() {
         let rows: Vec<Row> = vec![
-            (None, Some(20.0), Some(20.0), Some(5.0)),           // no type: not ring/edge, but blue
-            (Some("DEV"), Some(1.0), None, Some(5.0)),           // NULL flux_r: not ring, not blue
-            (Some("EXP"), Some(1.0), Some(1.0), None),           // NULL shape: not edge
+            (None, Some(20.0), Some(20.0), Some(5.0)), // no type: not ring/edge, but blue
+            (Some("DEV"), Some(1.0), None, Some(5.0)), // NULL flux_r: not ring, not blue
+            (Some("EXP"), Some(1.0), Some(1.0), None), // NULL shape: not edge
             (Some("EXP"), Some(1.0), Some(1.0), Some(f32::NAN)), // NaN shape: not edge
-            (Some("SER"), None, Some(10.0), Some(1.0)),          // NULL flux_g: no colour
-            (Some("SER"), Some(-1.0), Some(10.0), Some(1.0)),    // negative flux_g: no colour
+            (Some("SER"), None, Some(10.0), Some(1.0)), // NULL flux_g: no colour
+            (Some("SER"), Some(-1.0), Some(10.0), Some(1.0)), // negative flux_g: no colour
             (Some("SER"), Some(f32::NAN), Some(10.0), Some(1.0)),
-            (Some("SER"), Some(10.0), Some(0.0), Some(1.0)),     // zero flux_r
+            (Some("SER"), Some(10.0), Some(0.0), Some(1.0)), // zero flux_r
             (Some("DEV"), Some(1.0), Some(f32::NAN), Some(1.0)), // NaN flux_r: not ring
             (None, None, None, None),
         ];
         assert_eq!(
             run(&rows),
-            vec![some(BLUE_CLUMPY), None, None, None, None, None, None, None, None, None]
+            vec![
+                some(BLUE_CLUMPY),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
         );
     }
 
@@ -362,10 +396,27 @@ mod tests {
         let thr = vec![s(""), f(10.0), s(""), f(2.0), f(0.4), f(21.0)];
         let rows: Vec<Row> = vec![(Some("DEV"), Some(1.0), Some(20.0), Some(5.0))];
         assert_eq!(run_thr(&rows, false, thr).unwrap(), vec![None]);
-        let thr = vec![s("DEV"), f(10.0), s("EXP"), a(Arc::new(arrow::array::Float64Array::from(vec![2.0]))), f(0.4), f(21.0)];
+        let thr = vec![
+            s("DEV"),
+            f(10.0),
+            s("EXP"),
+            a(Arc::new(arrow::array::Float64Array::from(vec![2.0]))),
+            f(0.4),
+            f(21.0),
+        ];
         let e = run_thr(&rows, false, thr).unwrap_err().to_string();
-        assert!(e.contains("n2_category") && e.contains("`edge_shape_r_min`"), "{e}");
-        let thr = vec![s("DEV"), ColumnarValue::Scalar(ScalarValue::Float64(None)), s("EXP"), f(2.0), f(0.4), f(21.0)];
+        assert!(
+            e.contains("n2_category") && e.contains("`edge_shape_r_min`"),
+            "{e}"
+        );
+        let thr = vec![
+            s("DEV"),
+            ColumnarValue::Scalar(ScalarValue::Float64(None)),
+            s("EXP"),
+            f(2.0),
+            f(0.4),
+            f(21.0),
+        ];
         let e = run_thr(&rows, false, thr).unwrap_err().to_string();
         assert!(e.contains("`ring_flux_r_min`"), "{e}");
         let thr = vec![s("DEV,,EXP"), f(10.0), s("EXP"), f(2.0), f(0.4), f(21.0)];

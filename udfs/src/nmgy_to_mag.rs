@@ -9,7 +9,9 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::common::{array_result, check_arity, coerce_args, f64_arg, ArgKind, DOC_SECTION_LENSPIPE};
+use crate::common::{
+    array_result, check_arity, coerce_args, f64_arg, ArgKind, DOC_SECTION_LENSPIPE,
+};
 
 /// AB magnitude of a flux in nanomaggies: `22.5 - 2.5 * log10(flux)`.
 ///
@@ -100,10 +102,7 @@ impl ScalarUDFImpl for NmgyToMag {
         check_arity(NAME, &args.args, ARGS.len())?;
         let n = args.number_rows;
         let flux = f64_arg(NAME, ARGS[0].0, &args.args[0], n)?;
-        let out: Float64Array = flux
-            .iter()
-            .map(|v| v.and_then(flux_to_ab_mag))
-            .collect();
+        let out: Float64Array = flux.iter().map(|v| v.and_then(flux_to_ab_mag)).collect();
         array_result(out)
     }
 
@@ -170,8 +169,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(floats(&out), vec![Some(20.0); 3]);
-        let out = invoke(&NmgyToMag::new(), vec![ColumnarValue::Scalar(ScalarValue::Null)], 2)
-            .unwrap();
+        let out = invoke(
+            &NmgyToMag::new(),
+            vec![ColumnarValue::Scalar(ScalarValue::Null)],
+            2,
+        )
+        .unwrap();
         assert_eq!(floats(&out), vec![None, None]);
     }
 

@@ -61,17 +61,29 @@ pub fn parse_nobs_bins(text: &str) -> std::result::Result<Vec<NobsBinSpec>, Stri
         let item = raw.trim();
         let spec = if let Some(lo) = item.strip_suffix('+') {
             let lo = parse_count(lo.trim()).ok_or_else(|| bad(item, "has a bad lower bound"))?;
-            NobsBinSpec { lo, hi: None, label: format!("{lo}+") }
+            NobsBinSpec {
+                lo,
+                hi: None,
+                label: format!("{lo}+"),
+            }
         } else if let Some((lo, hi)) = item.split_once('-') {
             let lo = parse_count(lo.trim()).ok_or_else(|| bad(item, "has a bad lower bound"))?;
             let hi = parse_count(hi.trim()).ok_or_else(|| bad(item, "has a bad upper bound"))?;
             if lo > hi {
                 return Err(bad(item, "has LO > HI"));
             }
-            NobsBinSpec { lo, hi: Some(hi), label: format!("{lo}-{hi}") }
+            NobsBinSpec {
+                lo,
+                hi: Some(hi),
+                label: format!("{lo}-{hi}"),
+            }
         } else {
             let v = parse_count(item).ok_or_else(|| bad(item, "is not a bin"))?;
-            NobsBinSpec { lo: v, hi: Some(v), label: format!("{v}") }
+            NobsBinSpec {
+                lo: v,
+                hi: Some(v),
+                label: format!("{v}"),
+            }
         };
         out.push(spec);
     }
@@ -109,8 +121,9 @@ impl NobsBin {
     }
 }
 
-static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+static DOC: LazyLock<Documentation> =
+    LazyLock::new(|| {
+        Documentation::builder(
         DOC_SECTION_LENSPIPE,
         "Label of the first bin containing nobs, NULL when nobs is NULL or in no bin. `bins` is a \
          constant like '1-2,3-5,6-10,11+' (inclusive LO-HI ranges, open-ended LO+, or a single N).",
@@ -129,7 +142,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("nobs", "Number of exposures (any integer type).")
     .with_argument("bins", "Constant string of comma separated bins, e.g. '1-2,3-5,6-10,11+'.")
     .build()
-});
+    });
 
 impl ScalarUDFImpl for NobsBin {
     fn name(&self) -> &str {
@@ -163,7 +176,9 @@ impl ScalarUDFImpl for NobsBin {
         let out: StringArray = (0..n)
             .map(|i| {
                 let v = opt_i64(&nobs, i)?;
-                bins.iter().find(|b| b.contains(v)).map(|b| b.label.as_str())
+                bins.iter()
+                    .find(|b| b.contains(v))
+                    .map(|b| b.label.as_str())
             })
             .collect();
         array_result(out)
@@ -197,13 +212,39 @@ mod tests {
     #[test]
     fn labels() {
         let got = run(
-            vec![Some(0), Some(1), Some(2), Some(3), Some(5), Some(6), Some(10), Some(11), Some(16), Some(1000), None, Some(-1)],
+            vec![
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(5),
+                Some(6),
+                Some(10),
+                Some(11),
+                Some(16),
+                Some(1000),
+                None,
+                Some(-1),
+            ],
             BINS,
         )
         .unwrap();
         assert_eq!(
             got,
-            vec![None, some("1-2"), some("1-2"), some("3-5"), some("3-5"), some("6-10"), some("6-10"), some("11+"), some("11+"), some("11+"), None, None]
+            vec![
+                None,
+                some("1-2"),
+                some("1-2"),
+                some("3-5"),
+                some("3-5"),
+                some("6-10"),
+                some("6-10"),
+                some("11+"),
+                some("11+"),
+                some("11+"),
+                None,
+                None
+            ]
         );
         // closed last bin: 16 is in no bin
         let got = run(vec![Some(16), Some(15), Some(0)], "0, 1-2 ,3-15").unwrap();
@@ -223,7 +264,10 @@ mod tests {
             let e = run(vec![Some(1)], bad).unwrap_err();
             let msg = e.to_string();
             assert!(matches!(e, DataFusionError::Plan(_)), "{msg}");
-            assert!(msg.contains("nobs_bin") && msg.contains(&format!("'{bad}'")), "{msg}");
+            assert!(
+                msg.contains("nobs_bin") && msg.contains(&format!("'{bad}'")),
+                "{msg}"
+            );
         }
         assert_eq!(parse_nobs_bins(" 1 - 2 , 3 + ").unwrap()[1].label, "3+");
     }
@@ -232,7 +276,12 @@ mod tests {
     fn non_constant_bins_is_error() {
         let vals: ArrayRef = Arc::new(Int16Array::from(vec![1]));
         let bins: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![BINS]));
-        let e = invoke(&NobsBin::new(), vec![a(vals), a(bins)], 1).unwrap_err().to_string();
-        assert!(e.contains("nobs_bin: argument `bins` must be a constant"), "{e}");
+        let e = invoke(&NobsBin::new(), vec![a(vals), a(bins)], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nobs_bin: argument `bins` must be a constant"),
+            "{e}"
+        );
     }
 }

@@ -12,9 +12,9 @@ use datafusion::logical_expr::{
 };
 
 use crate::common::{
-    array_result, bits_arg, check_arity, coerce_args, const_f64, const_i64, const_str,
-    exec_scalar, f64_arg, i64_arg, opt_f64, opt_i64, opt_u64, parse_type_list, phase_err,
-    str_arg, trim_type, type_in, ArgKind, Phase, DOC_SECTION_LENSPIPE,
+    array_result, bits_arg, check_arity, coerce_args, const_f64, const_i64, const_str, exec_scalar,
+    f64_arg, i64_arg, opt_f64, opt_i64, opt_u64, parse_type_list, phase_err, str_arg, trim_type,
+    type_in, ArgKind, Phase, DOC_SECTION_LENSPIPE,
 };
 use crate::nmgy_to_mag::flux_to_ab_mag;
 use crate::reasons;
@@ -134,7 +134,13 @@ fn parse_thresholds(scalars: &[Option<&ScalarValue>], phase: Phase) -> Result<Th
     }
     if let Some(sv) = arg(VALID_TYPES) {
         let text = const_str(NAME, ARGS[VALID_TYPES].0, sv, phase)?;
-        t.valid_types = Some(parse_type_list(NAME, ARGS[VALID_TYPES].0, &text, false, phase)?);
+        t.valid_types = Some(parse_type_list(
+            NAME,
+            ARGS[VALID_TYPES].0,
+            &text,
+            false,
+            phase,
+        )?);
     }
     if let Some(sv) = arg(EXCLUDE_MASK) {
         t.exclude_mask = Some(const_i64(NAME, ARGS[EXCLUDE_MASK].0, sv, phase)? as u64);
@@ -344,7 +350,8 @@ mod tests {
     use crate::reasons::*;
 
     /// Bits {1,5,6,7,11,12,13}.
-    const EXCLUDE: i64 = (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 11) | (1 << 12) | (1 << 13);
+    const EXCLUDE: i64 =
+        (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 11) | (1 << 12) | (1 << 13);
 
     #[derive(Clone, Debug)]
     struct Row {
@@ -381,24 +388,51 @@ mod tests {
     }
 
     fn data(rows: &[Row], int16_mask: bool) -> Vec<ColumnarValue> {
-        let ra: ArrayRef = Arc::new(Float64Array::from(rows.iter().map(|r| r.ra).collect::<Vec<_>>()));
-        let dec: ArrayRef = Arc::new(Float64Array::from(rows.iter().map(|r| r.dec).collect::<Vec<_>>()));
-        let typ: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.typ).collect::<Vec<_>>()));
+        let ra: ArrayRef = Arc::new(Float64Array::from(
+            rows.iter().map(|r| r.ra).collect::<Vec<_>>(),
+        ));
+        let dec: ArrayRef = Arc::new(Float64Array::from(
+            rows.iter().map(|r| r.dec).collect::<Vec<_>>(),
+        ));
+        let typ: ArrayRef = Arc::new(StringArray::from(
+            rows.iter().map(|r| r.typ).collect::<Vec<_>>(),
+        ));
         let mask: ArrayRef = if int16_mask {
             Arc::new(Int16Array::from(
-                rows.iter().map(|r| r.mask.map(|m| m as u16 as i16)).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| r.mask.map(|m| m as u16 as i16))
+                    .collect::<Vec<_>>(),
             ))
         } else {
-            Arc::new(Int32Array::from(rows.iter().map(|r| r.mask).collect::<Vec<_>>()))
+            Arc::new(Int32Array::from(
+                rows.iter().map(|r| r.mask).collect::<Vec<_>>(),
+            ))
         };
         let nobs = |b: usize| -> ArrayRef {
-            Arc::new(Int16Array::from(rows.iter().map(|r| r.nobs[b]).collect::<Vec<_>>()))
+            Arc::new(Int16Array::from(
+                rows.iter().map(|r| r.nobs[b]).collect::<Vec<_>>(),
+            ))
         };
-        let flux: ArrayRef = Arc::new(Float32Array::from(rows.iter().map(|r| r.flux_z).collect::<Vec<_>>()));
-        vec![a(ra), a(dec), a(typ), a(mask), a(nobs(0)), a(nobs(1)), a(nobs(2)), a(flux)]
+        let flux: ArrayRef = Arc::new(Float32Array::from(
+            rows.iter().map(|r| r.flux_z).collect::<Vec<_>>(),
+        ));
+        vec![
+            a(ra),
+            a(dec),
+            a(typ),
+            a(mask),
+            a(nobs(0)),
+            a(nobs(1)),
+            a(nobs(2)),
+            a(flux),
+        ]
     }
 
-    fn run_with(rows: &[Row], int16_mask: bool, thr: Vec<ColumnarValue>) -> Result<Vec<Option<String>>> {
+    fn run_with(
+        rows: &[Row],
+        int16_mask: bool,
+        thr: Vec<ColumnarValue>,
+    ) -> Result<Vec<Option<String>>> {
         let mut args = data(rows, int16_mask);
         args.extend(thr);
         invoke(&PaperIvRejectReason::new(), args, rows.len()).map(|o| strings(&o))
@@ -448,7 +482,10 @@ mod tests {
             (90.0, Some(OUTSIDE_DECALS)),
         ];
         for (dec, want) in cases {
-            let r = Row { dec: Some(dec), ..good() };
+            let r = Row {
+                dec: Some(dec),
+                ..good()
+            };
             assert_eq!(one(r), want.map(str::to_string), "dec {dec}");
         }
     }
@@ -470,10 +507,19 @@ mod tests {
             (" REX", Some(NOT_VALID_TYPE)),
         ];
         for (t, want) in cases {
-            let r = Row { typ: Some(t), ..good() };
+            let r = Row {
+                typ: Some(t),
+                ..good()
+            };
             assert_eq!(one(r), want.map(str::to_string), "type {t:?}");
         }
-        assert_eq!(one(Row { typ: None, ..good() }), some(NOT_VALID_TYPE));
+        assert_eq!(
+            one(Row {
+                typ: None,
+                ..good()
+            }),
+            some(NOT_VALID_TYPE)
+        );
     }
 
     #[test]
@@ -481,7 +527,10 @@ mod tests {
         let excluded = [1, 5, 6, 7, 11, 12, 13];
         for int16 in [false, true] {
             let rows: Vec<Row> = (0..16)
-                .map(|bit| Row { mask: Some(1 << bit), ..good() })
+                .map(|bit| Row {
+                    mask: Some(1 << bit),
+                    ..good()
+                })
                 .collect();
             let got = run_with(&rows, int16, thresholds()).unwrap();
             for bit in 0..16 {
@@ -491,7 +540,10 @@ mod tests {
         }
         // Bit 15 of an Int16 column (negative value) is not sign-extended into
         // bits 16..63: a mask on bit 16 does not reject it, a mask on bit 15 does.
-        let r = vec![Row { mask: Some(1 << 15), ..good() }];
+        let r = vec![Row {
+            mask: Some(1 << 15),
+            ..good()
+        }];
         let mut thr = thresholds();
         thr[3] = i(1 << 16);
         assert_eq!(run_with(&r, true, thr).unwrap(), vec![None]);
@@ -499,9 +551,21 @@ mod tests {
         thr[3] = i(1 << 15);
         assert_eq!(run_with(&r, true, thr).unwrap(), vec![some(MASKBIT)]);
         // NULL maskbits fails.
-        assert_eq!(one(Row { mask: None, ..good() }), some(MASKBIT));
+        assert_eq!(
+            one(Row {
+                mask: None,
+                ..good()
+            }),
+            some(MASKBIT)
+        );
         // combination of allowed bits passes
-        assert_eq!(one(Row { mask: Some(1 | 4 | 8 | 256 | 512 | 1024 | 16384 | 32768), ..good() }), None);
+        assert_eq!(
+            one(Row {
+                mask: Some(1 | 4 | 8 | 256 | 512 | 1024 | 16384 | 32768),
+                ..good()
+            }),
+            None
+        );
     }
 
     #[test]
@@ -520,11 +584,43 @@ mod tests {
     #[test]
     fn z_magnitude_limit_and_bad_fluxes() {
         // flux 10 nmgy is mag 20.0 exactly: NOT (20 < 20) -> rejected.
-        assert_eq!(one(Row { flux_z: Some(10.0), ..good() }), some(MAG_Z_FAINT));
-        assert_eq!(one(Row { flux_z: Some(10.001), ..good() }), None);
-        assert_eq!(one(Row { flux_z: Some(9.999), ..good() }), some(MAG_Z_FAINT));
-        for fz in [Some(f32::NAN), Some(-1.0), Some(0.0), Some(-0.0), None, Some(f32::INFINITY)] {
-            assert_eq!(one(Row { flux_z: fz, ..good() }), some(MAG_Z_FAINT), "flux_z {fz:?}");
+        assert_eq!(
+            one(Row {
+                flux_z: Some(10.0),
+                ..good()
+            }),
+            some(MAG_Z_FAINT)
+        );
+        assert_eq!(
+            one(Row {
+                flux_z: Some(10.001),
+                ..good()
+            }),
+            None
+        );
+        assert_eq!(
+            one(Row {
+                flux_z: Some(9.999),
+                ..good()
+            }),
+            some(MAG_Z_FAINT)
+        );
+        for fz in [
+            Some(f32::NAN),
+            Some(-1.0),
+            Some(0.0),
+            Some(-0.0),
+            None,
+            Some(f32::INFINITY),
+        ] {
+            assert_eq!(
+                one(Row {
+                    flux_z: fz,
+                    ..good()
+                }),
+                some(MAG_Z_FAINT),
+                "flux_z {fz:?}"
+            );
         }
     }
 
@@ -564,11 +660,26 @@ mod tests {
     fn many_rows_in_one_batch_match_row_by_row() {
         let rows = vec![
             good(),
-            Row { dec: Some(32.0), ..good() },
-            Row { typ: Some("PSF "), ..good() },
-            Row { mask: Some(1 << 12), ..good() },
-            Row { flux_z: Some(1.0), ..good() },
-            Row { ra: Some(f64::NAN), ..good() },
+            Row {
+                dec: Some(32.0),
+                ..good()
+            },
+            Row {
+                typ: Some("PSF "),
+                ..good()
+            },
+            Row {
+                mask: Some(1 << 12),
+                ..good()
+            },
+            Row {
+                flux_z: Some(1.0),
+                ..good()
+            },
+            Row {
+                ra: Some(f64::NAN),
+                ..good()
+            },
         ];
         let batch = run(&rows);
         let single: Vec<_> = rows.into_iter().map(one).collect();
@@ -577,8 +688,28 @@ mod tests {
 
     #[test]
     fn integer_literal_thresholds_are_coerced() {
-        let thr = vec![i(-18), i(32), s("SER, DEV, REX, EXP"), i(EXCLUDE), i(3), i(3), i(3), i(20)];
-        let got = run_with(&[good(), Row { flux_z: Some(10.0), ..good() }], false, thr).unwrap();
+        let thr = vec![
+            i(-18),
+            i(32),
+            s("SER, DEV, REX, EXP"),
+            i(EXCLUDE),
+            i(3),
+            i(3),
+            i(3),
+            i(20),
+        ];
+        let got = run_with(
+            &[
+                good(),
+                Row {
+                    flux_z: Some(10.0),
+                    ..good()
+                },
+            ],
+            false,
+            thr,
+        )
+        .unwrap();
         assert_eq!(got, vec![None, some(MAG_Z_FAINT)]);
     }
 
@@ -588,7 +719,12 @@ mod tests {
         thr[7] = a(Arc::new(Float64Array::from(vec![20.0])));
         let e = run_with(&[good()], false, thr).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("paper_iv_reject_reason") && msg.contains("`z_mag_max`") && msg.contains("constant"), "{msg}");
+        assert!(
+            msg.contains("paper_iv_reject_reason")
+                && msg.contains("`z_mag_max`")
+                && msg.contains("constant"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -651,7 +787,16 @@ mod tests {
         args.extend(thresholds());
         let out = invoke(&PaperIvRejectReason::new(), args, 2).unwrap();
         assert_eq!(strings(&out), vec![some(INVALID_COORDS); 2]);
-        let mut args = vec![f(1.0), f(0.0), s("SER"), ColumnarValue::Scalar(ScalarValue::Null), i(5), i(5), i(5), f(100.0)];
+        let mut args = vec![
+            f(1.0),
+            f(0.0),
+            s("SER"),
+            ColumnarValue::Scalar(ScalarValue::Null),
+            i(5),
+            i(5),
+            i(5),
+            f(100.0),
+        ];
         args.extend(thresholds());
         let out = invoke(&PaperIvRejectReason::new(), args, 1).unwrap();
         assert_eq!(strings(&out), vec![some(MASKBIT)]);

@@ -124,8 +124,14 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
   FROM candidates;
 ```"#,
     )
-    .with_argument("key", "Key to hash: a string (Utf8/LargeUtf8/Utf8View) or any integer type.")
-    .with_argument("seed", "Constant Int64 seed; different seeds give independent values.")
+    .with_argument(
+        "key",
+        "Key to hash: a string (Utf8/LargeUtf8/Utf8View) or any integer type.",
+    )
+    .with_argument(
+        "seed",
+        "Constant Int64 seed; different seeds give independent values.",
+    )
     .build()
 });
 
@@ -166,7 +172,10 @@ impl ScalarUDFImpl for StableHashUnit {
         let finish = |h: u64| to_unit(splitmix64_mix(h));
         let key = args.args[0].to_array(n)?;
         if key.len() != n {
-            return exec_err!("{NAME}: argument `key` has {} rows, expected {n}", key.len());
+            return exec_err!(
+                "{NAME}: argument `key` has {} rows, expected {n}",
+                key.len()
+            );
         }
         let key_type = key.data_type().clone();
         let out: Float64Array = match &key_type {
@@ -190,7 +199,10 @@ impl ScalarUDFImpl for StableHashUnit {
             _ => {
                 let s: StrCol = str_col(NAME, ARGS[0].0, key)?;
                 (0..n)
-                    .map(|i| s.get(i).map(|k| finish(fnv1a64_update(state, k.as_bytes()))))
+                    .map(|i| {
+                        s.get(i)
+                            .map(|k| finish(fnv1a64_update(state, k.as_bytes())))
+                    })
                     .collect()
             }
         };
@@ -204,7 +216,10 @@ impl ScalarUDFImpl for StableHashUnit {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{ArrayRef, Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray, UInt64Array};
+    use arrow::array::{
+        ArrayRef, Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray,
+        UInt64Array,
+    };
     use datafusion::common::ScalarValue;
 
     use super::*;
@@ -215,7 +230,10 @@ mod tests {
         // FNV-1a 64 reference vectors.
         assert_eq!(fnv1a64_update(FNV_OFFSET_BASIS, b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a64_update(FNV_OFFSET_BASIS, b"a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(fnv1a64_update(FNV_OFFSET_BASIS, b"foobar"), 0x85944171f73967e8);
+        assert_eq!(
+            fnv1a64_update(FNV_OFFSET_BASIS, b"foobar"),
+            0x85944171f73967e8
+        );
         // SplitMix64 seeded with 0: first output.
         assert_eq!(splitmix64_mix(0x9e3779b97f4a7c15), 0xe220a8397b1dcdaf);
         assert_eq!(to_unit(0), 0.0);
@@ -267,7 +285,10 @@ mod tests {
     #[test]
     fn key_types() {
         let s = vec![Some("a"), None, Some("lens-0001"), Some("")];
-        let want: Vec<Option<f64>> = s.iter().map(|k| k.map(|k| stable_hash_unit_str(k, 9))).collect();
+        let want: Vec<Option<f64>> = s
+            .iter()
+            .map(|k| k.map(|k| stable_hash_unit_str(k, 9)))
+            .collect();
         assert_eq!(run(Arc::new(StringArray::from(s.clone())), 9), want);
         assert_eq!(run(Arc::new(LargeStringArray::from(s.clone())), 9), want);
         assert_eq!(run(Arc::new(StringViewArray::from(s.clone())), 9), want);
@@ -278,9 +299,20 @@ mod tests {
         assert_eq!(i32s[1], None);
         // UInt64 uses its own LE bytes (same as the i64 reinterpretation)
         let u = run(Arc::new(UInt64Array::from(vec![u64::MAX, 3])), 1);
-        assert_eq!(u, vec![Some(stable_hash_unit_i64(-1, 1)), Some(stable_hash_unit_i64(3, 1))]);
+        assert_eq!(
+            u,
+            vec![
+                Some(stable_hash_unit_i64(-1, 1)),
+                Some(stable_hash_unit_i64(3, 1))
+            ]
+        );
         // NULL scalar key
-        let out = invoke(&StableHashUnit::new(), vec![ColumnarValue::Scalar(ScalarValue::Null), i(1)], 2).unwrap();
+        let out = invoke(
+            &StableHashUnit::new(),
+            vec![ColumnarValue::Scalar(ScalarValue::Null), i(1)],
+            2,
+        )
+        .unwrap();
         assert_eq!(floats(&out), vec![None, None]);
     }
 
@@ -311,14 +343,30 @@ mod tests {
     #[test]
     fn seed_errors() {
         let key: ArrayRef = Arc::new(Int64Array::from(vec![1]));
-        let e = invoke(&StableHashUnit::new(), vec![a(key.clone()), a(Arc::new(Int64Array::from(vec![1])))], 1)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("stable_hash_unit: argument `seed` must be a constant"), "{e}");
-        let e = invoke(&StableHashUnit::new(), vec![a(key.clone()), ColumnarValue::Scalar(ScalarValue::Int64(None))], 1)
-            .unwrap_err()
-            .to_string();
+        let e = invoke(
+            &StableHashUnit::new(),
+            vec![a(key.clone()), a(Arc::new(Int64Array::from(vec![1])))],
+            1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("stable_hash_unit: argument `seed` must be a constant"),
+            "{e}"
+        );
+        let e = invoke(
+            &StableHashUnit::new(),
+            vec![
+                a(key.clone()),
+                ColumnarValue::Scalar(ScalarValue::Int64(None)),
+            ],
+            1,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`seed`") && e.contains("NULL"), "{e}");
-        assert!(StableHashUnit::new().coerce_types(&[DataType::Float64, DataType::Int64]).is_err());
+        assert!(StableHashUnit::new()
+            .coerce_types(&[DataType::Float64, DataType::Int64])
+            .is_err());
     }
 }

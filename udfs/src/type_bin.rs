@@ -25,7 +25,11 @@ const ARGS: [(&str, ArgKind); 1] = [("type", ArgKind::Str)];
 #[inline]
 pub fn type_bin_value(t: &str) -> &'static str {
     let t = trim_type(t);
-    KNOWN_TYPES.iter().copied().find(|k| *k == t).unwrap_or(OTHER)
+    KNOWN_TYPES
+        .iter()
+        .copied()
+        .find(|k| *k == t)
+        .unwrap_or(OTHER)
 }
 
 /// `type_bin(type) -> Utf8`: the type with trailing blanks/NULs trimmed when
@@ -117,12 +121,32 @@ mod tests {
     #[test]
     fn bins() {
         let vals = vec![
-            Some("PSF "), Some("REX"), Some("REX\0"), Some("EXP"), Some("DEV "), Some("SER"),
-            Some("DUP"), Some("rex"), Some("COMP"), Some(""), None, Some(" PSF"),
+            Some("PSF "),
+            Some("REX"),
+            Some("REX\0"),
+            Some("EXP"),
+            Some("DEV "),
+            Some("SER"),
+            Some("DUP"),
+            Some("rex"),
+            Some("COMP"),
+            Some(""),
+            None,
+            Some(" PSF"),
         ];
         let want: Vec<Option<String>> = [
-            Some("PSF"), Some("REX"), Some("REX"), Some("EXP"), Some("DEV"), Some("SER"),
-            Some("DUP"), Some("OTHER"), Some("OTHER"), Some("OTHER"), None, Some("OTHER"),
+            Some("PSF"),
+            Some("REX"),
+            Some("REX"),
+            Some("EXP"),
+            Some("DEV"),
+            Some("SER"),
+            Some("DUP"),
+            Some("OTHER"),
+            Some("OTHER"),
+            Some("OTHER"),
+            None,
+            Some("OTHER"),
         ]
         .iter()
         .map(|v| v.map(str::to_string))
@@ -142,8 +166,12 @@ mod tests {
     fn dictionary_input() {
         use arrow::array::DictionaryArray;
         use arrow::datatypes::Int32Type;
-        let dict: DictionaryArray<Int32Type> = vec![Some("EXP "), None, Some("XYZ")].into_iter().collect();
+        let dict: DictionaryArray<Int32Type> =
+            vec![Some("EXP "), None, Some("XYZ")].into_iter().collect();
         let out = invoke(&TypeBin::new(), vec![a(Arc::new(dict))], 3).unwrap();
-        assert_eq!(strings(&out), vec![Some("EXP".to_string()), None, Some("OTHER".to_string())]);
+        assert_eq!(
+            strings(&out),
+            vec![Some("EXP".to_string()), None, Some("OTHER".to_string())]
+        );
     }
 }

@@ -73,7 +73,11 @@ fn rows() -> RecordBatch {
             };
             v.push(r.maybe(20, x));
         }
-        let (a, b, c) = ((4.0 * r.unit()) as f32, (r.unit() - 0.5) as f32, (r.unit() - 0.5) as f32);
+        let (a, b, c) = (
+            (4.0 * r.unit()) as f32,
+            (r.unit() - 0.5) as f32,
+            (r.unit() - 0.5) as f32,
+        );
         shape_r.push(r.maybe(20, a));
         e1.push(r.maybe(20, b));
         e2.push(r.maybe(20, c));
@@ -100,8 +104,11 @@ fn rows() -> RecordBatch {
             .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
             .collect::<Vec<_>>(),
     );
-    RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
-        .expect("consistent columns")
+    RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .expect("consistent columns")
 }
 
 /// One call of every function, over the table's columns, thresholds as literals.
@@ -148,7 +155,11 @@ fn render(batches: &[RecordBatch]) -> Vec<(i64, String)> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for b in batches {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().expect("id first");
+        let ids = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("id first");
         let values = ArrayFormatter::try_new(b.column(1).as_ref(), &options).expect("formatter");
         for i in 0..b.num_rows() {
             out.push((ids.value(i), values.value(i).to_string()));
@@ -167,7 +178,10 @@ fn literal(batch: &RecordBatch, column: &str, i: usize) -> String {
     let array = batch.column_by_name(column).expect("column");
     let dt = array.data_type();
     let options = FormatOptions::default();
-    let text = ArrayFormatter::try_new(array.as_ref(), &options).expect("formatter").value(i).to_string();
+    let text = ArrayFormatter::try_new(array.as_ref(), &options)
+        .expect("formatter")
+        .value(i)
+        .to_string();
     let sql_type = match dt {
         DataType::Utf8 => "Utf8",
         DataType::Float64 => "Float64",
@@ -182,7 +196,9 @@ fn literal(batch: &RecordBatch, column: &str, i: usize) -> String {
     }
     match dt {
         DataType::Utf8 => format!("'{}'", text.replace('\'', "''")),
-        DataType::Float32 | DataType::Float64 if text == "NaN" => format!("arrow_cast('NaN', '{sql_type}')"),
+        DataType::Float32 | DataType::Float64 if text == "NaN" => {
+            format!("arrow_cast('NaN', '{sql_type}')")
+        }
         _ => format!("arrow_cast({text}, '{sql_type}')"),
     }
 }
@@ -223,14 +239,20 @@ async fn every_function_gives_each_row_its_own_value_whatever_the_batch_shape() 
         // Reference: one all-literal call per row.
         let mut reference = Vec::with_capacity(ROWS);
         for i in 0..ROWS {
-            let sql = format!("SELECT arrow_cast({i}, 'Int64') AS id, {} AS v", call_on_row(&batch, call, i));
+            let sql = format!(
+                "SELECT arrow_cast({i}, 'Int64') AS id, {} AS v",
+                call_on_row(&batch, call, i)
+            );
             reference.extend(query(&ctx, &sql).await?);
         }
 
         for partitions in [1, 3] {
             register_sliced(&ctx, &batch, partitions);
             let got = query(&ctx, &format!("SELECT id, {call} AS v FROM t")).await?;
-            assert_eq!(got, reference, "{call}: sliced batches over {partitions} partitions");
+            assert_eq!(
+                got, reference,
+                "{call}: sliced batches over {partitions} partitions"
+            );
 
             // Inside CASE: later branches see only the rows earlier ones left.
             let sql = format!(
@@ -250,7 +272,10 @@ async fn every_function_gives_each_row_its_own_value_whatever_the_batch_shape() 
                     (*id, v)
                 })
                 .collect();
-            assert_eq!(got, expected, "{call}: inside CASE over {partitions} partitions");
+            assert_eq!(
+                got, expected,
+                "{call}: inside CASE over {partitions} partitions"
+            );
         }
     }
     Ok(())

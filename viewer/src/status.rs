@@ -83,7 +83,15 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in ["ok", "no_coverage", "timeout", "bad_response", "off_footprint", "missing_brick", "http_429"] {
+        for name in [
+            "ok",
+            "no_coverage",
+            "timeout",
+            "bad_response",
+            "off_footprint",
+            "missing_brick",
+            "http_429",
+        ] {
             let status: CutoutStatus = name.parse().unwrap();
             assert_eq!(status.as_str(), name);
         }

@@ -32,7 +32,11 @@ use crate::sink::Location;
 
 /// The targets, ordered so that targets of one brick share a shard.
 async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
-    let url = if url.ends_with('/') || url.ends_with(".parquet") { url.to_string() } else { format!("{url}/") };
+    let url = if url.ends_with('/') || url.ends_with(".parquet") {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    };
     let df = engine
         .ctx
         .read_parquet(url.as_str(), ParquetReadOptions::default())
@@ -41,7 +45,9 @@ async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
     let schema = df.schema().clone();
     for required in [cs::GALAXY_ID, cs::RA, cs::DEC] {
         if schema.field_with_unqualified_name(required).is_err() {
-            return Err(Error::Input(format!("the cutout targets at {url} lack the column '{required}'")));
+            return Err(Error::Input(format!(
+                "the cutout targets at {url} lack the column '{required}'"
+            )));
         }
     }
     // Columns the stage writes itself are not carried over from the input.
@@ -65,8 +71,17 @@ async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
 
 /// Writes one Parquet object per shard of `shard_rows` targets and returns
 /// them as the table's files.
-async fn write_target_shards(targets: &RecordBatch, shard_rows: usize, folder: &Location) -> Result<(Vec<TargetFile>, Arc<Schema>)> {
-    let mut fields: Vec<Field> = targets.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+async fn write_target_shards(
+    targets: &RecordBatch,
+    shard_rows: usize,
+    folder: &Location,
+) -> Result<(Vec<TargetFile>, Arc<Schema>)> {
+    let mut fields: Vec<Field> = targets
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(cs::SHARD, DataType::Int64, false));
     let schema = Arc::new(Schema::new(fields));
     let mut files = Vec::new();
@@ -79,13 +94,17 @@ async fn write_target_shards(targets: &RecordBatch, shard_rows: usize, folder: &
         columns.push(Arc::new(Int64Array::from(vec![shard as i64; len])));
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         let mut buffer = Vec::new();
-        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, Arc::clone(&schema), None)?;
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut buffer, Arc::clone(&schema), None)?;
         writer.write(&batch)?;
         writer.close()?;
         let file = folder.child(&cs::shard_file_name(shard as i64));
         let size = buffer.len() as u64;
         file.put_bytes(buffer).await?;
-        files.push(TargetFile { path: file.path.to_string(), size });
+        files.push(TargetFile {
+            path: file.path.to_string(),
+            size,
+        });
     }
     remove_shards_from(folder, shards as i64).await?;
     Ok((files, schema))
@@ -97,7 +116,10 @@ async fn remove_shards_from(folder: &Location, first: i64) -> Result<()> {
     let listed = folder.store.list_with_delimiter(Some(&folder.path)).await?;
     for object in listed.objects {
         let name = object.location.filename().unwrap_or_default();
-        let index = name.strip_prefix("shard-").and_then(|n| n.strip_suffix(".parquet")).and_then(|n| n.parse::<i64>().ok());
+        let index = name
+            .strip_prefix("shard-")
+            .and_then(|n| n.strip_suffix(".parquet"))
+            .and_then(|n| n.parse::<i64>().ok());
         if index.is_some_and(|i| i >= first) {
             folder.store.delete(&object.location).await?;
         }
@@ -116,7 +138,13 @@ struct Progress {
 
 impl Progress {
     fn new(total: usize) -> Self {
-        Self { total, done: 0, targets: 0, started: Instant::now(), tty: std::io::stderr().is_terminal() }
+        Self {
+            total,
+            done: 0,
+            targets: 0,
+            started: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+        }
     }
 
     fn shard_done(&mut self, targets: u64) {
@@ -139,13 +167,22 @@ impl Progress {
 }
 
 fn int(batch: &RecordBatch, name: &str, row: usize) -> Result<i64> {
-    let column = batch.column_by_name(name).ok_or_else(|| Error::Other(format!("cutout summary lacks {name}")))?;
-    Ok(cast(column, &DataType::Int64)?.as_primitive::<Int64Type>().value(row))
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("cutout summary lacks {name}")))?;
+    Ok(cast(column, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .value(row))
 }
 
 fn text(batch: &RecordBatch, name: &str, row: usize) -> Result<String> {
-    let column = batch.column_by_name(name).ok_or_else(|| Error::Other(format!("cutout summary lacks {name}")))?;
-    Ok(cast(column, &DataType::Utf8)?.as_string::<i32>().value(row).to_string())
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("cutout summary lacks {name}")))?;
+    Ok(cast(column, &DataType::Utf8)?
+        .as_string::<i32>()
+        .value(row)
+        .to_string())
 }
 
 pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Value> {
@@ -163,23 +200,38 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
     if n_targets == 0 {
         return Err(Error::Input(format!("no cutout targets at {targets_url}")));
     }
-    let (files, targets_schema) =
-        write_target_shards(&targets, config.cutouts.shard_rows, &folder.child(cs::TARGETS_DIR)).await?;
+    let (files, targets_schema) = write_target_shards(
+        &targets,
+        config.cutouts.shard_rows,
+        &folder.child(cs::TARGETS_DIR),
+    )
+    .await?;
     let planned = Instant::now();
 
     let store_url = {
-        let url = url::Url::parse(&folder.url).map_err(|e| Error::Config(format!("{}: {e}", folder.url)))?;
+        let url = url::Url::parse(&folder.url)
+            .map_err(|e| Error::Config(format!("{}: {e}", folder.url)))?;
         format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
     };
-    let table = CutoutsTable::new(ShardJob::Cutouts(spec.clone()), store_url, files.clone(), targets_schema);
-    let mut stream = engine.ctx.read_table(Arc::new(table))?.execute_stream().await?;
+    let table = CutoutsTable::new(
+        ShardJob::Cutouts(spec.clone()),
+        store_url,
+        files.clone(),
+        targets_schema,
+    );
+    let mut stream = engine
+        .ctx
+        .read_table(Arc::new(table))?
+        .execute_stream()
+        .await?;
     if let crate::engine::EngineKind::Cluster(url) = &engine.kind {
         eprintln!("cutouts: {} shards submitted to {url}", files.len());
     }
 
     let mut progress = Progress::new(files.len());
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut summarised, mut fetched, mut kept, mut reused, mut attempts, mut bytes) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut summarised, mut fetched, mut kept, mut reused, mut attempts, mut bytes) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut shards: BTreeMap<i64, String> = BTreeMap::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -196,14 +248,20 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
             if reused_column.as_boolean().value(row) {
                 reused += 1;
             }
-            let counts: BTreeMap<String, u64> = serde_json::from_str(&text(&batch, cs::SUMMARY_STATUSES, row)?)
-                .map_err(|e| Error::Other(format!("cutout summary statuses: {e}")))?;
+            let counts: BTreeMap<String, u64> =
+                serde_json::from_str(&text(&batch, cs::SUMMARY_STATUSES, row)?)
+                    .map_err(|e| Error::Other(format!("cutout summary statuses: {e}")))?;
             for (status, n) in counts {
                 *statuses.entry(status).or_default() += n;
             }
             let shard = int(&batch, cs::SUMMARY_SHARD, row)?;
-            if shards.insert(shard, text(&batch, cs::SUMMARY_PATH, row)?).is_some() {
-                return Err(Error::Conservation(format!("cutout shard {shard} was summarised twice")));
+            if shards
+                .insert(shard, text(&batch, cs::SUMMARY_PATH, row)?)
+                .is_some()
+            {
+                return Err(Error::Conservation(format!(
+                    "cutout shard {shard} was summarised twice"
+                )));
             }
             progress.shard_done(targets);
         }
@@ -253,6 +311,13 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
         "timings_s": {"plan": planned.duration_since(started).as_secs_f64(), "total": seconds},
         "cutouts_per_s": fetched as f64 / seconds.max(1e-9),
     });
-    record_stage(&output, config, &engine.kind.describe(), "cutouts", section.clone()).await?;
+    record_stage(
+        &output,
+        config,
+        &engine.kind.describe(),
+        "cutouts",
+        section.clone(),
+    )
+    .await?;
     Ok(section)
 }

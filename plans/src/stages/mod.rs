@@ -14,13 +14,17 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lenses::{parse_catalog, LensCatalog};
 use crate::sink::Location;
-use crate::engine::Engine;
 
 /// Counts the values of a string column (NULLs under `None`).
-pub(crate) fn count_strings(batch: &RecordBatch, column: &str, into: &mut BTreeMap<Option<String>, u64>) -> Result<()> {
+pub(crate) fn count_strings(
+    batch: &RecordBatch,
+    column: &str,
+    into: &mut BTreeMap<Option<String>, u64>,
+) -> Result<()> {
     let array = batch
         .column_by_name(column)
         .ok_or_else(|| Error::Other(format!("plan output lacks column '{column}'")))?;
@@ -45,16 +49,26 @@ pub(crate) async fn load_lenses(engine: &Engine, config: &Config) -> Result<Opti
         .ok_or_else(|| Error::Input(format!("lens catalog '{source}' does not exist")))?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|e| Error::Input(format!("lens catalog '{source}' is not UTF-8: {e}")))?;
-    Ok(Some(parse_catalog(&text, source, &config.positives.columns)?))
+    Ok(Some(parse_catalog(
+        &text,
+        source,
+        &config.positives.columns,
+    )?))
 }
 
 /// Registers table `lenses` (possibly empty) for the plans that join with it.
-pub(crate) async fn register_lenses(engine: &Engine, config: &Config, output: &Location) -> Result<Option<LensCatalog>> {
+pub(crate) async fn register_lenses(
+    engine: &Engine,
+    config: &Config,
+    output: &Location,
+) -> Result<Option<LensCatalog>> {
     let catalog = load_lenses(engine, config).await?;
     let batch = match &catalog {
         Some(c) => c.batch.clone(),
         None => RecordBatch::new_empty(crate::lenses::lens_schema()),
     };
-    engine.register_shared_batch("lenses", batch, &output.child("catalog")).await?;
+    engine
+        .register_shared_batch("lenses", batch, &output.child("catalog"))
+        .await?;
     Ok(catalog)
 }

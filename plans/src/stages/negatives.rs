@@ -61,13 +61,23 @@ impl Funnel {
         self.reasons.get(&None).copied().unwrap_or(0)
     }
     pub fn rejected(&self, reason: &str) -> u64 {
-        self.reasons.get(&Some(reason.to_string())).copied().unwrap_or(0)
+        self.reasons
+            .get(&Some(reason.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Checks that every row is counted once, under a known reason.
     pub fn check(&self, expected_rows: u64) -> Result<()> {
-        if let Some(unknown) = self.reasons.keys().flatten().find(|r| !FUNNEL.contains(&r.as_str())) {
-            return Err(Error::Conservation(format!("unknown reject reason '{unknown}'")));
+        if let Some(unknown) = self
+            .reasons
+            .keys()
+            .flatten()
+            .find(|r| !FUNNEL.contains(&r.as_str()))
+        {
+            return Err(Error::Conservation(format!(
+                "unknown reject reason '{unknown}'"
+            )));
         }
         let accounted = self.kept() + FUNNEL.iter().map(|r| self.rejected(r)).sum::<u64>();
         if self.input_rows() != expected_rows || accounted != expected_rows {
@@ -78,7 +88,10 @@ impl Funnel {
         }
         let pooled: u64 = self.pools.values().sum();
         if pooled != self.kept() {
-            return Err(Error::Conservation(format!("{pooled} rows in pools but {} kept", self.kept())));
+            return Err(Error::Conservation(format!(
+                "{pooled} rows in pools but {} kept",
+                self.kept()
+            )));
         }
         Ok(())
     }
@@ -113,7 +126,9 @@ fn count_batch(batch: &RecordBatch, funnel: &mut Funnel) -> Result<RecordBatch> 
         let low = batch.column(1 + band).as_boolean();
         for i in 0..batch.num_rows() {
             let insufficient = reason.is_valid(i)
-                && reason.as_string_opt::<i32>().is_some_and(|s| s.value(i) == "insufficient_exposures");
+                && reason
+                    .as_string_opt::<i32>()
+                    .is_some_and(|s| s.value(i) == "insufficient_exposures");
             if insufficient && low.is_valid(i) && low.value(i) {
                 funnel.nobs_low[band] += 1;
             }
@@ -135,7 +150,10 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     let params = Params::new()
         .selection(config)
         .n2(config)
-        .f64("exclusion_radius_arcsec", config.exclusion.radius_arcsec.value)
+        .f64(
+            "exclusion_radius_arcsec",
+            config.exclusion.radius_arcsec.value,
+        )
         .str("pipeline_version", PIPELINE_VERSION)
         .str("git_commit", GIT_COMMIT)
         .str("extraction_timestamp", chrono::Utc::now().to_rfc3339());
@@ -158,10 +176,20 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     section["output"] = json!(output.child("negatives").url);
     section["output_files"] = json!(files);
     section["lens_catalog"] = match &lenses {
-        Some(c) => json!({"rows": c.data_lines, "used": c.batch.num_rows(), "rejected_lines": c.rejected}),
+        Some(c) => {
+            json!({"rows": c.data_lines, "used": c.batch.num_rows(), "rejected_lines": c.rejected})
+        }
         None => Value::Null,
     };
-    section["timings_s"] = json!({"plan": planned.as_secs_f64(), "total": started.elapsed().as_secs_f64()});
-    record_stage(&output, config, &engine.kind.describe(), "negatives", section.clone()).await?;
+    section["timings_s"] =
+        json!({"plan": planned.as_secs_f64(), "total": started.elapsed().as_secs_f64()});
+    record_stage(
+        &output,
+        config,
+        &engine.kind.describe(),
+        "negatives",
+        section.clone(),
+    )
+    .await?;
     Ok(section)
 }

@@ -15,7 +15,12 @@ use crate::plan::{Params, POSITIVES};
 use crate::sink::{write_partitions, Location, ParquetDir};
 use crate::stages::{count_strings, register_lenses};
 
-pub const STATUSES: [&str; 4] = ["matched", "no_source_within_radius", "outside_footprint", "fails_selection"];
+pub const STATUSES: [&str; 4] = [
+    "matched",
+    "no_source_within_radius",
+    "outside_footprint",
+    "fails_selection",
+];
 
 /// What one partition of the crossmatch saw.
 #[derive(Default)]
@@ -27,13 +32,20 @@ struct Claims {
 
 fn count_statuses(batch: &RecordBatch, part: &mut Claims) -> Result<RecordBatch> {
     count_strings(batch, "status", &mut part.statuses)?;
-    let ids = batch.column_by_name("lens_id").and_then(|a| a.as_primitive_opt::<Int64Type>());
-    let files = batch.column_by_name("sweep_file").and_then(|a| a.as_string_opt::<i32>());
-    let rows = batch.column_by_name("row_index").and_then(|a| a.as_primitive_opt::<Int64Type>());
+    let ids = batch
+        .column_by_name("lens_id")
+        .and_then(|a| a.as_primitive_opt::<Int64Type>());
+    let files = batch
+        .column_by_name("sweep_file")
+        .and_then(|a| a.as_string_opt::<i32>());
+    let rows = batch
+        .column_by_name("row_index")
+        .and_then(|a| a.as_primitive_opt::<Int64Type>());
     if let (Some(ids), Some(files), Some(rows)) = (ids, files, rows) {
         for i in 0..batch.num_rows() {
             if files.is_valid(i) && rows.is_valid(i) {
-                part.claims.push((files.value(i).to_string(), rows.value(i), ids.value(i)));
+                part.claims
+                    .push((files.value(i).to_string(), rows.value(i), ids.value(i)));
             }
         }
     }
@@ -46,10 +58,15 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     engine.register_sweeps(config).await?;
     let catalog = register_lenses(engine, config, &output)
         .await?
-        .ok_or_else(|| Error::Config("the positives stage needs inputs.positives (a lens catalog CSV)".into()))?;
+        .ok_or_else(|| {
+            Error::Config("the positives stage needs inputs.positives (a lens catalog CSV)".into())
+        })?;
     let params = Params::new()
         .selection(config)
-        .f64("match_radius_arcsec", config.positives.match_radius_arcsec.value)
+        .f64(
+            "match_radius_arcsec",
+            config.positives.match_radius_arcsec.value,
+        )
         .bool("apply_selection", config.positives.apply_selection.value)
         .str("pipeline_version", PIPELINE_VERSION)
         .str("git_commit", GIT_COMMIT)
@@ -88,7 +105,12 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     shared.sort_by_key(|v| v.to_string());
     let status_counts: serde_json::Map<String, Value> = STATUSES
         .iter()
-        .map(|s| (s.to_string(), json!(statuses.get(&Some(s.to_string())).copied().unwrap_or(0))))
+        .map(|s| {
+            (
+                s.to_string(),
+                json!(statuses.get(&Some(s.to_string())).copied().unwrap_or(0)),
+            )
+        })
         .collect();
     let section = json!({
         "catalog": config.inputs.positives,
@@ -102,6 +124,13 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         "output_files": files,
         "timings_s": {"total": started.elapsed().as_secs_f64()},
     });
-    record_stage(&output, config, &engine.kind.describe(), "positives", section.clone()).await?;
+    record_stage(
+        &output,
+        config,
+        &engine.kind.describe(),
+        "positives",
+        section.clone(),
+    )
+    .await?;
     Ok(section)
 }

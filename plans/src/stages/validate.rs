@@ -23,7 +23,9 @@ use lenspipe_cutouts::{CutoutsTable, ShardJob, TargetFile};
 use lenspipe_validate::auc::AucParams;
 use lenspipe_validate::checks::Thresholds;
 use lenspipe_validate::multivariate::LogisticParams;
-use lenspipe_validate::report::{FeatureHist, Funnel, FunnelStage, GalleryGroup, GalleryTile, ReportOptions};
+use lenspipe_validate::report::{
+    FeatureHist, Funnel, FunnelStage, GalleryGroup, GalleryTile, ReportOptions,
+};
 use lenspipe_validate::shortcuts::{feature_shortcuts, SplitCounts, SplitsSummary};
 use lenspipe_validate::stats::{StatsParams, IMAGE_FEATURES};
 use lenspipe_validate::{cross_validated_logistic, FeatureKind, ReportInput, ShortcutsReport};
@@ -38,14 +40,40 @@ use crate::sink::Location;
 
 /// Columns copied from the cutouts to each checks row, when present.
 const IDENTITY: [&str; 11] = [
-    "galaxy_id", "label", "split", "cutout_status", "pool", "confuser_category", "lens_name", "ra", "dec", "brickname",
+    "galaxy_id",
+    "label",
+    "split",
+    "cutout_status",
+    "pool",
+    "confuser_category",
+    "lens_name",
+    "ra",
+    "dec",
+    "brickname",
     "type",
 ];
 
 /// Catalogue columns tested for shortcuts, when present.
 const CATALOG_FEATURES: [&str; 20] = [
-    "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z", "galdepth_g", "galdepth_r",
-    "galdepth_z", "nobs_g", "nobs_r", "nobs_z", "ebv", "mag_g", "mag_r", "mag_z", "dec", "maskbits", "mw_transmission_g",
+    "psfsize_g",
+    "psfsize_r",
+    "psfsize_z",
+    "psfdepth_g",
+    "psfdepth_r",
+    "psfdepth_z",
+    "galdepth_g",
+    "galdepth_r",
+    "galdepth_z",
+    "nobs_g",
+    "nobs_r",
+    "nobs_z",
+    "ebv",
+    "mag_g",
+    "mag_r",
+    "mag_z",
+    "dec",
+    "maskbits",
+    "mw_transmission_g",
     "mw_transmission_r",
 ];
 
@@ -58,24 +86,42 @@ pub struct Outcome {
 }
 
 fn column_f64(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
-    let array = batch.column_by_name(name).ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
     let array = cast(array, &DataType::Float64)?;
     let values = array.as_primitive::<Float64Type>();
-    Ok((0..values.len()).map(|i| if values.is_valid(i) { values.value(i) } else { f64::NAN }).collect())
+    Ok((0..values.len())
+        .map(|i| {
+            if values.is_valid(i) {
+                values.value(i)
+            } else {
+                f64::NAN
+            }
+        })
+        .collect())
 }
 
 fn column_strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
-    let array = batch.column_by_name(name).ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
     let array = cast(array, &DataType::Utf8)?;
     let values = array.as_string::<i32>();
-    Ok((0..values.len()).map(|i| values.is_valid(i).then(|| values.value(i).to_string())).collect())
+    Ok((0..values.len())
+        .map(|i| values.is_valid(i).then(|| values.value(i).to_string()))
+        .collect())
 }
 
 fn column_i64(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
-    let array = batch.column_by_name(name).ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
     let array = cast(array, &DataType::Int64)?;
     let values = array.as_primitive::<Int64Type>();
-    Ok((0..values.len()).map(|i| values.is_valid(i).then(|| values.value(i))).collect())
+    Ok((0..values.len())
+        .map(|i| values.is_valid(i).then(|| values.value(i)))
+        .collect())
 }
 
 async fn query(engine: &Engine, sql: &str) -> Result<RecordBatch> {
@@ -91,16 +137,28 @@ async fn parquet_files(folder: &Location) -> Result<Vec<TargetFile>> {
     let mut files: Vec<TargetFile> = listed
         .objects
         .into_iter()
-        .filter(|o| o.location.filename().is_some_and(|f| f.ends_with(".parquet") && !f.starts_with('_')))
-        .map(|o| TargetFile { path: o.location.to_string(), size: o.size })
+        .filter(|o| {
+            o.location
+                .filename()
+                .is_some_and(|f| f.ends_with(".parquet") && !f.starts_with('_'))
+        })
+        .map(|o| TargetFile {
+            path: o.location.to_string(),
+            size: o.size,
+        })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
 
 fn store_url(location: &Location) -> Result<String> {
-    let url = url::Url::parse(&location.url).map_err(|e| Error::Config(format!("{}: {e}", location.url)))?;
-    Ok(format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()))
+    let url = url::Url::parse(&location.url)
+        .map_err(|e| Error::Config(format!("{}: {e}", location.url)))?;
+    Ok(format!(
+        "{}://{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default()
+    ))
 }
 
 async fn clear(folder: &Location) -> Result<()> {
@@ -118,9 +176,24 @@ async fn run_checks(
     input: &Location,
     spec: ChecksSpec,
 ) -> Result<(u64, u64, BTreeMap<String, u64>)> {
-    let schema = engine.ctx.table("cutouts_input").await?.schema().as_arrow().clone();
-    let table = CutoutsTable::new(ShardJob::Checks(spec), store_url(input)?, files, Arc::new(schema));
-    let mut stream = engine.ctx.read_table(Arc::new(table))?.execute_stream().await?;
+    let schema = engine
+        .ctx
+        .table("cutouts_input")
+        .await?
+        .schema()
+        .as_arrow()
+        .clone();
+    let table = CutoutsTable::new(
+        ShardJob::Checks(spec),
+        store_url(input)?,
+        files,
+        Arc::new(schema),
+    );
+    let mut stream = engine
+        .ctx
+        .read_table(Arc::new(table))?
+        .execute_stream()
+        .await?;
     let (mut rows, mut passed) = (0u64, 0u64);
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     while let Some(batch) = stream.next().await {
@@ -130,8 +203,9 @@ async fn run_checks(
         for (i, failure_json) in column_strings(&batch, FAILURES)?.into_iter().enumerate() {
             rows += row_counts[i].unwrap_or(0) as u64;
             passed += passed_counts[i].unwrap_or(0) as u64;
-            let counts: BTreeMap<String, u64> = serde_json::from_str(failure_json.as_deref().unwrap_or("{}"))
-                .map_err(|e| Error::Other(format!("checks summary: {e}")))?;
+            let counts: BTreeMap<String, u64> =
+                serde_json::from_str(failure_json.as_deref().unwrap_or("{}"))
+                    .map_err(|e| Error::Other(format!("checks summary: {e}")))?;
             for (name, n) in counts {
                 *failures.entry(name).or_default() += n;
             }
@@ -145,13 +219,24 @@ fn features(present: &[String], type_values: &[String]) -> Vec<(String, FeatureK
     let mut out = Vec::new();
     for name in CATALOG_FEATURES {
         if present.iter().any(|p| p == name) {
-            out.push((name.to_string(), FeatureKind::Catalog, format!("CAST(\"{name}\" AS DOUBLE)")));
+            out.push((
+                name.to_string(),
+                FeatureKind::Catalog,
+                format!("CAST(\"{name}\" AS DOUBLE)"),
+            ));
         }
     }
     // TYPE as one indicator per value: the AUC of "is REX" between the classes.
     for value in type_values {
         let literal = value.replace('\'', "''");
-        out.push((format!("type={}", value.trim()), FeatureKind::Catalog, format!("CASE WHEN trim(\"type\") = '{}' THEN 1.0 ELSE 0.0 END", literal.trim())));
+        out.push((
+            format!("type={}", value.trim()),
+            FeatureKind::Catalog,
+            format!(
+                "CASE WHEN trim(\"type\") = '{}' THEN 1.0 ELSE 0.0 END",
+                literal.trim()
+            ),
+        ));
     }
     for name in IMAGE_FEATURES {
         out.push((name.to_string(), FeatureKind::Image, format!("\"{name}\"")));
@@ -163,13 +248,24 @@ fn features(present: &[String], type_values: &[String]) -> Vec<(String, FeatureK
 fn funnels(run: &Value) -> Vec<Funnel> {
     let mut stages = Vec::new();
     let neg = &run["stages"]["negatives"];
-    if let (Some(order), Some(rejected)) = (neg["funnel_order"].as_array(), neg["rejected"].as_object()) {
+    if let (Some(order), Some(rejected)) =
+        (neg["funnel_order"].as_array(), neg["rejected"].as_object())
+    {
         let rejected: Vec<(String, u64)> = order
             .iter()
             .filter_map(|r| r.as_str())
-            .map(|r| (r.to_string(), rejected.get(r).and_then(Value::as_u64).unwrap_or(0)))
+            .map(|r| {
+                (
+                    r.to_string(),
+                    rejected.get(r).and_then(Value::as_u64).unwrap_or(0),
+                )
+            })
             .collect();
-        stages.push(FunnelStage { stage: "negatives".into(), kept: neg["kept"].as_u64().unwrap_or(0), rejected });
+        stages.push(FunnelStage {
+            stage: "negatives".into(),
+            kept: neg["kept"].as_u64().unwrap_or(0),
+            rejected,
+        });
     }
     if let Some(status) = run["stages"]["positives"]["status"].as_object() {
         let rejected = status
@@ -178,7 +274,11 @@ fn funnels(run: &Value) -> Vec<Funnel> {
             .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
             .collect();
         let kept = status.get("matched").and_then(Value::as_u64).unwrap_or(0);
-        stages.push(FunnelStage { stage: "positives (lenses)".into(), kept, rejected });
+        stages.push(FunnelStage {
+            stage: "positives (lenses)".into(),
+            kept,
+            rejected,
+        });
     }
     if let Some(status) = run["stages"]["cutouts"]["status"].as_object() {
         let rejected = status
@@ -187,31 +287,53 @@ fn funnels(run: &Value) -> Vec<Funnel> {
             .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
             .collect();
         let kept = status.get("ok").and_then(Value::as_u64).unwrap_or(0);
-        stages.push(FunnelStage { stage: "cutouts".into(), kept, rejected });
+        stages.push(FunnelStage {
+            stage: "cutouts".into(),
+            kept,
+            rejected,
+        });
     }
     if stages.is_empty() {
         return Vec::new();
     }
-    vec![Funnel { title: "Rows kept and rejected, by stage".into(), stages }]
+    vec![Funnel {
+        title: "Rows kept and rejected, by stage".into(),
+        stages,
+    }]
 }
 
 /// Gallery: random cutouts of positives, N1 and each N2 category.
-async fn gallery(engine: &Engine, config: &Config, present: &[String]) -> Result<Vec<GalleryGroup>> {
+async fn gallery(
+    engine: &Engine,
+    config: &Config,
+    present: &[String],
+) -> Result<Vec<GalleryGroup>> {
     let has = |c: &str| present.iter().any(|p| p == c);
-    let mut groups: Vec<(String, String)> = vec![("Positives (known lenses)".into(), "label = 1".into())];
+    let mut groups: Vec<(String, String)> =
+        vec![("Positives (known lenses)".into(), "label = 1".into())];
     if has("pool") {
-        groups.push(("Negatives, pool N1".into(), "label = 0 AND pool = 'N1'".into()));
+        groups.push((
+            "Negatives, pool N1".into(),
+            "label = 0 AND pool = 'N1'".into(),
+        ));
         if has("confuser_category") {
             let cats = query(engine, "SELECT DISTINCT confuser_category AS c FROM cutouts_input WHERE label = 0 AND pool = 'N2' AND confuser_category IS NOT NULL ORDER BY c").await?;
             for c in column_strings(&cats, "c")?.into_iter().flatten() {
                 let literal = c.replace('\'', "''");
-                groups.push((format!("Negatives, pool N2: {c}"), format!("label = 0 AND pool = 'N2' AND confuser_category = '{literal}'")));
+                groups.push((
+                    format!("Negatives, pool N2: {c}"),
+                    format!("label = 0 AND pool = 'N2' AND confuser_category = '{literal}'"),
+                ));
             }
         }
     } else {
         groups.push(("Negatives".into(), "label = 0".into()));
     }
-    let status = if has(cs::STATUS) { format!("AND {} = 'ok'", cs::STATUS) } else { String::new() };
+    let status = if has(cs::STATUS) {
+        format!("AND {} = 'ok'", cs::STATUS)
+    } else {
+        String::new()
+    };
     let size = config.cutouts.size.value;
     let mut out = Vec::new();
     for (title, condition) in groups {
@@ -222,7 +344,9 @@ async fn gallery(engine: &Engine, config: &Config, present: &[String]) -> Result
         );
         let batch = query(engine, &sql).await?;
         let ids = column_strings(&batch, "galaxy_id")?;
-        let images = batch.column_by_name("image").ok_or_else(|| Error::Other("gallery lacks image".into()))?;
+        let images = batch
+            .column_by_name("image")
+            .ok_or_else(|| Error::Other("gallery lacks image".into()))?;
         let mut tiles = Vec::new();
         for (i, id) in ids.into_iter().enumerate() {
             let values = match images.data_type() {
@@ -230,9 +354,17 @@ async fn gallery(engine: &Engine, config: &Config, present: &[String]) -> Result
                 _ => images.as_list::<i32>().value(i),
             };
             let values = cast(&values, &DataType::Float32)?;
-            let values = values.as_primitive::<arrow::datatypes::Float32Type>().values().to_vec();
+            let values = values
+                .as_primitive::<arrow::datatypes::Float32Type>()
+                .values()
+                .to_vec();
             if values.len() == 3 * size * size {
-                tiles.push(GalleryTile { label: id.unwrap_or_default(), image: values, height: size, width: size });
+                tiles.push(GalleryTile {
+                    label: id.unwrap_or_default(),
+                    image: values,
+                    height: size,
+                    width: size,
+                });
             }
         }
         out.push(GalleryGroup { title, tiles });
@@ -251,22 +383,42 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     };
     let files = parquet_files(&input).await?;
     if files.is_empty() {
-        return Err(Error::Input(format!("no cutout Parquet files under {} (run cutouts first, or set inputs.validate)", input.url)));
+        return Err(Error::Input(format!(
+            "no cutout Parquet files under {} (run cutouts first, or set inputs.validate)",
+            input.url
+        )));
     }
     engine.ctx.deregister_table("cutouts_input")?;
     engine
         .ctx
-        .register_parquet("cutouts_input", &format!("{}/", input.url), ParquetReadOptions::default())
+        .register_parquet(
+            "cutouts_input",
+            &format!("{}/", input.url),
+            ParquetReadOptions::default(),
+        )
         .await
         .map_err(|e| Error::Input(format!("cannot read the cutouts at {}: {e}", input.url)))?;
-    let schema = engine.ctx.table("cutouts_input").await?.schema().as_arrow().clone();
+    let schema = engine
+        .ctx
+        .table("cutouts_input")
+        .await?
+        .schema()
+        .as_arrow()
+        .clone();
     let present: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     for required in [cs::GALAXY_ID, "label", cs::IMAGE] {
         if !present.iter().any(|p| p == required) {
-            return Err(Error::Input(format!("the cutouts at {} lack the column '{required}'", input.url)));
+            return Err(Error::Input(format!(
+                "the cutouts at {} lack the column '{required}'",
+                input.url
+            )));
         }
     }
-    let input_rows = column_i64(&query(engine, "SELECT count(*) AS n FROM cutouts_input").await?, "n")?[0].unwrap_or(0) as u64;
+    let input_rows = column_i64(
+        &query(engine, "SELECT count(*) AS n FROM cutouts_input").await?,
+        "n",
+    )?[0]
+        .unwrap_or(0) as u64;
 
     // Duplicate pixels, found where the shards are read; only the hashes come back.
     let dups = query(
@@ -298,18 +450,45 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     };
     let checks = folder.child("checks");
     clear(&checks).await?;
-    let spec = ChecksSpec { output_url: checks.url.clone(), carry: carry.clone(), duplicate_hashes: duplicate_hashes.clone(), thresholds, stats };
+    let spec = ChecksSpec {
+        output_url: checks.url.clone(),
+        carry: carry.clone(),
+        duplicate_hashes: duplicate_hashes.clone(),
+        thresholds,
+        stats,
+    };
     let (rows, passed, failures) = run_checks(engine, files.clone(), &input, spec).await?;
     if rows != input_rows {
-        return Err(Error::Conservation(format!("{input_rows} cutouts in, {rows} checked")));
+        return Err(Error::Conservation(format!(
+            "{input_rows} cutouts in, {rows} checked"
+        )));
     }
     let checked = Instant::now();
 
     // Shortcut statistics on (a stable subsample of) the checked rows with pixels.
     engine.ctx.deregister_table("checks")?;
-    engine.ctx.register_parquet("checks", &format!("{}/", checks.url), ParquetReadOptions::default()).await?;
-    let with_pixels = column_i64(&query(engine, "SELECT count(*) AS n FROM checks WHERE image_hash IS NOT NULL").await?, "n")?[0].unwrap_or(0) as u64;
-    let fraction = if with_pixels == 0 { 1.0 } else { (v.max_rows_for_statistics as f64 / with_pixels as f64).min(1.0) };
+    engine
+        .ctx
+        .register_parquet(
+            "checks",
+            &format!("{}/", checks.url),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+    let with_pixels = column_i64(
+        &query(
+            engine,
+            "SELECT count(*) AS n FROM checks WHERE image_hash IS NOT NULL",
+        )
+        .await?,
+        "n",
+    )?[0]
+        .unwrap_or(0) as u64;
+    let fraction = if with_pixels == 0 {
+        1.0
+    } else {
+        (v.max_rows_for_statistics as f64 / with_pixels as f64).min(1.0)
+    };
     let type_values = if present.iter().any(|p| p == "type") {
         column_strings(&query(engine, "SELECT DISTINCT trim(\"type\") AS t FROM checks WHERE \"type\" IS NOT NULL ORDER BY t").await?, "t")?
             .into_iter()
@@ -320,7 +499,10 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     };
     let features = features(&present, &type_values);
     let has_split = present.iter().any(|p| p == "split");
-    let select: Vec<String> = features.iter().map(|(name, _, expr)| format!("{expr} AS \"{name}\"")).collect();
+    let select: Vec<String> = features
+        .iter()
+        .map(|(name, _, expr)| format!("{expr} AS \"{name}\""))
+        .collect();
     let sample = query(
         engine,
         &format!(
@@ -331,21 +513,37 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         ),
     )
     .await?;
-    let labels: Vec<bool> = column_i64(&sample, "label")?.into_iter().map(|l| l == Some(1)).collect();
+    let labels: Vec<bool> = column_i64(&sample, "label")?
+        .into_iter()
+        .map(|l| l == Some(1))
+        .collect();
     let values: Vec<(String, FeatureKind, Vec<f64>)> = features
         .iter()
         .map(|(name, kind, _)| Ok((name.clone(), *kind, column_f64(&sample, name)?)))
         .collect::<Result<_>>()?;
-    let params = AucParams { n_boot: v.bootstrap_resamples, seed: v.seed as u64, margin: v.shortcut_auc_margin.value, level: 0.95 };
-    let columns: Vec<(&str, FeatureKind, &[f64])> = values.iter().map(|(n, k, c)| (n.as_str(), *k, c.as_slice())).collect();
+    let params = AucParams {
+        n_boot: v.bootstrap_resamples,
+        seed: v.seed as u64,
+        margin: v.shortcut_auc_margin.value,
+        level: 0.95,
+    };
+    let columns: Vec<(&str, FeatureKind, &[f64])> = values
+        .iter()
+        .map(|(n, k, c)| (n.as_str(), *k, c.as_slice()))
+        .collect();
     let (per_feature, unmeasured) = feature_shortcuts(&columns, &labels, &params);
 
     // All catalogue features together, cross-validated across splits (or sky cells).
     let groups: Vec<u64> = column_strings(&sample, "split_key")?
         .into_iter()
-        .map(|s| lenspipe_udfs::stable_hash_unit::fnv1a64_update(0, s.unwrap_or_default().as_bytes()))
+        .map(|s| {
+            lenspipe_udfs::stable_hash_unit::fnv1a64_update(0, s.unwrap_or_default().as_bytes())
+        })
         .collect();
-    let catalog: Vec<&(String, FeatureKind, Vec<f64>)> = values.iter().filter(|(_, k, _)| *k == FeatureKind::Catalog).collect();
+    let catalog: Vec<&(String, FeatureKind, Vec<f64>)> = values
+        .iter()
+        .filter(|(_, k, _)| *k == FeatureKind::Catalog)
+        .collect();
     let names: Vec<&str> = catalog.iter().map(|(n, _, _)| n.as_str()).collect();
     let cols: Vec<&[f64]> = catalog.iter().map(|(_, _, c)| c.as_slice()).collect();
     let multivariate = if names.is_empty() {
@@ -358,10 +556,20 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     let mut per_split: BTreeMap<String, SplitCounts> = BTreeMap::new();
     let (mut shared_healpix, mut shared_bricks) = (Vec::new(), Vec::new());
     if has_split {
-        let counts = query(engine, "SELECT split, label, count(*) AS n FROM checks GROUP BY split, label").await?;
-        let (splits, labels_, ns) = (column_strings(&counts, "split")?, column_i64(&counts, "label")?, column_i64(&counts, "n")?);
+        let counts = query(
+            engine,
+            "SELECT split, label, count(*) AS n FROM checks GROUP BY split, label",
+        )
+        .await?;
+        let (splits, labels_, ns) = (
+            column_strings(&counts, "split")?,
+            column_i64(&counts, "label")?,
+            column_i64(&counts, "n")?,
+        );
         for i in 0..ns.len() {
-            let entry = per_split.entry(splits[i].clone().unwrap_or_else(|| "none".into())).or_default();
+            let entry = per_split
+                .entry(splits[i].clone().unwrap_or_else(|| "none".into()))
+                .or_default();
             if labels_[i] == Some(1) {
                 entry.n_pos += ns[i].unwrap_or(0) as u64;
             } else {
@@ -373,7 +581,11 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
             let leaks = query(engine, &format!(
                 "SELECT p FROM (SELECT healpix_nested(ra, dec, {nside}) AS p, split FROM checks) GROUP BY p HAVING count(DISTINCT split) > 1 ORDER BY p LIMIT 100"
             )).await?;
-            shared_healpix = column_i64(&leaks, "p")?.into_iter().flatten().map(|p| p as u64).collect();
+            shared_healpix = column_i64(&leaks, "p")?
+                .into_iter()
+                .flatten()
+                .map(|p| p as u64)
+                .collect();
         }
         if present.iter().any(|p| p == "brickname") {
             let leaks = query(engine, "SELECT brickname AS b FROM checks GROUP BY brickname HAVING count(DISTINCT split) > 1 ORDER BY b LIMIT 100").await?;
@@ -387,10 +599,19 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         shared_healpix,
         shared_bricks,
     };
-    let report = ShortcutsReport { features: per_feature, multivariate, splits };
+    let report = ShortcutsReport {
+        features: per_feature,
+        multivariate,
+        splits,
+    };
     let flagged: Vec<String> = report.flagged().into_iter().map(str::to_string).collect();
-    let shortcuts_json = report.to_json_pretty().map_err(|e| Error::Other(e.to_string()))?;
-    folder.child("shortcuts.json").put_bytes(shortcuts_json.into_bytes()).await?;
+    let shortcuts_json = report
+        .to_json_pretty()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    folder
+        .child("shortcuts.json")
+        .put_bytes(shortcuts_json.into_bytes())
+        .await?;
 
     // The report: pictures beside one HTML page.
     let run = match output.child("run.json").get_bytes().await? {
@@ -409,10 +630,18 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
             let (mut pos, mut neg) = (Vec::new(), Vec::new());
             for (x, l) in column.iter().zip(&labels) {
                 if x.is_finite() {
-                    if *l { pos.push(*x) } else { neg.push(*x) }
+                    if *l {
+                        pos.push(*x)
+                    } else {
+                        neg.push(*x)
+                    }
                 }
             }
-            FeatureHist { name: name.clone(), pos, neg }
+            FeatureHist {
+                name: name.clone(),
+                pos,
+                neg,
+            }
         })
         .collect();
     let failed_total: u64 = rows - passed;
@@ -422,9 +651,26 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
             ("cutouts checked".into(), rows.to_string()),
             ("passed every check".into(), passed.to_string()),
             ("failed a check".into(), failed_total.to_string()),
-            ("rows in the shortcut statistics".into(), labels.len().to_string()),
-            ("flagged features".into(), if flagged.is_empty() { "none".into() } else { flagged.join(", ") }),
-            ("failed checks".into(), failures.iter().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", ")),
+            (
+                "rows in the shortcut statistics".into(),
+                labels.len().to_string(),
+            ),
+            (
+                "flagged features".into(),
+                if flagged.is_empty() {
+                    "none".into()
+                } else {
+                    flagged.join(", ")
+                },
+            ),
+            (
+                "failed checks".into(),
+                failures
+                    .iter()
+                    .map(|(k, n)| format!("{k}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         ],
         gallery: gallery(engine, config, &present).await?,
         histograms,
@@ -450,10 +696,19 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         "timings_s": {"checks": checked.duration_since(started).as_secs_f64(), "total": seconds},
         "cutouts_per_s": rows as f64 / checked.duration_since(started).as_secs_f64().max(1e-9),
     });
-    record_stage(&output, config, &engine.kind.describe(), "validate", section.clone()).await?;
+    record_stage(
+        &output,
+        config,
+        &engine.kind.describe(),
+        "validate",
+        section.clone(),
+    )
+    .await?;
 
     let mut summary = String::from("validation summary\n");
-    summary.push_str(&format!("  cutouts checked: {rows}, passed: {passed}, failed: {failed_total}\n"));
+    summary.push_str(&format!(
+        "  cutouts checked: {rows}, passed: {passed}, failed: {failed_total}\n"
+    ));
     for (name, n) in &failures {
         summary.push_str(&format!("  failed {name}: {n}\n"));
     }
@@ -468,30 +723,47 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         }
     }
     if let Some(m) = report.multivariate.as_ref().and_then(|m| m.oof_auc) {
-        summary.push_str(&format!("  all catalogue features together: cross-validated AUC {m:.3}\n"));
+        summary.push_str(&format!(
+            "  all catalogue features together: cross-validated AUC {m:.3}\n"
+        ));
     }
     summary.push_str(&format!("  report: {}/report.html", folder.url));
-    Ok(Outcome { section, flagged: flagged.len(), summary })
+    Ok(Outcome {
+        section,
+        flagged: flagged.len(),
+        summary,
+    })
 }
 
 /// Writes the report's files under `folder`: directly on a local file
 /// system, through a scratch folder otherwise.
 fn write_report(input: &ReportInput, folder: &Location) -> Result<()> {
-    let local = url::Url::parse(&folder.url).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok());
+    let local = url::Url::parse(&folder.url)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok());
     match local {
         Some(dir) => {
             std::fs::create_dir_all(&dir)?;
-            lenspipe_validate::write_report(input, &dir).map_err(|e| Error::Other(format!("report: {e}")))?;
+            lenspipe_validate::write_report(input, &dir)
+                .map_err(|e| Error::Other(format!("report: {e}")))?;
             Ok(())
         }
         None => {
             let scratch = tempfile::tempdir()?;
-            let files = lenspipe_validate::write_report(input, scratch.path()).map_err(|e| Error::Other(format!("report: {e}")))?;
+            let files = lenspipe_validate::write_report(input, scratch.path())
+                .map_err(|e| Error::Other(format!("report: {e}")))?;
             let runtime = tokio::runtime::Handle::current();
             for path in std::iter::once(files.html).chain(files.pngs) {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
                 let bytes = std::fs::read(&path)?;
-                tokio::task::block_in_place(|| runtime.block_on(folder.child(&name).put_bytes(bytes)))?;
+                tokio::task::block_in_place(|| {
+                    runtime.block_on(folder.child(&name).put_bytes(bytes))
+                })?;
             }
             Ok(())
         }
