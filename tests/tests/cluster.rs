@@ -284,6 +284,32 @@ fn cutouts_on_the_cluster_are_made_by_both_executors_and_survive_a_kill() {
         cluster.url.as_str()
     );
 
+    // Validation on the cluster checks the same cutouts the same way as embedded.
+    for (out, scheduler) in [(&embedded, None), (&on_cluster, Some(cluster.url.as_str()))] {
+        let mut cmd = lenspipe();
+        cmd.args(["run", "validate", "--config", "paper_iv", "--set"])
+            .arg(format!("output={}", out.display()));
+        if let Some(url) = scheduler {
+            cmd.args(["--scheduler", url]);
+        }
+        run_ok(&mut cmd);
+    }
+    lenspipe_tests::assert_same_rows(
+        &embedded.join("validation/checks"),
+        &on_cluster.join("validation/checks"),
+        "galaxy_id",
+        "",
+        "cluster checks",
+    );
+    let (a, b) = (
+        read_json(&embedded.join("validation/shortcuts.json")),
+        read_json(&on_cluster.join("validation/shortcuts.json")),
+    );
+    assert_eq!(
+        a["features"], b["features"],
+        "shortcut statistics differ between embedded and cluster"
+    );
+
     // An executor killed while shards are being made.
     let victim = cluster
         .processes()

@@ -292,6 +292,29 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
         );
     }
     screenshot_is_not_blank(&out.join("validation/report.html"), tmp.path());
+
+    // --fail-on-shortcut gates on exactly what shortcuts.json flags.
+    let flagged = features.iter().any(|f| f["flagged"] == true);
+    let gated = lenspipe()
+        .args([
+            "run",
+            "validate",
+            "--config",
+            "paper_iv",
+            "--fail-on-shortcut",
+        ])
+        .args(sets(&[("output", &out.display().to_string())]))
+        .output()
+        .unwrap();
+    assert_eq!(
+        !gated.status.success(),
+        flagged,
+        "exit status {} with flagged = {flagged}",
+        gated.status
+    );
+    if flagged {
+        assert!(String::from_utf8_lossy(&gated.stderr).contains("SHORTCUT"));
+    }
 }
 
 /// Opens the report in headless Chromium and checks the screenshot shows

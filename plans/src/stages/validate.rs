@@ -465,7 +465,9 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     }
     let checked = Instant::now();
 
-    // Shortcut statistics on (a stable subsample of) the checked rows with pixels.
+    // Shortcut statistics on (a stable subsample of) the checked rows with
+    // pixels, in galaxy_id order: the bootstrap draws by position, so the
+    // order must not depend on the engine or the partitioning.
     engine.ctx.deregister_table("checks")?;
     engine
         .ctx
@@ -506,7 +508,8 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     let sample = query(
         engine,
         &format!(
-            "SELECT label, {} AS split_key, {} FROM checks WHERE image_hash IS NOT NULL AND stable_hash_unit(galaxy_id, {}) < {fraction}",
+            "SELECT label, {} AS split_key, {} FROM checks WHERE image_hash IS NOT NULL AND stable_hash_unit(galaxy_id, {}) < {fraction} \
+             ORDER BY galaxy_id",
             if has_split { "split" } else { "CAST(healpix_nested(ra, dec, 8) AS VARCHAR)" },
             select.join(", "),
             v.seed
