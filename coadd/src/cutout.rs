@@ -62,9 +62,12 @@ pub struct Cutout {
     pub has_data: Vec<bool>,
 }
 
+/// A decoded tile and when it was last used.
+type Used = (Arc<Vec<f32>>, u64);
+
 /// Decoded tiles of one band, least recently used evicted first.
 struct TileCache {
-    tiles: HashMap<(usize, usize), (Arc<Vec<f32>>, u64)>,
+    tiles: HashMap<(usize, usize), Used>,
     clock: u64,
     capacity: usize,
 }

@@ -167,7 +167,7 @@ mod tests {
     impl Writer {
         fn put(&mut self, value: u64, n: usize) {
             for i in (0..n).rev() {
-                if self.nbits % 8 == 0 {
+                if self.nbits.is_multiple_of(8) {
                     self.bytes.push(0);
                 }
                 if (value >> i) & 1 == 1 {

@@ -1,6 +1,9 @@
 //! lenspipe's stages as SQL plans over DataFusion, their typed
 //! configuration, and the pieces the CLI and the cluster binaries share.
 
+// `!(a > b)` is used on purpose where NaN must take the "not greater" branch.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod cli_defaults;
 pub mod config;
 pub mod engine;

@@ -274,8 +274,8 @@ impl FileDecoder {
 }
 
 /// Executors see the same file in many tasks; its header is read once per process.
-static LAYOUTS: LazyLock<Mutex<HashMap<(String, u64), Arc<BinTableLayout>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+type LayoutCache = HashMap<(String, u64), Arc<BinTableLayout>>;
+static LAYOUTS: LazyLock<Mutex<LayoutCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 const LAYOUT_CACHE_ENTRIES: usize = 4096;
 
 async fn cached_layout(

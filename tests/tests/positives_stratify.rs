@@ -64,15 +64,13 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
         &out.join("positives"),
         "lens_id,status,match_sep_arcsec,lens_dec",
     );
-    let mut by_lens: BTreeMap<i64, (Option<String>, Option<i64>, String, Option<f64>)> =
-        BTreeMap::new();
+    // lens line -> (status, separation)
+    let mut by_lens: BTreeMap<i64, (String, Option<f64>)> = BTreeMap::new();
     let ids = positives["lens_id"].as_array().unwrap();
     for i in 0..ids.len() {
         by_lens.insert(
             ids[i].as_i64().unwrap(),
             (
-                None,
-                None,
                 positives["status"][i].as_str().unwrap().to_string(),
                 positives["match_sep_arcsec"][i].as_f64(),
             ),
@@ -87,7 +85,7 @@ fn planted_lenses_are_recovered_and_agree_with_astropy_then_sample_and_split() {
             continue;
         }
         inside += 1;
-        let (_, _, status, sep) = by_lens
+        let (status, sep) = by_lens
             .get(&catalog_line)
             .unwrap_or_else(|| panic!("lens line {catalog_line} missing"));
         if status == "matched" || status == "fails_selection" {

@@ -34,7 +34,7 @@ impl Rng {
     }
     /// `None` one time in `one_in`.
     fn maybe<T>(&mut self, one_in: u64, v: T) -> Option<T> {
-        (self.next() % one_in != 0).then_some(v)
+        (!self.next().is_multiple_of(one_in)).then_some(v)
     }
 }
 
