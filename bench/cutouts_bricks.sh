@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 work=${BENCH_DIR:-${TMPDIR:-/tmp}/lenspipe-bench-bricks}
 target=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$work"
-if [[ ! -f $work/targets.csv ]]; then
-  bricks=$(python3 - <<'PY'
+bricks=$(python3 - <<'PY'
 import json
 out = []
 for i in range(4):
@@ -21,8 +20,11 @@ for i in range(4):
 print(json.dumps(out))
 PY
 )
+if [[ ! -f $work/coadds/survey-bricks.fits.gz ]]; then
   echo "writing 16 bricks x 3 bands with astropy..." >&2
   python3 coadd/tests/py/make_bricks.py "$work/coadds" --bricks "$bricks" --size 3600 > /dev/null
+fi
+if [[ ! -f $work/targets.csv ]]; then
   python3 - "$bricks" "$work/targets.csv" <<'PY'
 import json, random, sys, math
 bricks, path = json.loads(sys.argv[1]), sys.argv[2]

@@ -351,3 +351,50 @@ fn cutouts_on_the_cluster_are_made_by_both_executors_and_survive_a_kill() {
         "cutouts after a kill",
     );
 }
+
+#[test]
+fn catalogue_half_on_the_cluster_equals_embedded_row_by_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweeps = tmp.path().join("sweeps");
+    let lenscat = lenspipe_tests::shared_data().join("positives/lenscat_catalog.csv");
+    synth(
+        &sweeps,
+        12,
+        4_000,
+        9,
+        &["--plant", &lenscat.display().to_string()],
+    );
+    let catalog = |out: &Path, scheduler: Option<&str>| {
+        let mut cmd = lenspipe();
+        cmd.args(["run", "catalog", "--config", "paper_iv"]);
+        for (k, v) in [
+            ("inputs.sweeps", sweeps.display().to_string()),
+            ("output", out.display().to_string()),
+            ("scan.target_partition_mib", "1".to_string()),
+        ] {
+            cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        if let Some(url) = scheduler {
+            cmd.args(["--scheduler", url]);
+        }
+        run_ok(&mut cmd);
+    };
+    let embedded = tmp.path().join("embedded");
+    catalog(&embedded, None);
+    let cluster = LocalCluster::start(2, &tmp.path().join("cluster"), vec![]);
+    let on_cluster = tmp.path().join("on-cluster");
+    catalog(&on_cluster, Some(&cluster.url));
+    for (stage, keys) in [
+        ("negatives", "sweep_file,row_index"),
+        ("positives", "lens_id"),
+        ("sample", "label,sweep_file,row_index,lens_name"),
+    ] {
+        lenspipe_tests::assert_same_rows(
+            &embedded.join(stage),
+            &on_cluster.join(stage),
+            keys,
+            "extraction_timestamp",
+            &format!("{stage}: embedded against cluster"),
+        );
+    }
+}
