@@ -1,4 +1,4 @@
--- Stage 2 of the request: negative sampling (pool N1) with N2 confuser tags.
+-- Negative sampling: pool N1 under the Paper IV cuts, with N2 confuser tags.
 --
 -- One pass over the sweeps. Every row gets `reject_reason`, the first cut it
 -- fails in funnel order (NULL = kept); the stage's sink counts every reason
@@ -60,7 +60,7 @@ SELECT
     nobs_g < $min_nobs_g AS nobs_g_low,
     nobs_r < $min_nobs_r AS nobs_r_low,
     nobs_z < $min_nobs_z AS nobs_z_low,
-    -- the request's 48-column output schema, in its order
+    -- the 48-column output schema of the original pipeline (request_v1), in its order
     CASE WHEN reject_reason IS NULL THEN concat(brickname, '_', CAST(objid AS VARCHAR)) END AS galaxy_id,
     brickname,
     objid,

@@ -1,4 +1,4 @@
--- Stage 1 of the request: match every known lens to its nearest sweep source.
+-- Positives: match every known lens to its nearest sweep source.
 --
 -- Lenses are bucketed by every nested HEALPix cell their match cone touches
 -- (so no match across a cell edge is missed), the small lens side is

@@ -1,4 +1,4 @@
--- Stage 3 of the request: draw negatives to match the positives' strata,
+-- Stratified sampling: draw negatives to match the positives' strata,
 -- and split everything by sky area.
 --
 -- Draw: within each (stratum, pool) the negatives are ordered by a hash of

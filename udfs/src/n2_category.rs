@@ -54,7 +54,7 @@ const ARGS: [(&str, ArgKind); 10] = [
 /// `n2_category(type, flux_g, flux_r, shape_r, ring_types, ring_flux_r_min,
 /// edge_types, edge_shape_r_min, blue_g_minus_r_max, blue_r_mag_max) -> Utf8`
 ///
-/// The N2 confuser category, first match in this order (as the request's
+/// The N2 confuser category, first match in this order (as the request_v1 profile's
 /// `classify_pool_n2`):
 ///
 /// 1. `'ring_proxy'`: trimmed `type` in `ring_types` (comma list, e.g.

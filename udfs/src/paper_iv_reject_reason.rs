@@ -75,7 +75,7 @@ const ARGS: [(&str, ArgKind); 16] = [
 /// 6. `mag_z_faint`: `NOT (mag_z < z_mag_max)` with
 ///    `mag_z = nmgy_to_mag(flux_z)`.
 ///
-/// Note on step 6: the request's numpy code computed the magnitude of
+/// Note on step 6: the original pipeline's numpy code (request_v1) computed the magnitude of
 /// non-positive fluxes as NaN, and `NaN < z_mag_max` being false was written
 /// as `mag_z > z_mag_max` rejection, so NaN magnitudes PASSED the cut. That is
 /// a defect: here a NULL, NaN, infinite, zero or negative `flux_z` has no

@@ -393,7 +393,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         .sum();
     let target_total: u64 = quotas.iter().map(|q| q.target).sum();
     let shortfalls: Vec<&Quota> = quotas.iter().filter(|q| q.quota < q.target).collect();
-    // A configured bin no row falls in (the request's [1-2] after NOBS >= 3) is reported, not hidden.
+    // A configured bin no row falls in (request_v1's [1-2] after NOBS >= 3) is reported, not hidden.
     let empty_bins: Vec<String> = config
         .bins
         .nobs_z_spec()
