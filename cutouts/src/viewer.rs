@@ -8,10 +8,18 @@ use lenspipe_viewer::{ViewerClient, ViewerConfig};
 use crate::source::{Cutout, PixelSource, Target};
 use crate::spec::{CutoutSpec, ViewerSpec};
 
+/// Shards fetched at once per process. One shard alone keeps every request
+/// slot busy (its workers outnumber `cutouts.concurrency`); a second one
+/// fills the slots while the first finishes its last requests. More would
+/// only spread the same request budget over more unfinished shards, and a
+/// kill loses the unfinished ones.
+const SHARDS_AT_ONCE: usize = 2;
+
 /// One client per process and spec: its limits hold across every shard the
 /// process runs at once.
 pub struct ViewerSource {
     client: ViewerClient,
+    shards: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for ViewerSource {
@@ -39,13 +47,21 @@ impl ViewerSource {
         };
         let client = ViewerClient::new(config)
             .map_err(|e| DataFusionError::Configuration(format!("cutouts viewer client: {e}")))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            shards: tokio::sync::Semaphore::new(SHARDS_AT_ONCE),
+        })
     }
 }
 
 #[async_trait]
 impl PixelSource for ViewerSource {
     async fn cutouts(&self, targets: &[Target]) -> Result<Vec<Cutout>> {
+        let _turn = self
+            .shards
+            .acquire()
+            .await
+            .map_err(|e| DataFusionError::Internal(e.to_string()))?;
         let positions: Vec<(f64, f64)> = targets.iter().map(|t| (t.ra, t.dec)).collect();
         let fetched = self.client.fetch_all(&positions).await;
         Ok(fetched
