@@ -28,6 +28,10 @@ fn main() {
             .or_default()
             .push((f[1].parse().unwrap(), f[2].parse().unwrap()));
     }
+    // Within a brick, in declination order, as the cutout stage orders them.
+    for targets in by_brick.values_mut() {
+        targets.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.total_cmp(&b.0)));
+    }
     let spec = CutoutSpec {
         size: 101,
         pixscale: 0.262,

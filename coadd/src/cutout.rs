@@ -148,9 +148,11 @@ pub struct BrickImages<B> {
     bands: Vec<(char, Option<Band<B>>)>,
 }
 
-/// Decoded tiles kept per band by default: a 101-pixel cutout touches at
-/// most 3 × 3 tiles of 100, so this holds several neighbouring cutouts.
-pub const DEFAULT_TILE_CAPACITY: usize = 36;
+/// Decoded tiles kept per band by default: three rows of a DR10 brick's
+/// 36 x 36 tiles of 100 px (4.3 MB a band). A 101-pixel cutout spans at
+/// most two tile rows, so targets swept across a brick in declination order
+/// decode each tile about once.
+pub const DEFAULT_TILE_CAPACITY: usize = 108;
 
 impl<B: AsRef<[u8]>> BrickImages<B> {
     /// Opens a brick's band files: `(band, bytes)` with `None` for a file
@@ -219,6 +221,7 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
         }
         let mut pixels = Vec::with_capacity(n * spec.bands.chars().count());
         let mut has_data = Vec::new();
+        let mut geometry: Option<Geometry> = None;
         for want in spec.bands.chars() {
             let band = self
                 .bands
@@ -229,7 +232,16 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
                 None => vec![0f32; n],
                 Some(band) => match spec.resampling {
                     Resampling::Native => native(band, ra, dec, spec.size)?,
-                    Resampling::Lanczos3 => lanczos3(band, ra, dec, spec)?,
+                    Resampling::Lanczos3 => {
+                        if geometry.as_ref().is_none_or(|g| g.wcs != band.wcs) {
+                            let (w, h) = (band.image.width(), band.image.height());
+                            geometry = Some(Geometry::new(band.wcs, w, h, ra, dec, spec));
+                        }
+                        match &geometry {
+                            Some(g) => lanczos3(band, g)?,
+                            None => vec![0f32; n],
+                        }
+                    }
                 },
             };
             has_data.push(plane.iter().any(|&p| p != 0.0 && !p.is_nan()));
@@ -291,44 +303,65 @@ fn taps(p: f64, len: usize) -> (i64, [f64; 6]) {
     (first, w)
 }
 
-fn lanczos3<B: AsRef<[u8]>>(
-    band: &mut Band<B>,
-    ra: f64,
-    dec: f64,
-    spec: &CutoutSpec,
-) -> Result<Vec<f32>> {
-    let size = spec.size;
-    let out_wcs = Tan::centred(ra, dec, size, spec.pixscale);
-    let (w, h) = (band.image.width(), band.image.height());
-    // Source position of each output pixel, None when off the brick.
-    let mut pos = Vec::with_capacity(size * size);
-    let (mut x_lo, mut y_lo, mut x_hi, mut y_hi) = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
-    for j in 0..size {
-        for i in 0..size {
-            let (r, d) = out_wcs.pixel_to_world(i as f64, j as f64);
-            let p = band.wcs.world_to_pixel(r, d).filter(|&(x, y)| {
-                let (rx, ry) = (x.round(), y.round());
-                rx >= 0.0 && ry >= 0.0 && rx < w as f64 && ry < h as f64
-            });
-            if let Some((x, y)) = p {
-                x_lo = x_lo.min(x.floor() as i64 - 2);
-                x_hi = x_hi.max(x.floor() as i64 + 3);
-                y_lo = y_lo.min(y.floor() as i64 - 2);
-                y_hi = y_hi.max(y.floor() as i64 + 3);
+/// Where each output pixel samples a band: its Lanczos-3 taps (first
+/// source pixel and six weights per axis), `None` off the brick, and the
+/// source rectangle all taps fall in. Bands that share a WCS (every DR10
+/// brick's g, r and z) share one geometry.
+struct Geometry {
+    wcs: Tan,
+    taps: Vec<Option<(i64, [f64; 6], i64, [f64; 6])>>,
+    /// x0, y0, width, height of the source rectangle; `None` when no pixel lands.
+    rect: Option<(i64, i64, usize, usize)>,
+}
+
+impl Geometry {
+    fn new(wcs: Tan, width: usize, height: usize, ra: f64, dec: f64, spec: &CutoutSpec) -> Self {
+        let size = spec.size;
+        let out_wcs = Tan::centred(ra, dec, size, spec.pixscale);
+        let mut taps_of = Vec::with_capacity(size * size);
+        let (mut x_lo, mut y_lo, mut x_hi, mut y_hi) = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
+        for j in 0..size {
+            for i in 0..size {
+                let (r, d) = out_wcs.pixel_to_world(i as f64, j as f64);
+                let p = wcs.world_to_pixel(r, d).filter(|&(x, y)| {
+                    let (rx, ry) = (x.round(), y.round());
+                    rx >= 0.0 && ry >= 0.0 && rx < width as f64 && ry < height as f64
+                });
+                taps_of.push(p.map(|(x, y)| {
+                    let (fx, wx) = taps(x, width);
+                    let (fy, wy) = taps(y, height);
+                    x_lo = x_lo.min(fx);
+                    x_hi = x_hi.max(fx + 5);
+                    y_lo = y_lo.min(fy);
+                    y_hi = y_hi.max(fy + 5);
+                    (fx, wx, fy, wy)
+                }));
             }
-            pos.push(p);
+        }
+        let rect = (x_lo <= x_hi).then(|| {
+            (
+                x_lo,
+                y_lo,
+                (x_hi - x_lo + 1) as usize,
+                (y_hi - y_lo + 1) as usize,
+            )
+        });
+        Geometry {
+            wcs,
+            taps: taps_of,
+            rect,
         }
     }
-    let mut out = vec![0f32; size * size];
-    if x_lo > x_hi {
+}
+
+fn lanczos3<B: AsRef<[u8]>>(band: &mut Band<B>, geometry: &Geometry) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; geometry.taps.len()];
+    let Some((x_lo, y_lo, rw, rh)) = geometry.rect else {
         return Ok(out);
-    }
-    let (rw, rh) = ((x_hi - x_lo + 1) as usize, (y_hi - y_lo + 1) as usize);
+    };
     let region = band.region(x_lo, y_lo, rw, rh)?;
-    for (o, p) in out.iter_mut().zip(&pos) {
-        let Some((x, y)) = *p else { continue };
-        let (fx, wx) = taps(x, w);
-        let (fy, wy) = taps(y, h);
+    for (o, t) in out.iter_mut().zip(&geometry.taps) {
+        let Some((fx, wx, fy, wy)) = t else { continue };
         let mut acc = 0f64;
         for (ky, wyk) in wy.iter().enumerate() {
             if *wyk == 0.0 {

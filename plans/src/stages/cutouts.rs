@@ -58,10 +58,15 @@ async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
         .filter(|n| *n != cs::SHARD && !cs::ADDED.contains(n))
         .map(col)
         .collect();
+    // By brick, then across the brick in declination: neighbouring targets
+    // share decoded tiles. galaxy_id breaks ties, so shards are the same
+    // from run to run.
     let mut order: Vec<SortExpr> = Vec::new();
     if schema.field_with_unqualified_name(cs::BRICKNAME).is_ok() {
         order.push(col(cs::BRICKNAME).sort(true, true));
     }
+    order.push(col(cs::DEC).sort(true, true));
+    order.push(col(cs::RA).sort(true, true));
     order.push(col(cs::GALAXY_ID).sort(true, true));
     let df = df.select(keep)?.sort(order)?;
     let out_schema = Arc::new(df.schema().as_arrow().clone());
