@@ -26,7 +26,7 @@ pq.write_table(pa.table({"galaxy_id": [f"g{i:05d}" for i in range(n)],
 PY
 echo "machine: $(nproc) cores; $n targets, 100 ms latency, concurrency 16"
 "$lenspipe" run cutouts --config paper_iv --set "output=$work/run" --set "inputs.cutout_targets=$work/targets.parquet" \
-  --set "cutouts.viewer_url=$url" --set cutouts.concurrency=16 --set cutouts.rate_per_s=10000 --set cutouts.shard_rows=100 > /dev/null
+  --set "cutouts.viewer_url=$url" --set cutouts.concurrency=16 --set cutouts.rate_per_s=10000 --set cutouts.shard_rows=${SHARD_ROWS:-100} > /dev/null
 python3 - "$work/run/run.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))["stages"]["cutouts"]

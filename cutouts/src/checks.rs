@@ -212,11 +212,24 @@ impl Checker {
     }
 }
 
+/// Shards read at once per process: a shard's images are decoded a row group
+/// at a time (up to `cutouts.shard_rows` images), so memory is bounded by
+/// this, not by the number of shards.
+fn shard_turns() -> Arc<tokio::sync::Semaphore> {
+    static TURNS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Arc::clone(TURNS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(cores))))
+}
+
 pub(crate) async fn run_partition(
     mut input: SendableRecordBatchStream,
     spec: ChecksSpec,
     context: Arc<TaskContext>,
 ) -> Result<RecordBatch> {
+    let _turn = shard_turns()
+        .acquire_owned()
+        .await
+        .map_err(|e| DataFusionError::Internal(e.to_string()))?;
     let output = Output::resolve(&spec.output_url, &context)?;
     let schema = output_schema(input.schema().as_ref(), &spec)?;
     let (height, width) = (EXPECTED_SHAPE[1], EXPECTED_SHAPE[2]);

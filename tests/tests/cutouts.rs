@@ -293,6 +293,37 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
     }
     screenshot_is_not_blank(&out.join("validation/report.html"), tmp.path());
 
+    // The same pixels under two targets: both fail duplicate_image, nothing else changes.
+    let copied = tmp.path().join("with-duplicate");
+    let script = "import sys, glob, os, shutil, pyarrow as pa, pyarrow.parquet as pq\n\
+                  src, dst = sys.argv[1], sys.argv[2]\n\
+                  os.makedirs(dst)\n\
+                  files = sorted(glob.glob(src + '/shard-*.parquet'))\n\
+                  for f in files: shutil.copy(f, dst)\n\
+                  t = pq.read_table(files[0])\n\
+                  row = t.slice([s for s in t['cutout_status'].to_pylist()].index('ok'), 1)\n\
+                  row = row.set_column(row.schema.get_field_index('galaxy_id'), row.schema.field('galaxy_id'), pa.array(['copy-of-' + row['galaxy_id'][0].as_py()], type=row.schema.field('galaxy_id').type))\n\
+                  pq.write_table(row, dst + '/shard-999999.parquet', use_compliant_nested_type=False)";
+    run_ok(
+        python()
+            .args(["-c", script])
+            .arg(out.join("cutouts"))
+            .arg(&copied),
+    );
+    let dup_out = tmp.path().join("dup-run");
+    run_ok(
+        lenspipe()
+            .args(["run", "validate", "--config", "paper_iv"])
+            .args(sets(&[
+                ("output", &dup_out.display().to_string()),
+                ("inputs.validate", &copied.display().to_string()),
+            ])),
+    );
+    let dup = &read_json(&dup_out.join("run.json"))["stages"]["validate"];
+    assert_eq!(dup["cutouts"].as_u64().unwrap() as usize, targets.len() + 1);
+    assert_eq!(dup["failed_checks"]["duplicate_image"], 2, "{dup}");
+    assert_eq!(dup["duplicate_hashes"], 1);
+
     // --fail-on-shortcut gates on exactly what shortcuts.json flags.
     let flagged = features.iter().any(|f| f["flagged"] == true);
     let gated = lenspipe()

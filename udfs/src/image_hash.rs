@@ -11,15 +11,17 @@ use datafusion::logical_expr::{
 };
 
 use crate::common::{array_result, check_arity, DOC_SECTION_LENSPIPE};
-use crate::stable_hash_unit::{fnv1a64_update, splitmix64_mix, FNV_OFFSET_BASIS};
+use crate::stable_hash_unit::{fnv1a64_update, splitmix64_mix, FNV_OFFSET_BASIS, FNV_PRIME};
 
-/// The hash of `values`: FNV-1a 64 over the value count (8 little-endian
-/// bytes) and each value's IEEE bits (4 little-endian bytes), then the
-/// SplitMix64 finalizer, as i64 so Parquet and SQL keep it signed.
+/// The hash of `values`: starting from FNV-1a 64 of the value count (8
+/// little-endian bytes), each value's IEEE bits as one 32-bit word are
+/// xored in and multiplied by the FNV prime (a word at a time, not a byte:
+/// four times fewer steps over a 30,603-value image), then the SplitMix64
+/// finalizer; as i64 so Parquet and SQL keep it signed.
 pub fn image_hash_values(values: &[f32]) -> i64 {
     let mut h = fnv1a64_update(FNV_OFFSET_BASIS, &(values.len() as u64).to_le_bytes());
     for v in values {
-        h = fnv1a64_update(h, &v.to_bits().to_le_bytes());
+        h = (h ^ u64::from(v.to_bits())).wrapping_mul(FNV_PRIME);
     }
     splitmix64_mix(h) as i64
 }
@@ -51,8 +53,9 @@ impl ImageHash {
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DOC_SECTION_LENSPIPE,
-        "64-bit hash of an image's Float32 pixel values (count and IEEE bits, FNV-1a 64 then \
-         SplitMix64), for finding duplicate images. NULL for a NULL image.",
+        "64-bit hash of an image's Float32 pixel values (value count, then each value's IEEE \
+         bits as a 32-bit word, FNV-1a style, then SplitMix64), for finding duplicate images. \
+         NULL for a NULL image.",
         "image_hash(image)",
     )
     .with_sql_example(

@@ -302,7 +302,10 @@ fn funnels(run: &Value) -> Vec<Funnel> {
     }]
 }
 
-/// Gallery: random cutouts of positives, N1 and each N2 category.
+/// Gallery: random cutouts of positives, N1 and each N2 category. The
+/// draw is made on the checks rows (no pixels); the pixels of the few drawn
+/// targets are then read in one scan of the cutouts, filtering on galaxy_id
+/// before the images are decoded.
 async fn gallery(
     engine: &Engine,
     config: &Config,
@@ -317,7 +320,12 @@ async fn gallery(
             "label = 0 AND pool = 'N1'".into(),
         ));
         if has("confuser_category") {
-            let cats = query(engine, "SELECT DISTINCT confuser_category AS c FROM cutouts_input WHERE label = 0 AND pool = 'N2' AND confuser_category IS NOT NULL ORDER BY c").await?;
+            let cats = query(
+                engine,
+                "SELECT DISTINCT confuser_category AS c FROM checks WHERE label = 0 AND pool = 'N2' \
+                 AND confuser_category IS NOT NULL ORDER BY c",
+            )
+            .await?;
             for c in column_strings(&cats, "c")?.into_iter().flatten() {
                 let literal = c.replace('\'', "''");
                 groups.push((
@@ -334,42 +342,80 @@ async fn gallery(
     } else {
         String::new()
     };
-    let size = config.cutouts.size.value;
-    let mut out = Vec::new();
+    let mut drawn: Vec<(String, Vec<String>)> = Vec::new();
     for (title, condition) in groups {
         let sql = format!(
-            "SELECT galaxy_id, image FROM cutouts_input WHERE {condition} AND image IS NOT NULL {status} \
-             ORDER BY stable_hash_unit(galaxy_id, {}) LIMIT {}",
+            "SELECT galaxy_id FROM checks WHERE {condition} AND image_hash IS NOT NULL {status} \
+             ORDER BY stable_hash_unit(galaxy_id, {}), galaxy_id LIMIT {}",
             config.validation.seed, config.validation.gallery_per_group
         );
-        let batch = query(engine, &sql).await?;
+        let ids = column_strings(&query(engine, &sql).await?, "galaxy_id")?
+            .into_iter()
+            .flatten()
+            .collect();
+        drawn.push((title, ids));
+    }
+    let wanted: Vec<String> = drawn
+        .iter()
+        .flat_map(|(_, ids)| ids.iter())
+        .map(|id| format!("'{}'", id.replace('\'', "''")))
+        .collect();
+    let mut pixels: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    if !wanted.is_empty() {
+        // Late materialisation: the galaxy_id filter runs before image pages are decoded.
+        if let Ok(df) = engine
+            .ctx
+            .sql("SET datafusion.execution.parquet.pushdown_filters = true")
+            .await
+        {
+            let _ = df.collect().await;
+        }
+        let batch = query(
+            engine,
+            &format!(
+                "SELECT galaxy_id, image FROM cutouts_input WHERE galaxy_id IN ({})",
+                wanted.join(", ")
+            ),
+        )
+        .await?;
         let ids = column_strings(&batch, "galaxy_id")?;
         let images = batch
             .column_by_name("image")
             .ok_or_else(|| Error::Other("gallery lacks image".into()))?;
-        let mut tiles = Vec::new();
         for (i, id) in ids.into_iter().enumerate() {
             let values = match images.data_type() {
                 DataType::FixedSizeList(_, _) => images.as_fixed_size_list().value(i),
                 _ => images.as_list::<i32>().value(i),
             };
             let values = cast(&values, &DataType::Float32)?;
-            let values = values
-                .as_primitive::<arrow::datatypes::Float32Type>()
-                .values()
-                .to_vec();
-            if values.len() == 3 * size * size {
-                tiles.push(GalleryTile {
-                    label: id.unwrap_or_default(),
-                    image: values,
-                    height: size,
-                    width: size,
-                });
-            }
+            pixels.insert(
+                id.unwrap_or_default(),
+                values
+                    .as_primitive::<arrow::datatypes::Float32Type>()
+                    .values()
+                    .to_vec(),
+            );
         }
-        out.push(GalleryGroup { title, tiles });
     }
-    Ok(out)
+    let size = config.cutouts.size.value;
+    Ok(drawn
+        .into_iter()
+        .map(|(title, ids)| GalleryGroup {
+            title,
+            tiles: ids
+                .into_iter()
+                .filter_map(|id| {
+                    let image = pixels.get(&id)?.clone();
+                    (image.len() == 3 * size * size).then_some(GalleryTile {
+                        label: id,
+                        image,
+                        height: size,
+                        width: size,
+                    })
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outcome> {
@@ -420,14 +466,6 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     )?[0]
         .unwrap_or(0) as u64;
 
-    // Duplicate pixels, found where the shards are read; only the hashes come back.
-    let dups = query(
-        engine,
-        "SELECT image_hash(image) AS h FROM cutouts_input WHERE image IS NOT NULL GROUP BY h HAVING count(*) > 1",
-    )
-    .await?;
-    let duplicate_hashes: Vec<i64> = column_i64(&dups, "h")?.into_iter().flatten().collect();
-
     let carry: Vec<String> = IDENTITY
         .iter()
         .chain(CATALOG_FEATURES.iter())
@@ -449,15 +487,38 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         ..StatsParams::default()
     };
     let checks = folder.child("checks");
-    clear(&checks).await?;
-    let spec = ChecksSpec {
+    let mut spec = ChecksSpec {
         output_url: checks.url.clone(),
         carry: carry.clone(),
-        duplicate_hashes: duplicate_hashes.clone(),
+        duplicate_hashes: Vec::new(),
         thresholds,
         stats,
     };
-    let (rows, passed, failures) = run_checks(engine, files.clone(), &input, spec).await?;
+    // One pass over the pixels; a second only when two targets share pixels,
+    // to mark every one of them duplicate_image (rare: a failure upstream).
+    clear(&checks).await?;
+    let (mut rows, mut passed, mut failures) =
+        run_checks(engine, files.clone(), &input, spec.clone()).await?;
+    engine.ctx.deregister_table("checks")?;
+    engine
+        .ctx
+        .register_parquet(
+            "checks",
+            &format!("{}/", checks.url),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+    let dups = query(
+        engine,
+        "SELECT image_hash AS h FROM checks WHERE image_hash IS NOT NULL GROUP BY image_hash HAVING count(*) > 1",
+    )
+    .await?;
+    let duplicate_hashes: Vec<i64> = column_i64(&dups, "h")?.into_iter().flatten().collect();
+    if !duplicate_hashes.is_empty() {
+        spec.duplicate_hashes = duplicate_hashes.clone();
+        clear(&checks).await?;
+        (rows, passed, failures) = run_checks(engine, files.clone(), &input, spec).await?;
+    }
     if rows != input_rows {
         return Err(Error::Conservation(format!(
             "{input_rows} cutouts in, {rows} checked"
