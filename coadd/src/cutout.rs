@@ -332,13 +332,16 @@ fn taps(p: f64, len: usize) -> (i64, [f64; 6]) {
     (first, w)
 }
 
+/// First source column and its six weights, then the same for rows.
+type Taps = (i64, [f64; 6], i64, [f64; 6]);
+
 /// Where each output pixel samples a band: its Lanczos-3 taps (first
 /// source pixel and six weights per axis), `None` off the brick, and the
 /// source rectangle all taps fall in. Bands that share a WCS (every DR10
 /// brick's g, r and z) share one geometry.
 struct Geometry {
     wcs: Tan,
-    taps: Vec<Option<(i64, [f64; 6], i64, [f64; 6])>>,
+    taps: Vec<Option<Taps>>,
     /// x0, y0, width, height of the source rectangle; `None` when no pixel lands.
     rect: Option<(i64, i64, usize, usize)>,
 }
@@ -484,7 +487,7 @@ mod tests {
             let mut direct = [0f64; 6];
             for (k, d) in direct.iter_mut().enumerate() {
                 let i = first + k as i64;
-                if i >= 0 && i < 100 {
+                if (0..100).contains(&i) {
                     *d = lanczos3_kernel(p - i as f64);
                 }
             }

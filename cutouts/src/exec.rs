@@ -554,6 +554,8 @@ fn assemble(
 pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        // Row groups of 128 images (15 MB): readers decode a shard a slice at a time.
+        .set_max_row_group_row_count(Some(128))
         // Images do not compress with dictionaries; plain pages are smaller and faster.
         .set_column_dictionary_enabled(format!("{}.list.item", schema::IMAGE).into(), false)
         .build();
