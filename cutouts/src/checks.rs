@@ -15,7 +15,8 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 use lenspipe_validate::checks::{failed_checks, Check, Thresholds};
 use lenspipe_validate::stats::{StatsComputer, StatsParams, EXPECTED_SHAPE, IMAGE_FEATURES};
@@ -222,7 +223,8 @@ fn shard_turns() -> Arc<tokio::sync::Semaphore> {
 }
 
 pub(crate) async fn run_partition(
-    mut input: SendableRecordBatchStream,
+    input: Arc<dyn ExecutionPlan>,
+    partition: usize,
     spec: ChecksSpec,
     context: Arc<TaskContext>,
 ) -> Result<RecordBatch> {
@@ -230,6 +232,7 @@ pub(crate) async fn run_partition(
         .acquire_owned()
         .await
         .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+    let mut input = input.execute(partition, Arc::clone(&context))?;
     let output = Output::resolve(&spec.output_url, &context)?;
     let schema = output_schema(input.schema().as_ref(), &spec)?;
     let (height, width) = (EXPECTED_SHAPE[1], EXPECTED_SHAPE[2]);

@@ -166,10 +166,10 @@ impl ExecutionPlan for ShardExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, Arc::clone(&context))?;
         let schema = self.job.summary_schema();
         match self.job.clone() {
             ShardJob::Cutouts(spec) => {
+                let input = self.input.execute(partition, Arc::clone(&context))?;
                 let work = async move { run_partition(input, spec, context).await };
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
                     schema,
@@ -177,7 +177,11 @@ impl ExecutionPlan for ShardExec {
                 )))
             }
             ShardJob::Checks(spec) => {
-                let work = async move { crate::checks::run_partition(input, spec, context).await };
+                // The scan starts only when the shard's turn comes (see checks::run_partition).
+                let input = Arc::clone(&self.input);
+                let work = async move {
+                    crate::checks::run_partition(input, partition, spec, context).await
+                };
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
                     schema,
                     futures::stream::once(work),

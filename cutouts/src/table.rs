@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::{ShardExec, ShardJob};
 
+/// Rows per record batch when scanning a stage's input files.
+pub const SCAN_BATCH_ROWS: usize = 128;
+
 /// One target file: its object path inside the store, and its size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetFile {
@@ -98,8 +101,11 @@ impl TableProvider for CutoutsTable {
             .map(|f| FileGroup::new(vec![PartitionedFile::new(f.path.clone(), f.size)]))
             .collect();
         let source = Arc::new(ParquetSource::new(Arc::clone(&self.targets_schema)));
+        // Batches of 128 rows: a batch of cutouts is 128 images (15 MB), not
+        // the default 8192 (1 GB).
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(&self.store_url)?, source)
             .with_file_groups(groups)
+            .with_batch_size(Some(SCAN_BATCH_ROWS))
             .build();
         let plan: Arc<dyn ExecutionPlan> = Arc::new(ShardExec::new(
             DataSourceExec::from_data_source(config),
