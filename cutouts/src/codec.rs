@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::FileFormatFactory;
@@ -14,8 +14,7 @@ use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
-use datafusion_proto::protobuf;
-use prost::Message;
+use lenspipe_sweeps::{decode_tagged, encode_tagged, schema_from_bytes, schema_to_bytes};
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{ShardExec, ShardJob};
@@ -31,34 +30,6 @@ struct TableSpec {
     files: Vec<TargetFile>,
     /// The target files' schema as a DataFusion protobuf `Schema`.
     targets_schema: Vec<u8>,
-}
-
-fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
-    buf.extend_from_slice(tag);
-    serde_json::to_writer(buf, value)
-        .map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
-}
-
-fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option<Result<T>> {
-    let body = buf.strip_prefix(tag)?;
-    Some(
-        serde_json::from_slice(body)
-            .map_err(|e| DataFusionError::Internal(format!("decoding plan: {e}"))),
-    )
-}
-
-fn schema_to_bytes(schema: &Schema) -> Result<Vec<u8>> {
-    let proto = protobuf::Schema::try_from(schema)
-        .map_err(|e| DataFusionError::Internal(format!("encoding schema: {e}")))?;
-    Ok(proto.encode_to_vec())
-}
-
-fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
-    let proto = protobuf::Schema::decode(bytes)
-        .map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
-    let schema = Schema::try_from(&proto)
-        .map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
-    Ok(Arc::new(schema))
 }
 
 /// Carries [`CutoutsTable`] in logical plans (client to scheduler).

@@ -5,6 +5,7 @@
 //! per band and one elliptical galaxy at the centre. It is not DR10 data
 //! and claims nothing about DR10's noise or galaxies.
 
+use lenspipe_validate::rng::SplitMix64;
 use lenspipe_viewer::server::{CutoutProvider, ProviderError};
 
 /// Layers the synthetic sky answers (the viewer answers `no such layer` otherwise).
@@ -15,25 +16,6 @@ pub const SOUTH_DEC_MAX: f64 = 34.0;
 #[derive(Debug, Clone, Copy)]
 pub struct SyntheticSky {
     pub seed: u64,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.unit().max(1e-300), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 }
 
 /// Noise sigma per band in nanomaggies per pixel (a choice for the demo).
@@ -64,16 +46,16 @@ impl CutoutProvider for SyntheticSky {
         }
         let key = ((ra * 1e6).round() as i64 as u64)
             ^ ((dec * 1e6).round() as i64 as u64).rotate_left(32);
-        let mut rng = Rng(key ^ self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let sigma_px = (0.6 + 1.8 * rng.unit()) / pixscale.max(1e-6);
-        let q = 0.4 + 0.6 * rng.unit();
-        let angle = std::f64::consts::PI * rng.unit();
-        let flux_r = 3.0 + 30.0 * rng.unit();
+        let mut rng = SplitMix64::new(key ^ self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let sigma_px = (0.6 + 1.8 * rng.next_f64()) / pixscale.max(1e-6);
+        let q = 0.4 + 0.6 * rng.next_f64();
+        let angle = std::f64::consts::PI * rng.next_f64();
+        let flux_r = 3.0 + 30.0 * rng.next_f64();
         let colour = [
-            ("g", 0.45 + 0.3 * rng.unit()),
+            ("g", 0.45 + 0.3 * rng.next_f64()),
             ("r", 1.0),
             ("i", 1.2),
-            ("z", 1.3 + 0.4 * rng.unit()),
+            ("z", 1.3 + 0.4 * rng.next_f64()),
         ];
         let centre = (size as f64 - 1.0) / 2.0;
         let (cos, sin) = (angle.cos(), angle.sin());

@@ -136,13 +136,15 @@ fn fits_scan(node: &Arc<dyn ExecutionPlan>) -> Option<(&FileScanConfig, &FitsSou
     Some((config, source))
 }
 
-fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
+/// Writes `tag` then `value` as JSON: how lenspipe's plan nodes travel.
+pub fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
     buf.extend_from_slice(tag);
     serde_json::to_writer(buf, value)
         .map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
 }
 
-fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option<Result<T>> {
+/// The value after `tag`, or `None` when the payload is not tagged so.
+pub fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option<Result<T>> {
     let body = buf.strip_prefix(tag)?;
     Some(
         serde_json::from_slice(body)
@@ -150,13 +152,15 @@ fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option
     )
 }
 
-fn schema_to_bytes(schema: &Schema) -> Result<Vec<u8>> {
+/// An Arrow schema as DataFusion protobuf bytes.
+pub fn schema_to_bytes(schema: &Schema) -> Result<Vec<u8>> {
     let proto = protobuf::Schema::try_from(schema)
         .map_err(|e| DataFusionError::Internal(format!("encoding schema: {e}")))?;
     Ok(proto.encode_to_vec())
 }
 
-fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
+/// The Arrow schema of [`schema_to_bytes`] bytes.
+pub fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
     let proto = protobuf::Schema::decode(bytes)
         .map_err(|e| DataFusionError::Internal(format!("decoding schema: {e}")))?;
     let schema = Schema::try_from(&proto)

@@ -18,7 +18,10 @@ mod schema;
 mod source;
 mod table;
 
-pub use codec::{SweepsLogicalCodec, SweepsPhysicalCodec};
+pub use codec::{
+    decode_tagged, encode_tagged, schema_from_bytes, schema_to_bytes, SweepsLogicalCodec,
+    SweepsPhysicalCodec,
+};
 pub use listing::{list_fits_files, SweepFile};
 pub use object_stores::EnvObjectStoreRegistry;
 pub use schema::{unify_schemas, ROW_INDEX_COLUMN, SWEEP_FILE_COLUMN};

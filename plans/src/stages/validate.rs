@@ -267,31 +267,24 @@ fn funnels(run: &Value) -> Vec<Funnel> {
             rejected,
         });
     }
-    if let Some(status) = run["stages"]["positives"]["status"].as_object() {
-        let rejected = status
-            .iter()
-            .filter(|(k, _)| k.as_str() != "matched")
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-            .collect();
-        let kept = status.get("matched").and_then(Value::as_u64).unwrap_or(0);
-        stages.push(FunnelStage {
-            stage: "positives (lenses)".into(),
-            kept,
-            rejected,
-        });
-    }
-    if let Some(status) = run["stages"]["cutouts"]["status"].as_object() {
-        let rejected = status
-            .iter()
-            .filter(|(k, _)| k.as_str() != "ok")
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-            .collect();
-        let kept = status.get("ok").and_then(Value::as_u64).unwrap_or(0);
-        stages.push(FunnelStage {
-            stage: "cutouts".into(),
-            kept,
-            rejected,
-        });
+    // Stages that count rows by status: one status is kept, the rest are rejections.
+    for (stage, title, kept_status) in [
+        ("positives", "positives (lenses)", "matched"),
+        ("cutouts", "cutouts", "ok"),
+    ] {
+        if let Some(status) = run["stages"][stage]["status"].as_object() {
+            let rejected = status
+                .iter()
+                .filter(|(k, _)| k.as_str() != kept_status)
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect();
+            let kept = status.get(kept_status).and_then(Value::as_u64).unwrap_or(0);
+            stages.push(FunnelStage {
+                stage: title.into(),
+                kept,
+                rejected,
+            });
+        }
     }
     if stages.is_empty() {
         return Vec::new();
