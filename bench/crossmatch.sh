@@ -9,7 +9,7 @@ files=${1:-10}
 rows=${2:-1000000}
 lenspipe=${CARGO_TARGET_DIR:-$PWD/target}/debug/lenspipe
 work=${BENCH_DIR:-/tmp/lenspipe-bench}
-lenscat=$(cd .. && pwd)/shared/data/positives/lenscat_catalog.csv
+lenscat=$PWD/data/positives/lenscat_catalog.csv
 data=$work/xmatch-$files-$rows
 [[ -d $data ]] || "$lenspipe" synth --out "$data" --files "$files" --rows-per-file "$rows" --seed 3 --plant "$lenscat" >&2
 cat "$data"/*.fits > /dev/null

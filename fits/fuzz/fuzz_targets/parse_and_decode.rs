@@ -2,7 +2,7 @@
 //! nothing may panic, and every error must name its source.
 //!
 //! Seed the corpus with real files, e.g.
-//! `mkdir -p corpus/parse_and_decode && cp ../../../shared/data/real-sweeps/*.fits corpus/parse_and_decode/`.
+//! `mkdir -p corpus/parse_and_decode && cp ../../data/real-sweeps/*.fits corpus/parse_and_decode/`.
 #![no_main]
 
 use std::io::Cursor;

@@ -196,16 +196,13 @@ impl Row {
     }
 }
 
-/// The directory of the real legacy-survey files (`shared/data/real-sweeps`
-/// beside the repository, or `$LENSPIPE_SHARED_DATA/real-sweeps`).
+/// The directory of the real legacy-survey files shipped in the
+/// repository (`data/real-sweeps`).
 pub fn real_sweeps_dir() -> PathBuf {
-    let dir = match std::env::var_os("LENSPIPE_SHARED_DATA") {
-        Some(d) => PathBuf::from(d).join("real-sweeps"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real-sweeps"),
-    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/real-sweeps");
     assert!(
         dir.is_dir(),
-        "real legacy-survey FITS files not found in {} (set LENSPIPE_SHARED_DATA to the shared data dir)",
+        "real legacy-survey FITS files not found in {}",
         dir.display()
     );
     dir
