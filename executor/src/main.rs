@@ -9,6 +9,7 @@ use clap::Parser;
 use lenspipe_plans::{cli_defaults, extensions};
 
 fn main() -> ballista_core::error::Result<()> {
+    lenspipe_plans::memory::return_large_blocks();
     let opt = Config::parse_from(cli_defaults::loopback_unless_told(std::env::args()));
     let mut config: ExecutorProcessConfig = opt.try_into()?;
     tracing_subscriber::fmt()

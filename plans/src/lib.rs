@@ -11,6 +11,7 @@ pub mod error;
 pub mod extensions;
 pub mod lenses;
 pub mod manifest;
+pub mod memory;
 pub mod parity;
 pub mod plan;
 pub mod sink;

@@ -372,6 +372,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    lenspipe_plans::memory::return_large_blocks();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
