@@ -257,6 +257,7 @@ pub(crate) async fn run_partition(
         let name = format!("part-{:016x}.parquet", checker.id_hash);
         paths.push(output.put(&name, encode_parquet(&rows)?).await?);
     }
+    tracing::info!(rows = checker.rows, passed = checker.passed, paths = %paths.join(","), "checks shard written");
     let failures = serde_json::to_string(&checker.failures)
         .map_err(|e| DataFusionError::Internal(e.to_string()))?;
     Ok(RecordBatch::try_new(

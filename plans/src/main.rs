@@ -191,6 +191,12 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
     };
     let mut shortcut_found = false;
     for s in order {
+        let started = std::time::Instant::now();
+        let stage_name = s
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        tracing::info!(stage = %stage_name, engine = %engine.kind.describe(), "stage started");
         let (name, section) = match s {
             Stage::Negatives => (
                 "negatives",
@@ -216,6 +222,11 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
             }
             Stage::All | Stage::Catalog => unreachable!("expanded above"),
         };
+        tracing::info!(
+            stage = name,
+            seconds = started.elapsed().as_secs_f64(),
+            "stage finished"
+        );
         println!(
             "{name}: {}",
             serde_json::to_string_pretty(&section).unwrap_or_default()
