@@ -76,7 +76,7 @@ pub fn output_schema(input: &Schema, spec: &ChecksSpec) -> Result<SchemaRef> {
 }
 
 /// The pixel values of row `i`, if any (List or FixedSizeList of Float32).
-fn pixels(images: &ArrayRef, i: usize) -> Result<Option<Float32Array>> {
+pub fn pixels(images: &ArrayRef, i: usize) -> Result<Option<Float32Array>> {
     if images.is_null(i) {
         return Ok(None);
     }

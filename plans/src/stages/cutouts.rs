@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch};
-use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::logical_expr::{col, SortExpr};
 use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
@@ -29,6 +29,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::record_stage;
 use crate::sink::Location;
+use crate::stages::{column_i64, column_strings};
 
 /// The targets, ordered so that targets of one brick share a shard.
 async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
@@ -171,25 +172,6 @@ impl Progress {
     }
 }
 
-fn int(batch: &RecordBatch, name: &str, row: usize) -> Result<i64> {
-    let column = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::Other(format!("cutout summary lacks {name}")))?;
-    Ok(cast(column, &DataType::Int64)?
-        .as_primitive::<Int64Type>()
-        .value(row))
-}
-
-fn text(batch: &RecordBatch, name: &str, row: usize) -> Result<String> {
-    let column = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::Other(format!("cutout summary lacks {name}")))?;
-    Ok(cast(column, &DataType::Utf8)?
-        .as_string::<i32>()
-        .value(row)
-        .to_string())
-}
-
 pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
@@ -240,28 +222,45 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
     let mut shards: BTreeMap<i64, String> = BTreeMap::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        let targets_of = column_i64(&batch, cs::SUMMARY_TARGETS)?;
+        let (fetched_of, kept_of) = (
+            column_i64(&batch, cs::SUMMARY_FETCHED)?,
+            column_i64(&batch, cs::SUMMARY_KEPT)?,
+        );
+        let (attempts_of, bytes_of) = (
+            column_i64(&batch, cs::SUMMARY_ATTEMPTS)?,
+            column_i64(&batch, cs::SUMMARY_BYTES)?,
+        );
+        let (shard_of, path_of) = (
+            column_i64(&batch, cs::SUMMARY_SHARD)?,
+            column_strings(&batch, cs::SUMMARY_PATH)?,
+        );
+        let statuses_of = column_strings(&batch, cs::SUMMARY_STATUSES)?;
+        let reused_of = batch
+            .column_by_name(cs::SUMMARY_REUSED_SHARD)
+            .ok_or_else(|| Error::Other("cutout summary lacks reused_shard".into()))?
+            .as_boolean()
+            .clone();
         for row in 0..batch.num_rows() {
-            let targets = int(&batch, cs::SUMMARY_TARGETS, row)? as u64;
+            let count = |column: &[Option<i64>]| column[row].unwrap_or(0) as u64;
+            let targets = count(&targets_of);
             summarised += targets;
-            fetched += int(&batch, cs::SUMMARY_FETCHED, row)? as u64;
-            kept += int(&batch, cs::SUMMARY_KEPT, row)? as u64;
-            attempts += int(&batch, cs::SUMMARY_ATTEMPTS, row)? as u64;
-            bytes += int(&batch, cs::SUMMARY_BYTES, row)? as u64;
-            let reused_column = batch
-                .column_by_name(cs::SUMMARY_REUSED_SHARD)
-                .ok_or_else(|| Error::Other("cutout summary lacks reused_shard".into()))?;
-            if reused_column.as_boolean().value(row) {
+            fetched += count(&fetched_of);
+            kept += count(&kept_of);
+            attempts += count(&attempts_of);
+            bytes += count(&bytes_of);
+            if reused_of.value(row) {
                 reused += 1;
             }
             let counts: BTreeMap<String, u64> =
-                serde_json::from_str(&text(&batch, cs::SUMMARY_STATUSES, row)?)
+                serde_json::from_str(statuses_of[row].as_deref().unwrap_or("{}"))
                     .map_err(|e| Error::Other(format!("cutout summary statuses: {e}")))?;
             for (status, n) in counts {
                 *statuses.entry(status).or_default() += n;
             }
-            let shard = int(&batch, cs::SUMMARY_SHARD, row)?;
+            let shard = shard_of[row].unwrap_or(-1);
             if shards
-                .insert(shard, text(&batch, cs::SUMMARY_PATH, row)?)
+                .insert(shard, path_of[row].clone().unwrap_or_default())
                 .is_some()
             {
                 return Err(Error::Conservation(format!(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -35,6 +35,48 @@ pub(crate) fn count_strings(
         *into.entry(key).or_default() += 1;
     }
     Ok(())
+}
+
+/// A numeric column of a plan batch as f64, NULL as NaN.
+pub(crate) fn column_f64(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("plan output lacks column '{name}'")))?;
+    let array = cast(array, &DataType::Float64)?;
+    let values = array.as_primitive::<Float64Type>();
+    Ok((0..values.len())
+        .map(|i| {
+            if values.is_valid(i) {
+                values.value(i)
+            } else {
+                f64::NAN
+            }
+        })
+        .collect())
+}
+
+/// A column of a plan batch as strings, whatever its type.
+pub(crate) fn column_strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("plan output lacks column '{name}'")))?;
+    let array = cast(array, &DataType::Utf8)?;
+    let values = array.as_string::<i32>();
+    Ok((0..values.len())
+        .map(|i| values.is_valid(i).then(|| values.value(i).to_string()))
+        .collect())
+}
+
+/// An integer column of a plan batch as i64.
+pub(crate) fn column_i64(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Other(format!("plan output lacks column '{name}'")))?;
+    let array = cast(array, &DataType::Int64)?;
+    let values = array.as_primitive::<Int64Type>();
+    Ok((0..values.len())
+        .map(|i| values.is_valid(i).then(|| values.value(i)))
+        .collect())
 }
 
 /// Loads the lens catalog named by `inputs.positives` (a path or URL).

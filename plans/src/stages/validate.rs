@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::array::RecordBatch;
 use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
 use lenspipe_cutouts::checks::{ChecksSpec, FAILURES, PASSED};
@@ -37,6 +35,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::record_stage;
 use crate::sink::Location;
+use crate::stages::{column_f64, column_i64, column_strings};
 
 /// Columns copied from the cutouts to each checks row, when present.
 const IDENTITY: [&str; 11] = [
@@ -83,45 +82,6 @@ pub struct Outcome {
     pub flagged: usize,
     /// One screen of text: flagged features and failed checks by name.
     pub summary: String,
-}
-
-fn column_f64(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
-    let array = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
-    let array = cast(array, &DataType::Float64)?;
-    let values = array.as_primitive::<Float64Type>();
-    Ok((0..values.len())
-        .map(|i| {
-            if values.is_valid(i) {
-                values.value(i)
-            } else {
-                f64::NAN
-            }
-        })
-        .collect())
-}
-
-fn column_strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
-    let array = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
-    let array = cast(array, &DataType::Utf8)?;
-    let values = array.as_string::<i32>();
-    Ok((0..values.len())
-        .map(|i| values.is_valid(i).then(|| values.value(i).to_string()))
-        .collect())
-}
-
-fn column_i64(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
-    let array = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::Other(format!("query lacks {name}")))?;
-    let array = cast(array, &DataType::Int64)?;
-    let values = array.as_primitive::<Int64Type>();
-    Ok((0..values.len())
-        .map(|i| values.is_valid(i).then(|| values.value(i)))
-        .collect())
 }
 
 async fn query(engine: &Engine, sql: &str) -> Result<RecordBatch> {
@@ -376,18 +336,9 @@ async fn gallery(
             .column_by_name("image")
             .ok_or_else(|| Error::Other("gallery lacks image".into()))?;
         for (i, id) in ids.into_iter().enumerate() {
-            let values = match images.data_type() {
-                DataType::FixedSizeList(_, _) => images.as_fixed_size_list().value(i),
-                _ => images.as_list::<i32>().value(i),
-            };
-            let values = cast(&values, &DataType::Float32)?;
-            pixels.insert(
-                id.unwrap_or_default(),
-                values
-                    .as_primitive::<arrow::datatypes::Float32Type>()
-                    .values()
-                    .to_vec(),
-            );
+            if let Some(values) = lenspipe_cutouts::checks::pixels(images, i)? {
+                pixels.insert(id.unwrap_or_default(), values.values().to_vec());
+            }
         }
     }
     let size = config.cutouts.size.value;
@@ -511,6 +462,16 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         spec.duplicate_hashes = duplicate_hashes.clone();
         clear(&checks).await?;
         (rows, passed, failures) = run_checks(engine, files.clone(), &input, spec).await?;
+        // The rewritten parts replace the first pass's: read them afresh.
+        engine.ctx.deregister_table("checks")?;
+        engine
+            .ctx
+            .register_parquet(
+                "checks",
+                &format!("{}/", checks.url),
+                ParquetReadOptions::default(),
+            )
+            .await?;
     }
     if rows != input_rows {
         return Err(Error::Conservation(format!(
@@ -522,15 +483,6 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     // Shortcut statistics on (a stable subsample of) the checked rows with
     // pixels, in galaxy_id order: the bootstrap draws by position, so the
     // order must not depend on the engine or the partitioning.
-    engine.ctx.deregister_table("checks")?;
-    engine
-        .ctx
-        .register_parquet(
-            "checks",
-            &format!("{}/", checks.url),
-            ParquetReadOptions::default(),
-        )
-        .await?;
     let with_pixels = column_i64(
         &query(
             engine,
