@@ -13,6 +13,9 @@
 
 use std::io::{self, Write};
 
+use crate::column::TForm;
+use crate::error::{ErrorKind, FitsError};
+
 /// FITS block size in bytes.
 pub const BLOCK: usize = 2880;
 /// FITS header card length in bytes.
@@ -75,58 +78,32 @@ impl ColumnSpec {
 
     /// Width of the column in bytes, parsed from `tform`.
     pub fn width(&self) -> io::Result<usize> {
-        let (repeat, code) = parse_tform(&self.tform)?;
-        Ok(field_width(repeat, code))
+        Ok(self.parsed_tform()?.width())
     }
-}
 
-/// Parses `rT` (repeat count, type letter). `P`/`Q` descriptors are rejected.
-fn parse_tform(tform: &str) -> io::Result<(usize, u8)> {
-    let t = tform.trim();
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    let repeat = if digits == 0 {
-        1
-    } else {
-        t[..digits]
-            .parse::<usize>()
-            .map_err(|_| invalid(format!("TFORM {tform:?}: bad repeat count")))?
-    };
-    let rest = &t.as_bytes()[digits..];
-    let Some(&code) = rest.first() else {
-        return Err(invalid(format!(
-            "TFORM {tform:?}: missing data type letter"
-        )));
-    };
-    match code {
-        b'L' | b'X' | b'B' | b'I' | b'J' | b'K' | b'A' | b'E' | b'D' | b'C' | b'M' => {}
-        b'P' | b'Q' => {
-            return Err(invalid(format!(
-                "TFORM {tform:?}: variable-length arrays are not supported"
-            )))
+    /// `tform` parsed by the reader's parser; variable-length arrays (`P`/`Q`)
+    /// are refused because the writer has no heap (`PCOUNT` is always 0).
+    pub fn parsed_tform(&self) -> io::Result<TForm> {
+        let tform = TForm::parse(&self.tform).map_err(invalid_tform)?;
+        if matches!(tform.code, 'P' | 'Q') {
+            return Err(invalid_tform(FitsError::new(
+                ErrorKind::Unsupported,
+                "",
+                0,
+                0,
+                format!(
+                    "TFORM '{}': variable-length arrays are not supported by the writer",
+                    self.tform.trim()
+                ),
+            )));
         }
-        _ => return Err(invalid(format!("TFORM {tform:?}: unknown data type"))),
+        Ok(tform)
     }
-    // `rAw` (substring width) is the only trailing text the standard allows for fixed fields.
-    let tail = &rest[1..];
-    let substring_width = code == b'A' && tail.iter().all(u8::is_ascii_digit);
-    if !tail.is_empty() && !substring_width {
-        return Err(invalid(format!(
-            "TFORM {tform:?}: unexpected trailing characters"
-        )));
-    }
-    Ok((repeat, code))
 }
 
-fn field_width(repeat: usize, code: u8) -> usize {
-    match code {
-        b'X' => repeat.div_ceil(8),
-        b'L' | b'B' | b'A' => repeat,
-        b'I' => 2 * repeat,
-        b'J' | b'E' => 4 * repeat,
-        b'K' | b'D' | b'C' => 8 * repeat,
-        b'M' => 16 * repeat,
-        _ => unreachable!("checked by parse_tform"),
-    }
+/// TFORM errors keep their [`FitsError`] inside the `io::Error` the writer returns.
+fn invalid_tform(e: FitsError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e)
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -287,8 +264,8 @@ impl<W: Write> BinTableWriter<W> {
         let mut offsets = Vec::with_capacity(columns.len());
         let mut row_len = 0usize;
         for (i, c) in columns.iter().enumerate() {
-            let (repeat, code) = parse_tform(&c.tform)?;
-            if c.tnull.is_some() && !matches!(code, b'B' | b'I' | b'J' | b'K') {
+            let tform = c.parsed_tform()?;
+            if c.tnull.is_some() && !matches!(tform.code, 'B' | 'I' | 'J' | 'K') {
                 return Err(invalid(format!(
                     "column {} ({}): TNULL is only allowed on integer columns, TFORM is {:?}",
                     i + 1,
@@ -298,7 +275,7 @@ impl<W: Write> BinTableWriter<W> {
             }
             offsets.push(row_len);
             row_len = row_len
-                .checked_add(field_width(repeat, code))
+                .checked_add(tform.width())
                 .ok_or_else(|| invalid("row length overflows".into()))?;
         }
         (row_len as u64)
@@ -330,7 +307,8 @@ impl<W: Write> BinTableWriter<W> {
         for (i, c) in columns.iter().enumerate() {
             let n = i + 1;
             h.str(&format!("TTYPE{n}"), &c.name)?;
-            h.str(&format!("TFORM{n}"), c.tform.trim())?;
+            // The reader accepts lower-case codes; files get the standard upper case.
+            h.str(&format!("TFORM{n}"), &c.tform.trim().to_ascii_uppercase())?;
             if let Some(u) = &c.unit {
                 h.str(&format!("TUNIT{n}"), u)?;
             }
@@ -524,6 +502,16 @@ mod tests {
         assert!(ColumnSpec::new("X", "Z").width().is_err());
         assert!(ColumnSpec::new("X", "").width().is_err());
         assert!(ColumnSpec::new("X", "E3").width().is_err());
+        // The reader's parser: lower case accepted, errors are `FitsError`s.
+        assert_eq!(w(" 5e "), 20);
+        let kind = |t: &str| {
+            let e = ColumnSpec::new("X", t).width().unwrap_err();
+            let inner = e.get_ref().and_then(|e| e.downcast_ref::<FitsError>());
+            inner.map(|f| f.kind)
+        };
+        assert_eq!(kind("1PE(10)"), Some(ErrorKind::Unsupported));
+        assert_eq!(kind("Z"), Some(ErrorKind::Header));
+        assert_eq!(kind("99999999999E"), Some(ErrorKind::Header));
     }
 
     #[test]
