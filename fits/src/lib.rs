@@ -18,6 +18,7 @@ pub mod error;
 pub mod header;
 pub mod reader;
 mod rice;
+pub mod sphere;
 pub mod tiled;
 pub mod writer;
 
@@ -25,6 +26,6 @@ pub use column::{ColumnDesc, TForm};
 pub use decode::RowDecoder;
 pub use error::{ErrorKind, FitsError, Result};
 pub use header::{scan_headers, scan_headers_sized, BinTableLayout, Header, HeaderScan};
-pub use reader::{read_layout, Reader, ReaderBuilder};
+pub use reader::{read_layout, HeaderProbe, Reader, ReaderBuilder};
 pub use tiled::TiledImage;
 pub use writer::{BinTableWriter, ColumnSpec};

@@ -136,25 +136,74 @@ fn read_layout_sized<R: Read + Seek>(r: &mut R, source: &str) -> Result<(BinTabl
     let file_size = r.seek(SeekFrom::End(0)).map_err(|e| io_err(0, e))?;
     r.seek(SeekFrom::Start(0)).map_err(|e| io_err(0, e))?;
     let mut prefix = Vec::new();
-    let mut want = HEADER_PROBE_LEN.min(file_size);
+    let mut probe = HeaderProbe::new(file_size, source);
     loop {
         // `want` never exceeds the file size, so this allocation is bounded by it.
-        let have = prefix.len() as u64;
+        let (have, want) = (prefix.len() as u64, probe.want());
         r.by_ref()
             .take(want - have)
             .read_to_end(&mut prefix)
             .map_err(|e| io_err(have, e))?;
-        if (prefix.len() as u64) < want {
+        if let Some(layout) = probe.feed(&prefix)? {
+            return Ok((layout, file_size));
+        }
+    }
+}
+
+/// The loop that reads a file's headers, apart from the reading itself: the
+/// same decisions serve local files and byte ranges from object storage.
+///
+/// Start with the first [`want`](Self::want) bytes of the file; [`feed`](Self::feed)
+/// the prefix read so far until it returns the layout, reading up to
+/// [`want`](Self::want) bytes after each `None`.
+#[derive(Debug, Clone)]
+pub struct HeaderProbe<'a> {
+    file_size: u64,
+    want: u64,
+    source: &'a str,
+}
+
+impl<'a> HeaderProbe<'a> {
+    /// A probe of a file of `file_size` bytes, named `source` in errors.
+    pub fn new(file_size: u64, source: &'a str) -> Self {
+        Self {
+            file_size,
+            want: HEADER_PROBE_LEN.min(file_size),
+            source,
+        }
+    }
+
+    /// Bytes of the file's start the next [`feed`](Self::feed) should hold.
+    pub fn want(&self) -> u64 {
+        self.want
+    }
+
+    /// Scans `prefix` (the file's first bytes, at least [`want`](Self::want)
+    /// of them): the layout once the headers are complete, `None` when more
+    /// bytes are needed. A short prefix means the file shrank while read.
+    pub fn feed(&mut self, prefix: &[u8]) -> Result<Option<BinTableLayout>> {
+        let (source, file_size) = (self.source, self.file_size);
+        if (prefix.len() as u64) < self.want {
             return Err(Location { source, hdu: 0 }.truncated(
                 prefix.len() as u64,
                 format!("file shrank while reading: expected {file_size} bytes"),
             ));
         }
-        match scan_headers_sized(&prefix, file_size, source)? {
-            HeaderScan::Complete(layout) => return Ok((layout, file_size)),
+        match scan_headers_sized(prefix, file_size, source)? {
+            HeaderScan::Complete(layout) => Ok(Some(layout)),
             // scan_headers_sized asks only for bytes the file has.
             HeaderScan::NeedMore { at_least } => {
-                want = (at_least as u64).max(want.saturating_mul(2)).min(file_size);
+                let next = (at_least as u64)
+                    .max(self.want.saturating_mul(2))
+                    .min(file_size);
+                if next <= self.want {
+                    return Err(Location { source, hdu: 0 }.truncated(
+                        file_size,
+                        format!("file ends ({file_size} bytes) inside its FITS header"),
+                    ));
+                }
+                self.want = next;
+                Ok(None)
             }
         }
     }

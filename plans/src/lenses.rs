@@ -10,6 +10,8 @@ use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::Serialize;
 
+use lenspipe_synth::{CatalogProblem, CsvTable};
+
 use crate::config::CatalogColumns;
 use crate::error::{Error, Result};
 
@@ -41,51 +43,12 @@ pub fn lens_schema() -> SchemaRef {
     ]))
 }
 
-/// Splits one CSV record (RFC 4180 quoting, no embedded newlines).
-fn split_csv(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => fields.push(std::mem::take(&mut field)),
-            (_, c) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quoted field".into());
-    }
-    fields.push(field);
-    Ok(fields)
-}
-
-/// Parses the catalog text; `source` names it in errors.
+/// Parses the catalog text; `source` names it in errors. The records and
+/// their line numbers come from the reader the synthetic sweeps use too.
 pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Result<LensCatalog> {
-    let mut lines = text.lines().enumerate();
-    let header = loop {
-        match lines.next() {
-            Some((_, l)) if l.trim().is_empty() || l.starts_with('#') => continue,
-            Some((_, l)) => {
-                break split_csv(l).map_err(|e| Error::Input(format!("{source}: header: {e}")))?
-            }
-            None => return Err(Error::Input(format!("{source}: empty catalog"))),
-        }
-    };
-    let find = |name: &str| -> Result<usize> {
-        header.iter().position(|h| h.trim() == name).ok_or_else(|| {
-            Error::Input(format!(
-                "{source}: no column '{name}' (columns: {})",
-                header.join(", ")
-            ))
-        })
-    };
+    let problem = |e: CatalogProblem| Error::Input(format!("{source}: {}", e.0));
+    let table = CsvTable::parse(text).map_err(problem)?;
+    let find = |name: &str| table.column(name).map_err(problem);
     let optional =
         |name: &Option<String>| -> Result<Option<usize>> { name.as_deref().map(find).transpose() };
     let (name_i, ra_i, dec_i) = (
@@ -105,50 +68,30 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
     let (mut grades, mut zs, mut types, mut refs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut rejected = Vec::new();
-    let mut data_lines = 0;
-    for (i, line) in lines {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        data_lines += 1;
-        let reject = |reason: String| RejectedLine {
-            line: line_no,
-            reason,
-        };
-        let fields = match split_csv(line) {
-            Ok(f) if f.len() == header.len() => f,
-            Ok(f) => {
-                rejected.push(reject(format!(
-                    "{} fields, header has {}",
-                    f.len(),
-                    header.len()
-                )));
-                continue;
-            }
-            Err(e) => {
-                rejected.push(reject(e));
-                continue;
-            }
-        };
-        let coord = |at: usize, what: &str, lo: f64, hi: f64| -> std::result::Result<f64, String> {
-            let text = fields[at].trim();
-            let v: f64 = text
-                .parse()
-                .map_err(|_| format!("{what} '{text}' is not a number"))?;
-            if v.is_finite() && v >= lo && v <= hi {
+    for record in &table.records {
+        let coord = |fields: &[String], at: usize, lo: f64, hi: f64| {
+            let v = table.number(fields, at)?;
+            if (lo..=hi).contains(&v) {
                 Ok(v)
             } else {
-                Err(format!("{what} {v} is outside [{lo}, {hi}]"))
+                let column = table.header[at].trim();
+                Err(format!("column '{column}': {v} is outside [{lo}, {hi}]"))
             }
         };
-        let (ra, dec) = match (
-            coord(ra_i, "RA", 0.0, 360.0),
-            coord(dec_i, "Dec", -90.0, 90.0),
-        ) {
-            (Ok(ra), Ok(dec)) => (ra, dec),
-            (Err(e), _) | (_, Err(e)) => {
-                rejected.push(reject(e));
+        let coords = table.fields(record).and_then(|fields| {
+            Ok((
+                fields,
+                coord(fields, ra_i, 0.0, 360.0)?,
+                coord(fields, dec_i, -90.0, 90.0)?,
+            ))
+        });
+        let (fields, ra, dec) = match coords {
+            Ok(found) => found,
+            Err(reason) => {
+                rejected.push(RejectedLine {
+                    line: record.line,
+                    reason,
+                });
                 continue;
             }
         };
@@ -156,7 +99,7 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
             at.map(|a| fields[a].trim().to_string())
                 .filter(|s| !s.is_empty())
         };
-        ids.push(line_no as i64);
+        ids.push(record.line as i64);
         names.push(text(Some(name_i)));
         ras.push(ra);
         decs.push(dec);
@@ -165,6 +108,7 @@ pub fn parse_catalog(text: &str, source: &str, columns: &CatalogColumns) -> Resu
         types.push(text(type_i));
         refs.push(text(ref_i));
     }
+    let data_lines = table.records.len();
     let batch = RecordBatch::try_new(
         lens_schema(),
         vec![
@@ -209,7 +153,9 @@ mod tests {
         assert_eq!(c.data_lines, 5);
         let lines: Vec<usize> = c.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![3, 4, 5]);
-        assert!(c.rejected[0].reason.contains("'abc' is not a number"));
+        assert!(c.rejected[0]
+            .reason
+            .contains("column 'RA [deg]': \"abc\" is not a number"));
         assert!(c.rejected[1].reason.contains("outside"));
         assert_eq!(c.data_lines, c.batch.num_rows() + c.rejected.len());
     }

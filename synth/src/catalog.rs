@@ -1,14 +1,116 @@
-//! Reading the lens catalog CSV (lenscat format: `name,RA [deg],DEC [deg],...`).
+//! Reading lens catalog CSV files (lenscat format: `name,RA [deg],DEC [deg],...`).
 //!
-//! A small hand-written CSV reader: comma-separated fields, a field that starts
-//! with `"` is quoted (`""` inside stands for one `"`, and it may span lines);
-//! a `"` anywhere else is an ordinary character (lenscat references contain
-//! `B\"ohringer`), and text after a closing quote is kept as is (as Python's
-//! `csv` module does). Blank lines are ignored. Lines that do not parse are
-//! reported with their 1-based line number and skipped.
+//! One reader for the synthetic sweeps (which plant the lenses) and the
+//! positives stage (which finds them again), so both give a lens the same line
+//! number. Records come from the `csv` crate, the parser `arrow-csv` is built
+//! on. `arrow-csv` itself does not fit: it stops the whole read at the first
+//! record with a wrong number of fields (a catalog rejects that row and goes
+//! on), counts records rather than lines (a quoted newline would shift every
+//! later line number), and reads empty text as null.
+//!
+//! The rules: a UTF-8 byte order mark is skipped; a field that starts with
+//! `"` is quoted (`""` inside stands for one `"`, and it may span lines); a
+//! `"` anywhere else is an ordinary character (lenscat references contain
+//! `B\"ohringer`); text after a closing quote is kept (as Python's `csv`
+//! module does); an unterminated quote runs to the end of the file (also as
+//! Python's). Blank lines are ignored, and so are lines starting with `#`
+//! before the header. Each record has the 1-based line it starts on.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// The records of a CSV file after its header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvTable {
+    /// Column names as written (compare them trimmed, see [`CsvTable::column`]).
+    pub header: Vec<String>,
+    pub records: Vec<CsvRecord>,
+}
+
+/// One record and the line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvRecord {
+    /// 1-based line number where the record starts.
+    pub line: usize,
+    pub fields: Vec<String>,
+}
+
+impl CsvTable {
+    /// Splits `text` into the header and the non-blank records.
+    pub fn parse(text: &str) -> Result<Self, CatalogProblem> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut header: Option<Vec<String>> = None;
+        let mut records = Vec::new();
+        // Lines are counted here: csv's positions point before the blank
+        // lines and line ends that precede a record.
+        let (mut counted_to, mut line) = (0usize, 1usize);
+        for record in reader.records() {
+            let record = record.map_err(|e| CatalogProblem(e.to_string()))?;
+            let from = record.position().map_or(0, |p| p.byte() as usize);
+            let start = text[from..]
+                .find(|c| c != '\r' && c != '\n')
+                .map_or(text.len(), |skip| from + skip);
+            line += text.as_bytes()[counted_to..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            counted_to = start;
+            let fields: Vec<String> = record.iter().map(str::to_string).collect();
+            if fields.len() == 1 && fields[0].trim().is_empty() {
+                continue;
+            }
+            match header {
+                None if fields[0].starts_with('#') => {}
+                None => header = Some(fields),
+                Some(_) => records.push(CsvRecord { line, fields }),
+            }
+        }
+        let header =
+            header.ok_or_else(|| CatalogProblem("the file is empty (no header line)".into()))?;
+        Ok(Self { header, records })
+    }
+
+    /// The index of the column named `name` (names compared trimmed).
+    pub fn column(&self, name: &str) -> Result<usize, CatalogProblem> {
+        self.header
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| {
+                CatalogProblem(format!(
+                    "header has no column '{name}' (columns: {})",
+                    self.header.join(", ")
+                ))
+            })
+    }
+
+    /// The record's fields if it has as many as the header.
+    pub fn fields<'a>(&self, record: &'a CsvRecord) -> Result<&'a [String], String> {
+        if record.fields.len() == self.header.len() {
+            Ok(&record.fields)
+        } else {
+            Err(format!(
+                "expected {} fields as in the header, found {}",
+                self.header.len(),
+                record.fields.len()
+            ))
+        }
+    }
+
+    /// The finite number in column `at` of `fields`; the error names the column.
+    pub fn number(&self, fields: &[String], at: usize) -> Result<f64, String> {
+        let column = self.header[at].trim();
+        let text = fields[at].trim();
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(_) => Err(format!("column '{column}': {text:?} is not finite")),
+            Err(_) => Err(format!("column '{column}': {text:?} is not a number")),
+        }
+    }
+}
 
 /// One lens read from the catalog.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,81 +157,6 @@ pub struct LensCatalog {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogProblem(pub String);
 
-/// Splits `text` into records: (1-based start line, fields) or (line, error).
-fn records(text: &str) -> Vec<(usize, Result<Vec<String>, String>)> {
-    let mut out = Vec::new();
-    let b = text.as_bytes();
-    let mut i = 0;
-    let mut line = 1usize;
-    while i < b.len() {
-        let start_line = line;
-        let mut fields = Vec::new();
-        let mut err: Option<String> = None;
-        // Parse one record.
-        loop {
-            let mut field = Vec::new();
-            if i < b.len() && b[i] == b'"' {
-                // Quoted field.
-                i += 1;
-                let mut closed = false;
-                while i < b.len() {
-                    match b[i] {
-                        b'"' if i + 1 < b.len() && b[i + 1] == b'"' => {
-                            field.push(b'"');
-                            i += 2;
-                        }
-                        b'"' => {
-                            closed = true;
-                            i += 1;
-                            break;
-                        }
-                        c => {
-                            if c == b'\n' {
-                                line += 1;
-                            }
-                            field.push(c);
-                            i += 1;
-                        }
-                    }
-                }
-                if !closed {
-                    err.get_or_insert_with(|| "unterminated quoted field".to_string());
-                }
-                // Text between the closing quote and the next separator is kept
-                // as is (lenient, like Python's csv module).
-                while i < b.len() && !matches!(b[i], b',' | b'\n' | b'\r') {
-                    field.push(b[i]);
-                    i += 1;
-                }
-            } else {
-                while i < b.len() && !matches!(b[i], b',' | b'\n' | b'\r') {
-                    field.push(b[i]);
-                    i += 1;
-                }
-            }
-            fields.push(String::from_utf8_lossy(&field).into_owned());
-            if i < b.len() && b[i] == b',' {
-                i += 1;
-                continue;
-            }
-            // End of record: consume \r\n, \n or \r.
-            if i < b.len() && b[i] == b'\r' {
-                i += 1;
-            }
-            if i < b.len() && b[i] == b'\n' {
-                i += 1;
-            }
-            line += 1;
-            break;
-        }
-        let blank = fields.len() == 1 && fields[0].trim().is_empty() && err.is_none();
-        if !blank {
-            out.push((start_line, err.map_or(Ok(fields), Err)));
-        }
-    }
-    out
-}
-
 /// Parses catalog text. `path` is used in messages only.
 pub fn parse_catalog(
     text: &str,
@@ -137,94 +164,41 @@ pub fn parse_catalog(
     ra_column: &str,
     dec_column: &str,
 ) -> Result<LensCatalog, CatalogProblem> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut recs = records(text).into_iter();
-    let Some((hline, header)) = recs.next() else {
-        return Err(CatalogProblem("the file is empty (no header line)".into()));
-    };
-    let header = header.map_err(|e| CatalogProblem(format!("header (line {hline}): {e}")))?;
-    let find = |want: &str| header.iter().position(|h| h.trim() == want);
-    let ra_i = find(ra_column).ok_or_else(|| {
-        CatalogProblem(format!(
-            "header has no column {ra_column:?} (columns: {})",
-            header.join(", ")
-        ))
-    })?;
-    let dec_i = find(dec_column).ok_or_else(|| {
-        CatalogProblem(format!(
-            "header has no column {dec_column:?} (columns: {})",
-            header.join(", ")
-        ))
-    })?;
-    let name_i = find("name");
+    let table = CsvTable::parse(text)?;
+    let (ra_i, dec_i) = (table.column(ra_column)?, table.column(dec_column)?);
+    let name_i = table.column("name").ok();
 
     let mut cat = LensCatalog::default();
-    for (line, rec) in recs {
-        let skip = |reason: String| SkippedLine {
-            path: path.to_path_buf(),
-            line,
-            reason,
-        };
-        let fields = match rec {
-            Ok(f) => f,
-            Err(e) => {
-                cat.skipped.push(skip(e));
-                continue;
-            }
-        };
-        if fields.len() != header.len() {
-            cat.skipped.push(skip(format!(
-                "expected {} fields as in the header, found {}",
-                header.len(),
-                fields.len()
-            )));
-            continue;
-        }
-        let num = |i: usize, what: &str| -> Result<f64, String> {
-            let s = fields[i].trim();
-            let v: f64 = s
-                .parse()
-                .map_err(|_| format!("{what} {s:?} is not a number"))?;
-            if v.is_finite() {
-                Ok(v)
-            } else {
-                Err(format!("{what} {s:?} is not finite"))
-            }
-        };
-        let ra = match num(ra_i, ra_column) {
-            Ok(v) if (-360.0..=720.0).contains(&v) => v.rem_euclid(360.0),
-            Ok(v) => {
-                cat.skipped
-                    .push(skip(format!("{ra_column} {v} is out of range")));
-                continue;
-            }
-            Err(e) => {
-                cat.skipped.push(skip(e));
-                continue;
-            }
-        };
-        let dec = match num(dec_i, dec_column) {
-            Ok(v) if (-90.0..=90.0).contains(&v) => v,
-            Ok(v) => {
-                cat.skipped
-                    .push(skip(format!("{dec_column} {v} is outside [-90, 90]")));
-                continue;
-            }
-            Err(e) => {
-                cat.skipped.push(skip(e));
-                continue;
-            }
-        };
-        let name = match name_i {
-            Some(i) => fields[i].trim().to_string(),
-            None => format!("line {line}"),
-        };
-        cat.lenses.push(Lens {
-            name,
-            ra,
-            dec,
-            line,
+    for record in &table.records {
+        let line = record.line;
+        let lens = table.fields(record).and_then(|fields| {
+            let ra = match table.number(fields, ra_i)? {
+                v if (-360.0..=720.0).contains(&v) => v.rem_euclid(360.0),
+                v => return Err(format!("{ra_column} {v} is out of range")),
+            };
+            let dec = match table.number(fields, dec_i)? {
+                v if (-90.0..=90.0).contains(&v) => v,
+                v => return Err(format!("{dec_column} {v} is outside [-90, 90]")),
+            };
+            let name = match name_i {
+                Some(i) => fields[i].trim().to_string(),
+                None => format!("line {line}"),
+            };
+            Ok(Lens {
+                name,
+                ra,
+                dec,
+                line,
+            })
         });
+        match lens {
+            Ok(lens) => cat.lenses.push(lens),
+            Err(reason) => cat.skipped.push(SkippedLine {
+                path: path.to_path_buf(),
+                line,
+                reason,
+            }),
+        }
     }
     Ok(cat)
 }
@@ -268,8 +242,42 @@ mod tests {
         assert!(parse_catalog("name,ra,dec\n", Path::new("x"), "RA [deg]", "DEC [deg]").is_err());
         let c = parse_catalog("\u{feff}ra,dec\n1,2\n", Path::new("x"), "ra", "dec").unwrap();
         assert_eq!(c.lenses[0].name, "line 2");
-        let c = parse("name,RA [deg],DEC [deg]\nq,\"1,2\n");
+        // An unterminated quote runs to the end of the file, as in Python's csv.
+        let c = parse("name,RA [deg],DEC [deg]\nq,\"1,2\nr,3,4\n");
         assert_eq!(c.skipped.len(), 1);
-        assert!(c.skipped[0].reason.contains("unterminated"));
+        assert_eq!(c.skipped[0].line, 2);
+        assert!(c.skipped[0].reason.contains("expected 3 fields"));
+        // Comment lines before the header, as some catalog exports have.
+        let c = parse("# exported\n\nname,RA [deg],DEC [deg]\nq,1,2\n");
+        assert_eq!((c.lenses[0].name.as_str(), c.lenses[0].line), ("q", 4));
+    }
+
+    #[test]
+    fn bom_quotes_and_bad_numbers() {
+        let t = "\u{feff}name,RA [deg],DEC [deg]\r\n\
+                 \"A, with comma\nand newline\",1,2\r\n\
+                 \r\n\
+                 B,1.5x,3\r\n\
+                 C,4,5";
+        let c = parse_catalog(t, Path::new("dir/lenses.csv"), "RA [deg]", "DEC [deg]").unwrap();
+        assert_eq!(c.lenses.len(), 2);
+        assert_eq!(c.lenses[0].name, "A, with comma\nand newline");
+        assert_eq!(c.lenses[0].line, 2);
+        assert_eq!(c.lenses[1].line, 6);
+        let bad = c.skipped[0].to_string();
+        assert_eq!(c.skipped[0].line, 5);
+        for part in ["dir/lenses.csv", "line 5", "'RA [deg]'", "\"1.5x\""] {
+            assert!(bad.contains(part), "{bad} lacks {part}");
+        }
+    }
+
+    #[test]
+    fn table_keeps_lines_across_quoted_newlines() {
+        let t = CsvTable::parse("a,b\n\n\"x\ny\nz\",1\n2,3\n").unwrap();
+        assert_eq!(t.header, ["a", "b"]);
+        let lines: Vec<usize> = t.records.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 6]);
+        assert_eq!(t.records[0].fields, ["x\ny\nz", "1"]);
+        assert!(CsvTable::parse("\u{feff}\n\n").is_err());
     }
 }

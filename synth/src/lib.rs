@@ -16,12 +16,15 @@ pub mod rng;
 mod schema;
 mod sky;
 
-pub use catalog::{parse_catalog, Lens, LensCatalog, SkippedLine};
+pub use catalog::{
+    parse_catalog, CatalogProblem, CsvRecord, CsvTable, Lens, LensCatalog, SkippedLine,
+};
 pub use gen::ObjType;
 pub use schema::{dr10_columns, OPTICAL, WISE};
 pub use sky::{sweep_boxes, SkyBox, N_BOXES};
 
 use gen::{encode_row, Enc, FileGen};
+use lenspipe_fits::sphere::angular_sep_arcsec;
 use lenspipe_fits::{BinTableWriter, ColumnSpec};
 use rng::Rng;
 use sky::BrickGrid;
@@ -498,7 +501,7 @@ fn write_file_to(
             dec,
             lens_ra: lens.ra,
             lens_dec: lens.dec,
-            offset_arcsec: angular_distance_deg(ra, dec, lens.ra, lens.dec) * 3600.0,
+            offset_arcsec: angular_sep_arcsec(ra, dec, lens.ra, lens.dec).unwrap_or(f64::NAN),
         });
     }
     let bw = w.finish().map_err(werr("write", tmp))?;
@@ -509,14 +512,6 @@ fn write_file_to(
     })?;
     drop(file);
     Ok(planted)
-}
-
-/// Great-circle distance in degrees (haversine).
-pub fn angular_distance_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
-    let (d1, d2) = (dec1.to_radians(), dec2.to_radians());
-    let dra = (ra2 - ra1).to_radians();
-    let h = ((d2 - d1) / 2.0).sin().powi(2) + d1.cos() * d2.cos() * (dra / 2.0).sin().powi(2);
-    (2.0 * h.sqrt().min(1.0).asin()).to_degrees()
 }
 
 fn csv_field(s: &str) -> String {
@@ -600,11 +595,5 @@ mod tests {
         );
         assert_eq!(lens_box(&l(0.0, -5.0)).unwrap().dec_lo, -5);
         assert_eq!(lens_box(&l(359.99, 34.9)).unwrap().ra_hi, 360);
-    }
-
-    #[test]
-    fn distance() {
-        assert!((angular_distance_deg(10.0, 0.0, 11.0, 0.0) - 1.0).abs() < 1e-12);
-        assert!((angular_distance_deg(10.0, 60.0, 12.0, 60.0) - 0.99995).abs() < 1e-3);
     }
 }

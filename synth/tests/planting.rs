@@ -2,7 +2,8 @@
 
 mod common;
 
-use lenspipe_synth::{angular_distance_deg, run, sweep_boxes, SynthError, SynthOptions};
+use lenspipe_fits::sphere::angular_sep_arcsec;
+use lenspipe_synth::{run, sweep_boxes, SynthError, SynthOptions};
 
 const SEED: u64 = 77;
 const ROWS: u64 = 500;
@@ -69,7 +70,7 @@ fn lenses_are_planted_and_bad_lines_reported() {
         assert_eq!(pr.row_index, row as u64);
         let (ra, dec) = (t.f64("RA", row), t.f64("DEC", row));
         assert_eq!((ra, dec), (pr.ra, pr.dec));
-        let sep = angular_distance_deg(ra, dec, *lra, *ldec) * 3600.0;
+        let sep = angular_sep_arcsec(ra, dec, *lra, *ldec).unwrap();
         assert!(sep < 0.5, "{name}: offset {sep} arcsec");
         assert!((sep - pr.offset_arcsec).abs() < 1e-9);
         // Lens-galaxy look that passes the Paper IV cuts.
