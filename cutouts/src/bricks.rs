@@ -13,12 +13,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use lenspipe_coadd::{brick_path, BrickImages, BrickIndex, CoaddError, SURVEY_BRICKS};
+use lenspipe_sweeps::Location;
 use lenspipe_viewer::server::{CutoutProvider, ProviderError};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::source::{Cutout, PixelSource, Target};
@@ -30,9 +28,7 @@ const OPEN_BRICKS: usize = 4;
 
 /// Reads bricks under one coadd root.
 pub struct BrickReader {
-    root_url: String,
-    store: Arc<dyn ObjectStore>,
-    root: Path,
+    root: Location,
     index: OnceCell<Option<Arc<BrickIndex>>>,
     open: Mutex<VecDeque<Arc<Mutex<BrickImages<Bytes>>>>>,
 }
@@ -40,28 +36,17 @@ pub struct BrickReader {
 impl std::fmt::Debug for BrickReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrickReader")
-            .field("root", &self.root_url)
+            .field("root", &self.root.url)
             .finish()
     }
 }
 
 impl BrickReader {
     pub fn new(runtime: &RuntimeEnv, root_url: &str) -> Result<Self> {
-        let url = url::Url::parse(root_url).map_err(|e| {
-            DataFusionError::Configuration(format!("inputs.coadds '{root_url}': {e}"))
-        })?;
-        let store_url = ObjectStoreUrl::parse(format!(
-            "{}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default()
-        ))?;
-        let store = runtime.object_store(&store_url)?;
-        let root = Path::from_url_path(url.path()).map_err(|e| {
+        let root = Location::resolve(runtime, root_url).map_err(|e| {
             DataFusionError::Configuration(format!("inputs.coadds '{root_url}': {e}"))
         })?;
         Ok(Self {
-            root_url: root_url.trim_end_matches('/').to_string(),
-            store,
             root,
             index: OnceCell::new(),
             open: Mutex::new(VecDeque::new()),
@@ -69,15 +54,7 @@ impl BrickReader {
     }
 
     async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
-        let mut path = self.root.clone();
-        for part in relative.split('/') {
-            path = path.join(part);
-        }
-        match self.store.get(&path).await {
-            Ok(found) => Ok(Some(found.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(DataFusionError::External(Box::new(e))),
-        }
+        self.root.child(relative).get_bytes().await
     }
 
     /// The survey-bricks table, if the root has one.
@@ -87,7 +64,7 @@ impl BrickReader {
                 match self.get(SURVEY_BRICKS).await? {
                     None => Ok(None),
                     Some(bytes) => {
-                        let source = format!("{}/{SURVEY_BRICKS}", self.root_url);
+                        let source = format!("{}/{SURVEY_BRICKS}", self.root.url);
                         let index = BrickIndex::from_fits(&bytes, &source)
                             .map_err(|e| DataFusionError::Execution(format!("{source}: {e}")))?;
                         Ok(Some(Arc::new(index)))
@@ -139,7 +116,7 @@ impl BrickReader {
             Err(e) => {
                 return Err(DataFusionError::Execution(format!(
                     "{}/coadd brick {name}: {e}",
-                    self.root_url
+                    self.root.url
                 )))
             }
         };
@@ -182,7 +159,7 @@ impl BrickReader {
             }
             Err(e) => Err(DataFusionError::Execution(format!(
                 "{}/coadd brick {brick}: {e}",
-                self.root_url
+                self.root.url
             ))),
         }
     }

@@ -26,7 +26,6 @@ use arrow::datatypes::{DataType, Float32Type, Int32Type, Int64Type, SchemaRef};
 use bytes::Bytes;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -35,8 +34,9 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::TryStreamExt;
+use lenspipe_sweeps::Location;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -191,37 +191,22 @@ impl ExecutionPlan for ShardExec {
     }
 }
 
-/// Where shards are written: the store and the folder path inside it.
+/// Where shards are written.
 pub(crate) struct Output {
-    pub(crate) store: Arc<dyn ObjectStore>,
-    pub(crate) folder: Path,
-    pub(crate) url: String,
+    pub(crate) folder: Location,
 }
 
 impl Output {
     pub(crate) fn resolve(output_url: &str, context: &TaskContext) -> Result<Self> {
-        let url = url::Url::parse(output_url)
-            .map_err(|e| DataFusionError::Plan(format!("output '{output_url}': {e}")))?;
-        let store_url = ObjectStoreUrl::parse(format!(
-            "{}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default()
-        ))?;
-        let store = context.runtime_env().object_store(&store_url)?;
-        let folder = Path::from_url_path(url.path())
-            .map_err(|e| DataFusionError::Plan(format!("output '{output_url}': {e}")))?;
-        Ok(Self {
-            store,
-            folder,
-            url: output_url.trim_end_matches('/').to_string(),
-        })
+        let folder = Location::resolve(context.runtime_env().as_ref(), output_url)?;
+        Ok(Self { folder })
     }
 
     /// Writes one whole object: it is there complete, or not at all.
     pub(crate) async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<String> {
-        let path = self.folder.clone().join(name);
-        self.store.put(&path, PutPayload::from(bytes)).await?;
-        Ok(format!("{}/{name}", self.url))
+        let file = self.folder.child(name);
+        file.put_bytes(bytes).await?;
+        Ok(file.url)
     }
 }
 
@@ -347,7 +332,7 @@ async fn read_previous(
     path: &Path,
     spec: &CutoutSpec,
 ) -> Result<Option<Previous>> {
-    let bytes = match output.store.get(path).await {
+    let bytes = match output.folder.store.get(path).await {
         Ok(found) => found.bytes().await?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -371,13 +356,14 @@ async fn make_shard(
 ) -> Result<ShardSummary> {
     let started = Instant::now();
     let name = shard_file_name(shard);
-    let path = output.folder.clone().join(name.as_str());
+    let file = output.folder.child(&name);
+    let path = file.path;
     let ids = strings(targets, schema::GALAXY_ID)?;
     let previous = read_previous(output, &path, spec).await?;
     let n = targets.num_rows();
     let mut summary = ShardSummary {
         shard,
-        path: format!("{}/{name}", output.url),
+        path: file.url,
         targets: n,
         ..Default::default()
     };
@@ -446,7 +432,11 @@ async fn make_shard(
     }
     let bytes = encode_parquet(&batch)?;
     summary.bytes = bytes.len() as u64;
-    output.store.put(&path, PutPayload::from(bytes)).await?;
+    output
+        .folder
+        .store
+        .put(&path, PutPayload::from(bytes))
+        .await?;
     summary.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         shard,

@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{StreamExt, TryStreamExt};
+use lenspipe_sweeps::ObjectUrl;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -23,81 +22,13 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// An object store location: the store and a path inside it.
-#[derive(Debug, Clone)]
-pub struct Location {
-    pub url: String,
-    pub store: Arc<dyn ObjectStore>,
-    pub path: Path,
-}
-
-impl Location {
-    /// Resolves a `file://`, `s3://` URL or a plain path (made absolute).
-    pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Self> {
-        let url = to_url(location)?;
-        let store_url = ObjectStoreUrl::parse(format!(
-            "{}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default()
-        ))?;
-        let store = runtime.object_store(&store_url)?;
-        let path = Path::from_url_path(url.path())
-            .map_err(|e| Error::Config(format!("location '{location}': {e}")))?;
-        Ok(Self {
-            url: url.to_string().trim_end_matches('/').to_string(),
-            store,
-            path,
-        })
-    }
-
-    pub fn child(&self, name: &str) -> Self {
-        Self {
-            url: format!("{}/{name}", self.url),
-            store: Arc::clone(&self.store),
-            path: self.path.clone().join(name),
-        }
-    }
-
-    pub async fn put_bytes(&self, bytes: Vec<u8>) -> Result<()> {
-        self.store.put(&self.path, PutPayload::from(bytes)).await?;
-        Ok(())
-    }
-
-    pub async fn get_bytes(&self) -> Result<Option<bytes::Bytes>> {
-        match self.store.get(&self.path).await {
-            Ok(r) => Ok(Some(r.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
+/// Where outputs go: the one location type of the workspace.
+pub use lenspipe_sweeps::Location;
 
 /// `file://` or `s3://` URL of a location string; plain paths become absolute
-/// file URLs, with `.` and `..` resolved.
+/// file URLs, with `.` and `..` resolved (see [`ObjectUrl`]).
 pub fn to_url(location: &str) -> Result<Url> {
-    if location.contains("://") {
-        return Url::parse(location)
-            .map_err(|e| Error::Config(format!("'{location}' is not a URL: {e}")));
-    }
-    let absolute =
-        std::path::absolute(location).map_err(|e| Error::Config(format!("'{location}': {e}")))?;
-    let mut path = std::path::PathBuf::new();
-    for part in absolute.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                path.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => path.push(other),
-        }
-    }
-    let as_dir = location.ends_with('/') || path.is_dir();
-    let url = if as_dir {
-        Url::from_directory_path(&path)
-    } else {
-        Url::from_file_path(&path)
-    };
-    url.map_err(|_| Error::Config(format!("'{location}' is not a usable path")))
+    Ok(ObjectUrl::parse(location)?.to_url())
 }
 
 /// A directory of Parquet parts committed as a whole.
@@ -142,12 +73,8 @@ impl ParquetDir {
         index: usize,
         schema: SchemaRef,
     ) -> Result<AsyncArrowWriter<BufWriter>> {
-        let path = self
-            .staging
-            .path
-            .clone()
-            .join(format!("part-{index:05}.parquet").as_str());
-        let object = BufWriter::new(Arc::clone(&self.staging.store), path);
+        let part = self.staging.child(&format!("part-{index:05}.parquet"));
+        let object = BufWriter::new(Arc::clone(&self.staging.store), part.path);
         Ok(AsyncArrowWriter::try_new(
             object,
             schema,
@@ -176,10 +103,9 @@ impl ParquetDir {
             .await?;
         let mut committed = Vec::new();
         for from in staged {
-            let name = from.filename().unwrap_or_default().to_string();
-            let to = self.dir.path.clone().join(name.as_str());
-            store.rename(&from, &to).await?;
-            committed.push(format!("{}/{name}", self.dir.url));
+            let to = self.dir.child(from.filename().unwrap_or_default());
+            store.rename(&from, &to.path).await?;
+            committed.push(to.url);
         }
         committed.sort();
         remove_local_dir(&self.staging);
@@ -190,15 +116,13 @@ impl ParquetDir {
 /// Object stores have no directories, but a local file system keeps the
 /// emptied staging folder; remove it so nothing stale stays visible.
 fn remove_local_dir(location: &Location) {
-    if let Ok(path) = Url::parse(&location.url)
-        .and_then(|u| u.to_file_path().map_err(|_| url::ParseError::EmptyHost))
-    {
+    if let Some(path) = location.to_file_path() {
         let _ = std::fs::remove_dir_all(path);
     }
 }
 
 fn remove_stale_local_staging(dir: &Location) {
-    let Ok(Ok(path)) = Url::parse(&dir.url).map(|u| u.to_file_path()) else {
+    let Some(path) = dir.to_file_path() else {
         return;
     };
     let Ok(entries) = std::fs::read_dir(path) else {
@@ -297,4 +221,83 @@ where
     }
     let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
     Ok((states, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Float64Array, StringArray};
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+    use lenspipe_sweeps::{SweepsOptions, SweepsTable};
+
+    async fn query(ctx: &SessionContext, sql: &str) -> RecordBatch {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    }
+
+    fn column<T: 'static>(batch: &RecordBatch, i: usize) -> &T {
+        batch.column(i).as_any().downcast_ref::<T>().unwrap()
+    }
+
+    /// A sweep in a folder whose names hold a space, `#`, `%` and `?` is
+    /// listed, read, written out and read back by DataFusion from the printed URL.
+    #[tokio::test]
+    async fn awkward_local_names_list_read_and_write() {
+        let root = tempfile::tempdir().unwrap();
+        let mut synth = lenspipe_synth::SynthOptions::new(root.path().join("made"));
+        (synth.rows_per_file, synth.threads) = (40, 1);
+        let made = lenspipe_synth::run(&synth).unwrap();
+        let input = root.path().join("in #1 50% ü");
+        std::fs::create_dir(&input).unwrap();
+        std::fs::rename(&made.files[0].path, input.join("sweep #a b.fits")).unwrap();
+
+        let ctx = SessionContext::new();
+        let runtime = ctx.runtime_env();
+        let sweeps = format!("{}/", input.display());
+        let table = SweepsTable::open(&runtime, &sweeps, SweepsOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(table.files()[0].file_name(), "sweep #a b.fits");
+        ctx.register_table("sweeps", Arc::new(table)).unwrap();
+        let sql = "SELECT count(*) AS n, sum(ra) AS ra, min(sweep_file) AS f FROM";
+        let read = query(&ctx, &format!("{sql} sweeps")).await;
+        let streams = ctx
+            .sql("SELECT ra, sweep_file FROM sweeps")
+            .await
+            .unwrap()
+            .execute_stream_partitioned()
+            .await
+            .unwrap();
+
+        let out = format!("{}/out #2 ?/", root.path().display());
+        let out = Location::resolve(&runtime, &out).unwrap().child("rows");
+        let dir = ParquetDir::create(out.clone(), "test").await.unwrap();
+        let (_, dir) = write_partitions(dir, streams, |b, _: &mut ()| Ok(b.clone()))
+            .await
+            .unwrap();
+        let parts = dir.commit().await.unwrap();
+        assert!(!parts.is_empty());
+        for part in &parts {
+            let path = ObjectUrl::parse(part).unwrap().to_file_path().unwrap();
+            assert!(
+                path.starts_with(root.path().join("out #2 ?/rows")),
+                "{part}"
+            );
+            assert!(path.is_file(), "{part}");
+        }
+
+        let options = ParquetReadOptions::default();
+        ctx.register_parquet("back", &format!("{}/", out.url), options)
+            .await
+            .unwrap();
+        let back = query(&ctx, &format!("{sql} back")).await;
+        assert_eq!(read.column(0), back.column(0));
+        assert_eq!(column::<arrow::array::Int64Array>(&back, 0).value(0), 40);
+        let ra = |b: &RecordBatch| column::<Float64Array>(b, 1).value(0);
+        assert!((ra(&read) - ra(&back)).abs() < 1e-6);
+        let name = arrow::compute::cast(back.column(2), &arrow::datatypes::DataType::Utf8).unwrap();
+        let name = name.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(name.value(0), "sweep #a b.fits");
+        assert_eq!(name.len(), 1);
+    }
 }

@@ -17,11 +17,11 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf;
+use object_store::path::Path;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use datafusion::common::ScalarValue;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -29,7 +29,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use crate::listing::SweepFile;
 use crate::schema::SWEEP_FILE_COLUMN;
 use crate::source::FitsSource;
-use crate::table::{sweeps_table_schema, SweepsOptions, SweepsTable};
+use crate::table::{file_range, sweeps_table_schema, SweepsOptions, SweepsTable};
 
 const TABLE_TAG: &[u8] = b"lenspipe.sweeps.table.v1\n";
 const SCAN_TAG: &[u8] = b"lenspipe.sweeps.scan.v1\n";
@@ -102,23 +102,21 @@ impl ScanSpec {
             .groups
             .into_iter()
             .map(|ranges| {
-                FileGroup::new(
+                Ok(FileGroup::new(
                     ranges
                         .into_iter()
                         .map(|r| {
-                            let mut file = match r.range {
-                                Some((start, end)) => {
-                                    PartitionedFile::new_with_range(r.path, r.size, start, end)
-                                }
-                                None => PartitionedFile::new(r.path, r.size),
-                            };
+                            let path = Path::parse(&r.path).map_err(|e| {
+                                DataFusionError::Internal(format!("{}: {e}", r.path))
+                            })?;
+                            let mut file = file_range(path, r.size, r.range);
                             file.partition_values = vec![ScalarValue::Utf8(Some(r.sweep_file))];
-                            file
+                            Ok(file)
                         })
-                        .collect(),
-                )
+                        .collect::<Result<Vec<_>>>()?,
+                ))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(&self.store_url)?, source)
             .with_file_groups(groups)
             .with_projection_indices(self.projection)?

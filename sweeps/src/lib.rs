@@ -13,6 +13,7 @@
 
 mod codec;
 mod listing;
+mod location;
 mod object_stores;
 mod schema;
 mod source;
@@ -23,6 +24,7 @@ pub use codec::{
     SweepsPhysicalCodec,
 };
 pub use listing::{list_fits_files, SweepFile};
+pub use location::{Location, ObjectUrl};
 pub use object_stores::EnvObjectStoreRegistry;
 pub use schema::{unify_schemas, ROW_INDEX_COLUMN, SWEEP_FILE_COLUMN};
 pub use source::{FitsSource, ScanChunk};

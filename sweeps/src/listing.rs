@@ -3,19 +3,17 @@
 use std::sync::Arc;
 
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::{StreamExt, TryStreamExt};
-use lenspipe_fits::{scan_headers_sized, BinTableLayout, HeaderScan};
+use lenspipe_fits::{BinTableLayout, HeaderProbe};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use url::Url;
+
+use crate::location::ObjectUrl;
 
 /// How many header reads run at once when a table is opened.
 const HEADER_READ_CONCURRENCY: usize = 16;
-/// First header read; a sweep header with ~180 columns is about 50 KiB.
-const HEADER_PROBE_BYTES: u64 = 64 * 1024;
 
 /// One FITS file of the table: where it is and the geometry of its rows.
 ///
@@ -32,98 +30,67 @@ pub struct SweepFile {
 }
 
 impl SweepFile {
-    /// The file name without its directory, as reported in `sweep_file`.
-    pub fn file_name(&self) -> &str {
-        self.url.rsplit('/').next().unwrap_or(&self.url)
+    /// The file name without its directory (unescaped), as reported in `sweep_file`.
+    pub fn file_name(&self) -> String {
+        ObjectUrl::parse(&self.url)
+            .ok()
+            .and_then(|u| u.file_name().map(str::to_string))
+            .unwrap_or_else(|| self.url.rsplit('/').next().unwrap_or(&self.url).to_string())
     }
 }
 
-/// A parsed sweeps location: the store, the listing prefix and an optional
-/// glob on the full object path.
+/// A sweeps location: a file, a directory or prefix, or a glob on the object
+/// path (`*`, `?`, `[...]` in the last segments).
 #[derive(Debug, Clone)]
-pub(crate) struct Location {
-    pub store_url: ObjectStoreUrl,
-    base: Url,
+struct Listing {
+    at: ObjectUrl,
     prefix: Path,
     glob: Option<glob::Pattern>,
     single_file: bool,
 }
 
-impl Location {
-    /// Accepts `file://`, `s3://` URLs and plain paths (made absolute).
-    pub fn parse(location: &str) -> Result<Self> {
-        let url = if location.contains("://") {
-            Url::parse(location).map_err(|e| {
-                DataFusionError::Plan(format!("sweeps location '{location}' is not a URL: {e}"))
-            })?
-        } else {
-            let path = std::path::absolute(location)
-                .map_err(|e| DataFusionError::Plan(format!("sweeps location '{location}': {e}")))?;
-            let text = path.to_string_lossy();
-            let trailing = if location.ends_with('/') && !text.ends_with('/') {
-                "/"
-            } else {
-                ""
-            };
-            Url::parse(&format!("file://{text}{trailing}"))
-                .map_err(|e| DataFusionError::Plan(format!("sweeps location '{location}': {e}")))?
-        };
-        let base = Url::parse(&format!(
-            "{}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default()
-        ))
-        .map_err(|e| DataFusionError::Plan(format!("sweeps location '{location}': {e}")))?;
-        let store_url = ObjectStoreUrl::parse(base.as_str())?;
-        let path = percent_decode(url.path());
+impl Listing {
+    fn parse(location: &str) -> Result<Self> {
+        let at = ObjectUrl::parse(location)?;
+        let path = at.path().as_ref();
         let (prefix, glob, single_file) = match path.find(['*', '?', '[']) {
-            Some(at) => {
-                let dir_end = path[..at].rfind('/').map(|i| i + 1).unwrap_or(0);
-                let pattern = glob::Pattern::new(path.trim_start_matches('/')).map_err(|e| {
+            Some(glob_at) => {
+                let dir_end = path[..glob_at].rfind('/').unwrap_or(0);
+                let pattern = glob::Pattern::new(path).map_err(|e| {
                     DataFusionError::Plan(format!("sweeps location '{location}': bad glob: {e}"))
                 })?;
-                (path[..dir_end].to_string(), Some(pattern), false)
+                let prefix = Path::parse(&path[..dir_end]).map_err(|e| {
+                    DataFusionError::Plan(format!("sweeps location '{location}': {e}"))
+                })?;
+                (prefix, Some(pattern), false)
             }
             None => {
-                let single = path.ends_with(".fits") || path.ends_with(".fit");
-                (path.clone(), None, single)
+                let single = !at.is_dir() && is_fits_name(path);
+                (at.path().clone(), None, single)
             }
         };
         Ok(Self {
-            store_url,
-            base,
-            prefix: Path::from(prefix.trim_matches('/')),
+            at,
+            prefix,
             glob,
             single_file,
         })
     }
 
     fn url_of(&self, path: &Path) -> String {
-        // `file:///a/b` and `s3://bucket/a/b`: the host part is empty for files.
-        format!(
-            "{}://{}/{}",
-            self.base.scheme(),
-            self.base.host_str().unwrap_or_default(),
-            path
-        )
+        ObjectUrl::from_store_path(&self.at.store_url(), path).to_string()
     }
 
     fn accepts(&self, path: &Path) -> bool {
         match &self.glob {
             Some(pattern) => pattern.matches(path.as_ref()),
-            None => {
-                let name = path.filename().unwrap_or_default();
-                name.ends_with(".fits") || name.ends_with(".fit")
-            }
+            None => is_fits_name(path.filename().unwrap_or_default()),
         }
     }
 }
 
-fn percent_decode(path: &str) -> String {
-    // Paths with spaces or other escapes must list the real objects.
-    Path::from_url_path(path)
-        .map(|p| format!("/{p}"))
-        .unwrap_or_else(|_| path.to_string())
+fn is_fits_name(name: &str) -> bool {
+    name.ends_with(".fits") || name.ends_with(".fit")
 }
 
 /// Lists the FITS files at `location` and reads each one's header, sorted by URL.
@@ -134,8 +101,8 @@ pub async fn list_fits_files(
     runtime: &RuntimeEnv,
     location: &str,
 ) -> Result<Vec<(SweepFile, Arc<BinTableLayout>)>> {
-    let loc = Location::parse(location)?;
-    let store = runtime.object_store(&loc.store_url)?;
+    let loc = Listing::parse(location)?;
+    let store = runtime.object_store(loc.at.store_url())?;
     let mut metas = if loc.single_file {
         vec![store.head(&loc.prefix).await.map_err(|e| {
             DataFusionError::Plan(format!("sweeps file '{location}' cannot be read: {e}"))
@@ -180,38 +147,27 @@ pub async fn list_fits_files(
         .await
 }
 
-/// Reads and checks the header of one file: probes 64 KiB and reads more
-/// only if the header is longer.
+/// Reads and checks the header of one file, in the byte ranges the fits
+/// crate's [`HeaderProbe`] asks for (64 KiB first, more if the header is longer).
 pub(crate) async fn read_layout(
     store: &dyn ObjectStore,
     path: &Path,
     size: u64,
     url: &str,
 ) -> Result<BinTableLayout> {
-    let mut want = HEADER_PROBE_BYTES.min(size);
+    let fits_err = |e| DataFusionError::External(Box::new(e));
+    let mut probe = HeaderProbe::new(size, url);
+    let mut prefix = Vec::new();
     loop {
+        let have = prefix.len() as u64;
         let bytes = store
-            .get_range(path, 0..want)
+            .get_range(path, have..probe.want())
             .await
             .map_err(|e| DataFusionError::External(format!("{url}: reading header: {e}").into()))?;
-        match scan_headers_sized(&bytes, size, url)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-        {
-            HeaderScan::Complete(layout) => {
-                layout
-                    .check_file_size(size)
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                return Ok(layout);
-            }
-            HeaderScan::NeedMore { at_least } => {
-                let at_least = at_least as u64;
-                if want >= size || at_least > size {
-                    return Err(DataFusionError::External(
-                        format!("{url}: file ends ({size} bytes) inside its FITS header").into(),
-                    ));
-                }
-                want = at_least.max(want * 2).min(size);
-            }
+        prefix.extend_from_slice(&bytes);
+        if let Some(layout) = probe.feed(&prefix).map_err(fits_err)? {
+            layout.check_file_size(size).map_err(fits_err)?;
+            return Ok(layout);
         }
     }
 }
@@ -222,19 +178,41 @@ mod tests {
 
     #[test]
     fn parses_locations() {
-        let l = Location::parse("s3://bucket/dr10/south/sweep-*.fits").unwrap();
-        assert_eq!(l.store_url.as_str(), "s3://bucket/");
+        let l = Listing::parse("s3://bucket/dr10/south/sweep-*.fits").unwrap();
+        assert_eq!(l.at.store_url().as_str(), "s3://bucket/");
         assert_eq!(l.prefix.as_ref(), "dr10/south");
         assert!(l.accepts(&Path::from("dr10/south/sweep-000m005-005p000.fits")));
         assert!(!l.accepts(&Path::from("dr10/south/tractor-0001m002.fits")));
 
-        let l = Location::parse("file:///data/sweeps/").unwrap();
+        let l = Listing::parse("file:///data/sweeps/").unwrap();
         assert_eq!(l.prefix.as_ref(), "data/sweeps");
         assert!(l.accepts(&Path::from("data/sweeps/a.fits")));
         assert!(!l.accepts(&Path::from("data/sweeps/a.parquet")));
 
-        let l = Location::parse("/data/one.fits").unwrap();
+        let l = Listing::parse("/data/one.fits").unwrap();
         assert!(l.single_file);
         assert_eq!(l.url_of(&l.prefix), "file:///data/one.fits");
+    }
+
+    #[test]
+    fn awkward_names_list_and_print_escaped() {
+        // `?` is a glob character, also in a URL (no query strings).
+        let l = Listing::parse("s3://bucket/key with space/sweep-?.fits").unwrap();
+        assert_eq!(l.prefix.as_ref(), "key with space");
+        assert!(l.accepts(&Path::parse("key with space/sweep-1.fits").unwrap()));
+        let l = Listing::parse("/data/a #1/50%/").unwrap();
+        assert_eq!(l.prefix.as_ref(), "data/a #1/50%");
+        assert!(!l.single_file);
+        let listed = Path::parse("data/a #1/50%/b c.fits").unwrap();
+        let url = l.url_of(&listed);
+        assert_eq!(url, "file:///data/a%20%231/50%25/b%20c.fits");
+        let file = SweepFile {
+            url,
+            size: 0,
+            data_offset: 0,
+            row_len: 0,
+            nrows: 0,
+        };
+        assert_eq!(file.file_name(), "b c.fits");
     }
 }

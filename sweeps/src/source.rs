@@ -15,6 +15,7 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::projection::{ProjectionOpener, SplitProjection};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::projection::ProjectionExprs;
 use datafusion::physical_expr::PhysicalExpr;
@@ -26,6 +27,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::listing::{read_layout, SweepFile};
+use crate::location::ObjectUrl;
 use crate::schema::ROW_INDEX_COLUMN;
 
 /// Range requests kept in flight per partition while the previous one decodes.
@@ -119,11 +121,7 @@ impl FileSource for FitsSource {
         let projected = Arc::new(file_schema.project(&self.projection.file_indices)?);
         let opener = Arc::new(FitsOpener {
             store: object_store,
-            store_url: base_config
-                .object_store_url
-                .as_str()
-                .trim_end_matches('/')
-                .to_string(),
+            store_url: base_config.object_store_url.clone(),
             schema: projected,
             batch_rows: self.batch_rows as u64,
             limit: base_config.limit,
@@ -301,7 +299,7 @@ async fn cached_layout(
 /// Opens one byte range of one FITS file as a stream of batches.
 struct FitsOpener {
     store: Arc<dyn ObjectStore>,
-    store_url: String,
+    store_url: ObjectStoreUrl,
     /// The projected file schema (FITS columns and `row_index`).
     schema: SchemaRef,
     batch_rows: u64,
@@ -329,7 +327,7 @@ impl FileOpener for FitsOpener {
         let (batch_rows, limit) = (self.batch_rows, self.limit);
         let path = file.object_meta.location.clone();
         let size = file.object_meta.size;
-        let url = format!("{}/{}", self.store_url, path);
+        let url = ObjectUrl::from_store_path(&self.store_url, &path).to_string();
         let range = file
             .range
             .as_ref()

@@ -17,9 +17,11 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
+use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::listing::{list_fits_files, SweepFile};
+use crate::location::ObjectUrl;
 use crate::schema::unify_schemas;
 use crate::schema::SWEEP_FILE_COLUMN;
 use crate::source::{plan_chunks, FitsSource};
@@ -64,17 +66,21 @@ pub fn sweeps_table_schema(file_schema: SchemaRef) -> TableSchema {
         .build()
 }
 
-/// Splits a `file://` or `s3://bucket` URL into its store and object path.
-pub(crate) fn split_url(url: &str) -> Result<(ObjectStoreUrl, String)> {
-    let parsed = url::Url::parse(url).map_err(|e| DataFusionError::Plan(format!("{url}: {e}")))?;
-    let store = ObjectStoreUrl::parse(format!(
-        "{}://{}",
-        parsed.scheme(),
-        parsed.host_str().unwrap_or_default()
-    ))?;
-    let path = object_store::path::Path::from_url_path(parsed.path())
-        .map_err(|e| DataFusionError::Plan(format!("{url}: {e}")))?;
-    Ok((store, path.to_string()))
+/// Splits a file's URL into its store and object path.
+pub(crate) fn split_url(url: &str) -> Result<(ObjectStoreUrl, Path)> {
+    let at = ObjectUrl::parse(url)?;
+    Ok((at.store_url(), at.path().clone()))
+}
+
+/// A byte range of the object at `path`, kept as it is: building it from a
+/// string would escape `#`, `%`, `?` and `*` in the name a second time.
+pub(crate) fn file_range(path: Path, size: u64, range: Option<(i64, i64)>) -> PartitionedFile {
+    let mut file = match range {
+        Some((start, end)) => PartitionedFile::new_with_range(String::new(), size, start, end),
+        None => PartitionedFile::new(String::new(), size),
+    };
+    file.object_meta.location = path;
+    file
 }
 
 impl SweepsTable {
@@ -170,9 +176,8 @@ impl TableProvider for SweepsTable {
             }
             let start = file.data_offset + chunk.start * file.row_len;
             let end = file.data_offset + chunk.end * file.row_len;
-            let mut part =
-                PartitionedFile::new_with_range(path, file.size, start as i64, end as i64);
-            part.partition_values = vec![ScalarValue::Utf8(Some(file.file_name().to_string()))];
+            let mut part = file_range(path, file.size, Some((start as i64, end as i64)));
+            part.partition_values = vec![ScalarValue::Utf8(Some(file.file_name()))];
             groups.push(FileGroup::new(vec![part]));
         }
         let source = Arc::new(FitsSource::new(
