@@ -17,7 +17,7 @@ use crate::common::{
     type_in, ArgKind, Phase, DOC_SECTION_LENSPIPE,
 };
 use crate::nmgy_to_mag::flux_to_ab_mag;
-use crate::reasons;
+use crate::reasons::RejectReason;
 
 const NAME: &str = "paper_iv_reject_reason";
 
@@ -58,7 +58,7 @@ const ARGS: [(&str, ArgKind); 16] = [
 /// min_nobs_r, min_nobs_z, z_mag_max) -> Utf8`
 ///
 /// Returns the name of the FIRST Paper IV filter the row fails, in this
-/// order (see [`crate::reasons::FUNNEL_ORDER`]), or NULL when the row passes
+/// order (see [`crate::reasons::RejectReason::PAPER_IV_CUTS`]), or NULL when the row passes
 /// all of them:
 ///
 /// 1. `invalid_coords`: `ra` or `dec` is NULL, NaN or infinite;
@@ -175,28 +175,28 @@ fn reject_reason(
 ) -> Option<&'static str> {
     let dec = match (ra, dec) {
         (Some(ra), Some(dec)) if ra.is_finite() && dec.is_finite() => dec,
-        _ => return Some(reasons::INVALID_COORDS),
+        _ => return Some(RejectReason::InvalidCoords.as_str()),
     };
     if !(dec > dec_min && dec < dec_max) {
-        return Some(reasons::OUTSIDE_DECALS);
+        return Some(RejectReason::OutsideDecals.as_str());
     }
     match typ {
         Some(t) if type_in(valid_types, trim_type(t)) => {}
-        _ => return Some(reasons::NOT_VALID_TYPE),
+        _ => return Some(RejectReason::NotValidType.as_str()),
     }
     match maskbits {
         Some(m) if m & exclude_mask == 0 => {}
-        _ => return Some(reasons::MASKBIT),
+        _ => return Some(RejectReason::Maskbit.as_str()),
     }
     for b in 0..3 {
         match nobs[b] {
             Some(v) if v >= min_nobs[b] => {}
-            _ => return Some(reasons::INSUFFICIENT_EXPOSURES),
+            _ => return Some(RejectReason::InsufficientExposures.as_str()),
         }
     }
     match flux_z.and_then(flux_to_ab_mag) {
         Some(mag) if mag < z_mag_max => None,
-        _ => Some(reasons::MAG_Z_FAINT),
+        _ => Some(RejectReason::MagZFaint.as_str()),
     }
 }
 
