@@ -3,7 +3,8 @@
 -- One pass over the sweeps. Every row gets `reject_reason`, the first cut it
 -- fails in funnel order (NULL = kept); the stage's sink counts every reason
 -- and writes only the kept rows, so rows in = kept + rejected, each with a
--- reason. Parameters ($name) are bound as typed values from the YAML config.
+-- reason. Parameters ($name) are bound as typed values from the YAML config;
+-- reason strings ($reason_*) come from RejectReason (udfs/src/reasons.rs).
 --
 -- Known-lens exclusion: lenses are bucketed by nested HEALPix cell at
 -- $join_nside, every cell their exclusion cone touches, so a sweep row looks
@@ -39,7 +40,7 @@ reasoned AS (
     SELECT *,
            coalesce(paper_iv_reason,
                     CASE WHEN nearest_lens_arcsec <= $exclusion_radius_arcsec
-                         THEN 'near_known_lens' END) AS reject_reason
+                         THEN $reason_near_known_lens END) AS reject_reason
     FROM classified
 ),
 tagged AS (
@@ -60,53 +61,6 @@ SELECT
     nobs_g < $min_nobs_g AS nobs_g_low,
     nobs_r < $min_nobs_r AS nobs_r_low,
     nobs_z < $min_nobs_z AS nobs_z_low,
-    -- the 48-column output schema of the original pipeline (request_v1), in its order
-    CASE WHEN reject_reason IS NULL THEN concat(brickname, '_', CAST(objid AS VARCHAR)) END AS galaxy_id,
-    brickname,
-    objid,
-    ra,
-    dec,
-    type,
-    nobs_z,
-    CASE WHEN reject_reason IS NULL THEN nobs_bin(nobs_z, $nobs_z_bins) END AS nobs_z_bin,
-    CASE WHEN reject_reason IS NULL THEN type_bin(type) END AS type_bin,
-    flux_g,
-    flux_r,
-    flux_z,
-    flux_w1,
-    mag_g,
-    mag_r,
-    mag_z,
-    mag_g - mag_r AS g_minus_r,
-    mag_r - mag_z AS r_minus_z,
-    mag_z - mag_w1 AS z_minus_w1,
-    psfsize_g,
-    psfsize_r,
-    psfsize_z,
-    psfdepth_g,
-    psfdepth_r,
-    psfdepth_z,
-    galdepth_g,
-    galdepth_r,
-    galdepth_z,
-    ebv,
-    maskbits,
-    fitbits,
-    mw_transmission_g,
-    mw_transmission_r,
-    mw_transmission_z,
-    shape_r,
-    shape_e1,
-    shape_e2,
-    sersic,
-    CASE WHEN reject_reason IS NULL THEN healpix_nested(ra, dec, 64) END AS healpix_64,
-    CASE WHEN reject_reason IS NULL THEN healpix_nested(ra, dec, 128) END AS healpix_128,
-    CAST(NULL AS VARCHAR) AS split,
-    CASE WHEN confuser_category IS NULL THEN 'N1' ELSE 'N2' END AS pool,
-    confuser_category,
-    sweep_file,
-    row_index,
-    $pipeline_version AS pipeline_version,
-    $git_commit AS git_commit,
-    $extraction_timestamp AS extraction_timestamp
+    -- the output columns, defined in plans/src/columns.rs
+    @output_columns
 FROM tagged

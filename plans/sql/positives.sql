@@ -3,12 +3,14 @@
 -- Lenses are bucketed by every nested HEALPix cell their match cone touches
 -- (so no match across a cell edge is missed), the small lens side is
 -- broadcast, and each candidate pair is measured by exact angular
--- separation. Every lens leaves with a status:
---   outside_footprint        the lens is outside dec_min < dec < dec_max
---   no_source_within_radius  no sweep source within match_radius_arcsec
---   fails_selection          matched, but the source fails the cuts negatives
---                            must pass (only when apply_selection is true)
---   matched
+-- separation. Every lens leaves with one status, the first that holds:
+--   $status_outside_footprint        the lens is outside dec_min < dec < dec_max
+--   $status_no_source_within_radius  no sweep source within match_radius_arcsec
+--   $status_fails_selection          matched, but the source fails the cuts
+--                                    negatives must pass (only when
+--                                    apply_selection is true)
+--   $status_matched
+-- Their strings are bound from PositiveStatus (plans/src/stages/positives.rs).
 WITH lens_cells AS (
     SELECT lens_id,
            ra AS lens_ra,
@@ -65,57 +67,13 @@ SELECT
     lens_type,
     reference,
     CASE
-        WHEN NOT (lens_dec > $dec_min AND lens_dec < $dec_max) THEN 'outside_footprint'
-        WHEN match_sep_arcsec IS NULL THEN 'no_source_within_radius'
-        WHEN $apply_selection AND source_reject_reason IS NOT NULL THEN 'fails_selection'
-        ELSE 'matched'
+        WHEN NOT (lens_dec > $dec_min AND lens_dec < $dec_max) THEN $status_outside_footprint
+        WHEN match_sep_arcsec IS NULL THEN $status_no_source_within_radius
+        WHEN $apply_selection AND source_reject_reason IS NOT NULL THEN $status_fails_selection
+        ELSE $status_matched
     END AS status,
     match_sep_arcsec,
     source_reject_reason,
-    -- the matched source in the negatives' schema
-    concat(brickname, '_', CAST(objid AS VARCHAR)) AS galaxy_id,
-    brickname,
-    objid,
-    ra,
-    dec,
-    type,
-    nobs_z,
-    nobs_bin(nobs_z, $nobs_z_bins) AS nobs_z_bin,
-    type_bin(type) AS type_bin,
-    flux_g,
-    flux_r,
-    flux_z,
-    flux_w1,
-    mag_g,
-    mag_r,
-    mag_z,
-    mag_g - mag_r AS g_minus_r,
-    mag_r - mag_z AS r_minus_z,
-    mag_z - mag_w1 AS z_minus_w1,
-    psfsize_g,
-    psfsize_r,
-    psfsize_z,
-    psfdepth_g,
-    psfdepth_r,
-    psfdepth_z,
-    galdepth_g,
-    galdepth_r,
-    galdepth_z,
-    ebv,
-    maskbits,
-    fitbits,
-    mw_transmission_g,
-    mw_transmission_r,
-    mw_transmission_z,
-    shape_r,
-    shape_e1,
-    shape_e2,
-    sersic,
-    healpix_nested(ra, dec, 64) AS healpix_64,
-    healpix_nested(ra, dec, 128) AS healpix_128,
-    sweep_file,
-    row_index,
-    $pipeline_version AS pipeline_version,
-    $git_commit AS git_commit,
-    $extraction_timestamp AS extraction_timestamp
+    -- the matched source in the negatives' columns (plans/src/columns.rs)
+    @output_columns
 FROM matched

@@ -5,6 +5,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod cli_defaults;
+pub mod columns;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -364,19 +364,10 @@ async fn main_inner(cli: Cli) -> Result<()> {
         Command::Parity { run, config } => {
             let ours = Config::load(&config, &[])?;
             let request = Config::load("request_v1", &[])?;
-            let run = match run {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        Error::Config(format!("cannot read {}: {e}", path.display()))
-                    })?;
-                    Some(
-                        serde_json::from_str(&text)
-                            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
-                    )
-                }
-                None => None,
-            };
-            println!("{}", parity::render(&ours, &request, run.as_ref()));
+            let run = run
+                .map(|path| lenspipe_plans::manifest::RunManifest::read_path(&path))
+                .transpose()?;
+            println!("{}", parity::render(&ours, &request, run.as_ref())?);
             Ok(())
         }
     }

@@ -1,9 +1,11 @@
-//! `lenspipe parity`: every selection parameter beside the request's value,
-//! its provenance, and what it removed in a run.
+//! `lenspipe parity`: every selection parameter beside its value in the
+//! `request_v1` profile, its provenance, and what it removed in a run.
 
-use serde_json::Value;
+use lenspipe_udfs::reasons::RejectReason;
 
 use crate::config::{Config, Param, Provenance};
+use crate::error::Result;
+use crate::manifest::RunManifest;
 
 /// One row of the parity table.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +15,7 @@ pub struct ParityRow {
     pub request_v1: String,
     pub provenance: Provenance,
     /// The funnel reason this parameter drives, if any.
-    pub reason: Option<&'static str>,
+    pub reason: Option<RejectReason>,
 }
 
 fn show<T: serde::Serialize>(p: &Param<T>) -> String {
@@ -36,33 +38,37 @@ pub fn rows(ours: &Config, request: &Config) -> Vec<ParityRow> {
         row!(
             "selection.dec_min",
             selection.dec_min,
-            Some("outside_decals")
+            Some(RejectReason::OutsideDecals)
         ),
         row!(
             "selection.dec_max",
             selection.dec_max,
-            Some("outside_decals")
+            Some(RejectReason::OutsideDecals)
         ),
-        row!("selection.types", selection.types, Some("not_valid_type")),
+        row!(
+            "selection.types",
+            selection.types,
+            Some(RejectReason::NotValidType)
+        ),
         row!(
             "selection.exclude_maskbits",
             selection.exclude_maskbits,
-            Some("maskbit")
+            Some(RejectReason::Maskbit)
         ),
         row!(
             "selection.min_nobs",
             selection.min_nobs,
-            Some("insufficient_exposures")
+            Some(RejectReason::InsufficientExposures)
         ),
         row!(
             "selection.z_mag_max",
             selection.z_mag_max,
-            Some("mag_z_faint")
+            Some(RejectReason::MagZFaint)
         ),
         row!(
             "exclusion.radius_arcsec",
             exclusion.radius_arcsec,
-            Some("near_known_lens")
+            Some(RejectReason::NearKnownLens)
         ),
         row!("n2.ring_proxy", n2.ring_proxy, None),
         row!("n2.edge_on_proxy", n2.edge_on_proxy, None),
@@ -85,19 +91,17 @@ pub fn rows(ours: &Config, request: &Config) -> Vec<ParityRow> {
     ]
 }
 
-/// Renders the table; `run` is a parsed run.json whose negatives funnel fills the last column.
-pub fn render(ours: &Config, request: &Config, run: Option<&Value>) -> String {
-    let funnel = run.and_then(|r| r.pointer("/stages/negatives/rejected"));
+/// Renders the table; `run`'s negatives funnel fills the last column, and
+/// a run without that stage is an error.
+pub fn render(ours: &Config, request: &Config, run: Option<&RunManifest>) -> Result<String> {
+    let funnel = run.map(RunManifest::negatives).transpose()?;
     let mut lines = vec![format!(
         "{:<34} {:<28} {:<28} {:<46} {}",
         "parameter", ours.profile, "request_v1", "provenance", "rows removed"
     )];
     for r in rows(ours, request) {
         let removed = match (r.reason, funnel) {
-            (Some(reason), Some(f)) => format!(
-                "{} ({reason})",
-                f.get(reason).and_then(Value::as_u64).unwrap_or(0)
-            ),
+            (Some(reason), Some(f)) => format!("{} ({reason})", f.rejected.get(reason)),
             (Some(reason), None) => format!("- ({reason})"),
             (None, _) => String::new(),
         };
@@ -110,32 +114,43 @@ pub fn render(ours: &Config, request: &Config, run: Option<&Value>) -> String {
             r.provenance.label()
         ));
     }
-    if let Some(run) = run {
-        if let Some(n) = run.pointer("/stages/negatives/input_rows") {
-            lines.push(format!(
-                "input rows: {n}, kept: {}",
-                run.pointer("/stages/negatives/kept")
-                    .unwrap_or(&Value::Null)
-            ));
-        }
+    if let Some(f) = funnel {
+        lines.push(format!("input rows: {}, kept: {}", f.input_rows, f.kept));
     }
-    lines.push("* differs from the request's value".into());
-    lines.join("\n")
+    lines.push("* differs from the request_v1 value".into());
+    Ok(lines.join("\n"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn run_with_mag_z_faint(n: u64) -> RunManifest {
+        let mut rejected = serde_json::Map::new();
+        for r in RejectReason::ALL {
+            let count = if r == RejectReason::MagZFaint { n } else { 0 };
+            rejected.insert(r.as_str().into(), count.into());
+        }
+        let run = serde_json::json!({
+            "schema_version": crate::manifest::SCHEMA_VERSION,
+            "versions": crate::manifest::versions(),
+            "profile": "paper_iv", "config": {}, "output": "file:///x", "engine": "embedded",
+            "stages": {"negatives": {
+                "input_rows": 100, "rejected": rejected,
+                "funnel_order": RejectReason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                "insufficient_exposures_by_band": {}, "kept": 83, "pools": {}, "n2_categories": {},
+                "sweep_files": 1, "output": "file:///x/negatives", "output_files": [],
+                "lens_catalog": null, "timings_s": {"total": 1.0}
+            }}
+        });
+        RunManifest::parse(run.to_string().as_bytes(), "x/run.json").unwrap()
+    }
+
     #[test]
     fn flags_the_magnitude_difference_with_its_provenance() {
         let ours = Config::load("paper_iv", &[]).unwrap();
         let req = Config::load("request_v1", &[]).unwrap();
-        let table = render(
-            &ours,
-            &req,
-            Some(&serde_json::json!({"stages": {"negatives": {"rejected": {"mag_z_faint": 17}}}})),
-        );
+        let table = render(&ours, &req, Some(&run_with_mag_z_faint(17))).unwrap();
         let line = table
             .lines()
             .find(|l| l.contains("selection.z_mag_max"))
@@ -153,5 +168,19 @@ mod tests {
             .find(|l| l.contains("selection.dec_min"))
             .unwrap();
         assert!(dec.starts_with(' '), "{dec}");
+        assert!(table.contains("input rows: 100, kept: 83"), "{table}");
+    }
+
+    #[test]
+    fn a_run_without_the_negatives_stage_is_an_error() {
+        let ours = Config::load("paper_iv", &[]).unwrap();
+        let req = Config::load("request_v1", &[]).unwrap();
+        let mut run = run_with_mag_z_faint(1);
+        run.stages.negatives = None;
+        let err = render(&ours, &req, Some(&run)).unwrap_err().to_string();
+        assert!(
+            err.contains("x/run.json") && err.contains("stages.negatives"),
+            "{err}"
+        );
     }
 }

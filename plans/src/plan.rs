@@ -8,27 +8,32 @@
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::prelude::{DataFrame, SessionContext};
 
+use lenspipe_udfs::reasons::RejectReason;
+
+use crate::columns::{Projection, MARKER};
 use crate::config::Config;
 use crate::error::Result;
+use crate::stages::positives::PositiveStatus;
 
-/// A named SQL plan shipped with the binary.
+/// A SQL plan shipped with the binary.
 #[derive(Debug, Clone, Copy)]
 pub struct SqlPlan {
-    pub name: &'static str,
     pub text: &'static str,
+    /// The projection its `@output_columns` line stands for, if it has one.
+    pub output: Option<Projection>,
 }
 
 pub const NEGATIVES: SqlPlan = SqlPlan {
-    name: "negatives",
     text: include_str!("../sql/negatives.sql"),
+    output: Some(Projection::Negatives),
 };
 pub const POSITIVES: SqlPlan = SqlPlan {
-    name: "positives",
     text: include_str!("../sql/positives.sql"),
+    output: Some(Projection::Positives),
 };
 pub const STRATIFY: SqlPlan = SqlPlan {
-    name: "stratify",
     text: include_str!("../sql/stratify.sql"),
+    output: None,
 };
 
 /// HEALPix order of the crossmatch and exclusion buckets: cells of about
@@ -87,16 +92,53 @@ impl Params {
             .f64("blue_r_mag_max", n2.blue_clumpy.value.r_mag_max)
     }
 
-    /// Names of the bound parameters, for the manifest.
-    pub fn names(&self) -> Vec<&str> {
-        self.0.iter().map(|(n, _)| n.as_str()).collect()
+    /// Every reject reason's string, as `$reason_<name>`.
+    pub fn reasons(mut self) -> Self {
+        for r in RejectReason::ALL {
+            self = self.str(&variant_param("reason", r), r.as_str());
+        }
+        self
+    }
+
+    /// Every positives status's string, as `$status_<name>`.
+    pub fn statuses(mut self) -> Self {
+        for s in PositiveStatus::ALL {
+            self = self.str(&variant_param("status", s), s.as_str());
+        }
+        self
     }
 }
 
+/// `<prefix>_<variant in snake case>`, e.g. `reason_near_known_lens`: named
+/// after the variant rather than its string, so renaming a string changes
+/// no plan.
+pub fn variant_param(prefix: &str, variant: impl std::fmt::Debug) -> String {
+    let mut name = prefix.to_string();
+    for c in format!("{variant:?}").chars() {
+        if c.is_ascii_uppercase() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
+}
+
 impl SqlPlan {
+    /// The SQL text, its output columns written out.
+    pub fn sql(&self) -> String {
+        match self.output {
+            Some(projection) => self.text.replace(MARKER, &projection.select_list()),
+            None => self.text.to_string(),
+        }
+    }
+
     /// Plans the SQL and binds every placeholder; an unbound one is an error.
     pub async fn dataframe(&self, ctx: &SessionContext, params: Params) -> Result<DataFrame> {
-        let df = ctx.sql(self.text).await?;
+        let df = ctx.sql(&self.sql()).await?;
         Ok(df.with_param_values(ParamValues::from(params.0))?)
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

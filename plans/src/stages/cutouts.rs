@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::manifest::record_stage;
+use crate::manifest::{record_stage, CutoutsSection, Section, Timings};
 use crate::sink::Location;
 use crate::stages::{column_i64, column_strings};
 
@@ -296,32 +296,29 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
         .await?;
 
     let seconds = started.elapsed().as_secs_f64();
-    let section = json!({
-        "targets": n_targets,
-        "targets_input": targets_url,
-        "shards": files.len(),
-        "shards_reused_whole": reused,
-        "rows_kept_from_previous_runs": kept,
-        "rows_made": fetched,
-        "attempts": attempts,
-        "status": statuses,
-        "source": spec.source_label(),
-        "resampling": spec.resampling().as_str(),
-        "size": spec.size,
-        "bands": spec.bands,
-        "pixscale": spec.pixscale,
-        "output": folder.url,
-        "bytes_written": bytes,
-        "timings_s": {"plan": planned.duration_since(started).as_secs_f64(), "total": seconds},
-        "cutouts_per_s": fetched as f64 / seconds.max(1e-9),
+    let section = Section::Cutouts(CutoutsSection {
+        targets: n_targets,
+        targets_input: targets_url,
+        shards: files.len(),
+        shards_reused_whole: reused,
+        rows_kept_from_previous_runs: kept,
+        rows_made: fetched,
+        attempts,
+        status: statuses,
+        source: spec.source_label(),
+        resampling: spec.resampling().as_str().to_string(),
+        size: spec.size,
+        bands: spec.bands.clone(),
+        pixscale: spec.pixscale,
+        output: folder.url.clone(),
+        bytes_written: bytes,
+        timings_s: Timings {
+            plan: Some(planned.duration_since(started).as_secs_f64()),
+            checks: None,
+            total: seconds,
+        },
+        cutouts_per_s: fetched as f64 / seconds.max(1e-9),
     });
-    record_stage(
-        &output,
-        config,
-        &engine.kind.describe(),
-        "cutouts",
-        section.clone(),
-    )
-    .await?;
-    Ok(section)
+    record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
+    section.to_json()
 }

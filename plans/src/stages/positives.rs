@@ -1,26 +1,68 @@
 //! Positives: crossmatch the known-lens catalog to sweep sources.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::manifest::{record_stage, GIT_COMMIT, PIPELINE_VERSION};
+use crate::manifest::{
+    record_stage, PositivesSection, Section, SharedSource, StatusCounts, Timings, GIT_COMMIT,
+    PIPELINE_VERSION,
+};
 use crate::plan::{Params, POSITIVES};
 use crate::sink::{write_partitions, Location, ParquetDir};
 use crate::stages::{count_strings, register_lenses};
 
-pub const STATUSES: [&str; 4] = [
-    "matched",
-    "no_source_within_radius",
-    "outside_footprint",
-    "fails_selection",
-];
+/// What became of a lens in the crossmatch. The plan gives each lens the
+/// first that holds, in the order of the variants; the strings are bound
+/// into the plan as `$status_<variant>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PositiveStatus {
+    /// The lens is outside `dec_min < dec < dec_max`.
+    OutsideFootprint,
+    /// No sweep source within `positives.match_radius_arcsec`.
+    NoSourceWithinRadius,
+    /// Matched, but the source fails the cuts negatives must pass (only
+    /// with `positives.apply_selection`).
+    FailsSelection,
+    /// Matched to its nearest source: a positive.
+    Matched,
+}
+
+impl PositiveStatus {
+    pub const ALL: [PositiveStatus; 4] = [
+        Self::OutsideFootprint,
+        Self::NoSourceWithinRadius,
+        Self::FailsSelection,
+        Self::Matched,
+    ];
+
+    /// The one spelling of each status.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::OutsideFootprint => "outside_footprint",
+            Self::NoSourceWithinRadius => "no_source_within_radius",
+            Self::FailsSelection => "fails_selection",
+            Self::Matched => "matched",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for PositiveStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What one partition of the crossmatch saw.
 #[derive(Default)]
@@ -52,6 +94,21 @@ fn count_statuses(batch: &RecordBatch, part: &mut Claims) -> Result<RecordBatch>
     Ok(batch.clone())
 }
 
+/// Every value the positives plan binds.
+pub fn params(config: &Config) -> Params {
+    Params::new()
+        .selection(config)
+        .f64(
+            "match_radius_arcsec",
+            config.positives.match_radius_arcsec.value,
+        )
+        .bool("apply_selection", config.positives.apply_selection.value)
+        .statuses()
+        .str("pipeline_version", PIPELINE_VERSION)
+        .str("git_commit", GIT_COMMIT)
+        .str("extraction_timestamp", chrono::Utc::now().to_rfc3339())
+}
+
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
@@ -61,17 +118,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         .ok_or_else(|| {
             Error::Config("the positives stage needs inputs.positives (a lens catalog CSV)".into())
         })?;
-    let params = Params::new()
-        .selection(config)
-        .f64(
-            "match_radius_arcsec",
-            config.positives.match_radius_arcsec.value,
-        )
-        .bool("apply_selection", config.positives.apply_selection.value)
-        .str("pipeline_version", PIPELINE_VERSION)
-        .str("git_commit", GIT_COMMIT)
-        .str("extraction_timestamp", chrono::Utc::now().to_rfc3339());
-    let df = POSITIVES.dataframe(&engine.ctx, params).await?;
+    let df = POSITIVES.dataframe(&engine.ctx, params(config)).await?;
     let streams = df.execute_stream_partitioned().await?;
     let dir = ParquetDir::create(output.child("positives"), run_id).await?;
     let (parts, dir) = write_partitions(dir, streams, count_statuses).await?;
@@ -85,7 +132,15 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             sources.entry((file, row)).or_default().push(lens);
         }
     }
-    let counted: u64 = statuses.values().sum();
+    let mut status_counts = BTreeMap::new();
+    for (status, n) in statuses {
+        let parsed = status.as_deref().and_then(PositiveStatus::parse);
+        let status = parsed.ok_or_else(|| {
+            Error::Conservation(format!("{n} lenses with unknown status {status:?}"))
+        })?;
+        status_counts.insert(status, n);
+    }
+    let counted: u64 = status_counts.values().sum();
     if counted != catalog.batch.num_rows() as u64 {
         return Err(Error::Conservation(format!(
             "{} lenses went in but {counted} came out of the crossmatch",
@@ -94,43 +149,34 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     }
     let files = dir.commit().await?;
 
-    let mut shared: Vec<Value> = sources
+    let mut shared: Vec<SharedSource> = sources
         .into_iter()
         .filter(|(_, lenses)| lenses.len() > 1)
-        .map(|((file, row), mut lenses)| {
-            lenses.sort();
-            json!({"sweep_file": file, "row_index": row, "lens_ids": lenses})
+        .map(|((sweep_file, row_index), mut lens_ids)| {
+            lens_ids.sort();
+            SharedSource {
+                lens_ids,
+                row_index,
+                sweep_file,
+            }
         })
         .collect();
-    shared.sort_by_key(|v| v.to_string());
-    let status_counts: serde_json::Map<String, Value> = STATUSES
-        .iter()
-        .map(|s| {
-            (
-                s.to_string(),
-                json!(statuses.get(&Some(s.to_string())).copied().unwrap_or(0)),
-            )
-        })
-        .collect();
-    let section = json!({
-        "catalog": config.inputs.positives,
-        "catalog_lines": catalog.data_lines,
-        "catalog_rejected_lines": catalog.rejected,
-        "lenses": catalog.batch.num_rows(),
-        "status": status_counts,
-        "sources_claimed_by_several_lenses": shared,
-        "match_radius_arcsec": config.positives.match_radius_arcsec.value,
-        "output": output.child("positives").url,
-        "output_files": files,
-        "timings_s": {"total": started.elapsed().as_secs_f64()},
+    shared.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
+    let section = Section::Positives(PositivesSection {
+        catalog: config.inputs.positives.clone(),
+        catalog_lines: catalog.data_lines,
+        catalog_rejected_lines: catalog.rejected.iter().map(Into::into).collect(),
+        lenses: catalog.batch.num_rows(),
+        status: StatusCounts(status_counts),
+        sources_claimed_by_several_lenses: shared,
+        match_radius_arcsec: config.positives.match_radius_arcsec.value,
+        output: output.child("positives").url,
+        output_files: files,
+        timings_s: Timings {
+            total: started.elapsed().as_secs_f64(),
+            ..Timings::default()
+        },
     });
-    record_stage(
-        &output,
-        config,
-        &engine.kind.describe(),
-        "positives",
-        section.clone(),
-    )
-    .await?;
-    Ok(section)
+    record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
+    section.to_json()
 }

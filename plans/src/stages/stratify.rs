@@ -11,27 +11,30 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::functions::expr_fn::{coalesce, concat_ws};
 use datafusion::logical_expr::{col, lit, when, Expr};
 use datafusion::prelude::{DataFrame, ParquetReadOptions};
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::config::{Config, ExtraStratum};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::manifest::record_stage;
+use crate::manifest::{
+    record_stage, Leakage, N2Summary, Section, SplitShare, StratifySection, StratumRows, Timings,
+};
 use crate::plan::{Params, SqlPlan, JOIN_NSIDE, STRATIFY};
 use crate::sink::{write_partitions, Location, ParquetDir};
+use crate::stages::positives::PositiveStatus;
 
 const COUNTS: SqlPlan = SqlPlan {
-    name: "stratify_counts",
     text: include_str!("../../sql/stratify_counts.sql"),
+    output: None,
 };
 const LEAKAGE: SqlPlan = SqlPlan {
-    name: "split_leakage",
     text: include_str!("../../sql/split_leakage.sql"),
+    output: None,
 };
 
 /// How many negatives one (stratum, pool) should give and can give.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quota {
     pub stratum: String,
     pub pool: String,
@@ -208,15 +211,49 @@ fn count_sample(batch: &RecordBatch, counts: &mut SampleCounts) -> Result<Record
     Ok(batch.clone())
 }
 
+/// Positives per stratum, and negatives per (stratum, pool).
+#[derive(Debug, Default)]
+struct StrataCounts {
+    positives: BTreeMap<String, u64>,
+    negatives: BTreeMap<(String, String), u64>,
+}
+
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
+    register_strata(engine, config, &output).await?;
+    let strata = count_strata(engine).await?;
+    let quotas = plan_quotas(
+        &strata.positives,
+        &strata.negatives,
+        config.sampling.negatives_per_positive.value,
+        config.sampling.n2_fraction.value,
+    );
+    register_sampling_tables(engine, config, &output, &quotas).await?;
+    let (counts, files) = draw_and_split(engine, config, &output, run_id, &strata, &quotas).await?;
+    let leakage = measure_leakage(engine, config, &output).await?;
+    let section = Section::Stratify(StratifySection {
+        output: output.child("sample").url,
+        output_files: files,
+        timings_s: Timings {
+            total: started.elapsed().as_secs_f64(),
+            ..Timings::default()
+        },
+        ..summarise(config, &strata, &quotas, &counts, leakage)
+    });
+    record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
+    section.to_json()
+}
+
+/// Registers the matched positives and the negatives, each with its
+/// stratum label, as `positives_strata` and `negatives_strata`.
+async fn register_strata(engine: &Engine, config: &Config, output: &Location) -> Result<()> {
     let stratum = stratum_expr(&config.sampling.extra_strata);
-    let positives = read_stage(engine, &output, "positives")
+    let positives = read_stage(engine, output, "positives")
         .await?
-        .filter(col("status").eq(lit("matched")))?
+        .filter(col("status").eq(lit(PositiveStatus::Matched.as_str())))?
         .with_column("stratum", stratum.clone())?;
-    let negatives = read_stage(engine, &output, "negatives")
+    let negatives = read_stage(engine, output, "negatives")
         .await?
         .with_column("stratum", stratum)?;
     for name in [
@@ -234,9 +271,11 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     engine
         .ctx
         .register_table("negatives_strata", negatives.into_view())?;
+    Ok(())
+}
 
-    let mut pos_counts = BTreeMap::new();
-    let mut neg_counts = BTreeMap::new();
+async fn count_strata(engine: &Engine) -> Result<StrataCounts> {
+    let mut counts = StrataCounts::default();
     for batch in COUNTS
         .dataframe(&engine.ctx, Params::new())
         .await?
@@ -265,21 +304,25 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             );
             let n = rows.value(i) as u64;
             if class == "positive" {
-                pos_counts.insert(stratum, n);
+                counts.positives.insert(stratum, n);
             } else {
-                neg_counts.insert((stratum, pool), n);
+                counts.negatives.insert((stratum, pool), n);
             }
         }
     }
-    let quotas = plan_quotas(
-        &pos_counts,
-        &neg_counts,
-        config.sampling.negatives_per_positive.value,
-        config.sampling.n2_fraction.value,
-    );
+    Ok(counts)
+}
+
+/// Registers the small tables the draw joins with: `quotas`, `grade_weights`.
+async fn register_sampling_tables(
+    engine: &Engine,
+    config: &Config,
+    output: &Location,
+    quotas: &[Quota],
+) -> Result<()> {
     let tables = output.child("catalog");
     engine
-        .register_shared_batch("quotas", quotas_batch(&quotas)?, &tables)
+        .register_shared_batch("quotas", quotas_batch(quotas)?, &tables)
         .await?;
     engine
         .register_shared_batch(
@@ -288,15 +331,31 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             &tables,
         )
         .await?;
+    Ok(())
+}
 
+/// Every value the stratify plan binds.
+pub fn params(config: &Config) -> Params {
     let f = &config.split.fractions.value;
-    let params = Params::new()
+    Params::new()
         .i64("sampling_seed", config.sampling.seed.value)
         .i64("split_seed", config.split.seed.value)
         .i64("split_nside", config.split.nside.value as i64)
         .f64("train_fraction", f.train)
-        .f64("val_fraction", f.val);
-    let df = STRATIFY.dataframe(&engine.ctx, params).await?;
+        .f64("val_fraction", f.val)
+}
+
+/// Runs the stratify plan into `sample/`, checks that every positive is in
+/// it once and every quota is met exactly, then makes it visible.
+async fn draw_and_split(
+    engine: &Engine,
+    config: &Config,
+    output: &Location,
+    run_id: &str,
+    strata: &StrataCounts,
+    quotas: &[Quota],
+) -> Result<(SampleCounts, Vec<String>)> {
+    let df = STRATIFY.dataframe(&engine.ctx, params(config)).await?;
     let streams = df.execute_stream_partitioned().await?;
     let dir = ParquetDir::create(output.child("sample"), run_id).await?;
     let (parts, dir) = write_partitions(dir, streams, count_sample).await?;
@@ -307,19 +366,12 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         }
     }
 
-    // Conservation: every positive is in the sample once, every quota is met exactly.
-    let total_positives: u64 = pos_counts.values().sum();
+    let total_positives: u64 = strata.positives.values().sum();
     let drawn: u64 = quotas.iter().map(|q| q.quota).sum();
-    let sampled_positives: u64 = counts
-        .iter()
-        .filter(|((l, _, _), _)| l == "1")
-        .map(|(_, v)| v)
-        .sum();
-    let sampled_negatives: u64 = counts
-        .iter()
-        .filter(|((l, _, _), _)| l == "0")
-        .map(|(_, v)| v)
-        .sum();
+    let (sampled_positives, sampled_negatives) = (
+        class_rows(&counts, "1", None),
+        class_rows(&counts, "0", None),
+    );
     if sampled_positives != total_positives || sampled_negatives != drawn {
         return Err(Error::Conservation(format!(
             "sample holds {sampled_positives} positives and {sampled_negatives} negatives, \
@@ -327,7 +379,21 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         )));
     }
     let files = dir.commit().await?;
+    Ok((counts, files))
+}
 
+/// Rows of one label (`"1"`, `"0"`), in one split or all.
+fn class_rows(counts: &SampleCounts, label: &str, split: Option<&str>) -> u64 {
+    counts
+        .iter()
+        .filter(|((l, _, s), _)| l == label && split.is_none_or(|split| s == split))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Reads the sample back and measures how the split separates the sky; a
+/// HEALPix pixel in several splits is an error.
+async fn measure_leakage(engine: &Engine, config: &Config, output: &Location) -> Result<Leakage> {
     let sample_url = format!("{}/", output.child("sample").url);
     engine
         .ctx
@@ -357,42 +423,44 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             "{mixed_pixels} HEALPix pixels fall in several splits"
         )));
     }
+    Ok(Leakage {
+        pixels_in_several_splits: mixed_pixels,
+        close_pairs_across_splits: leak("close_pairs_across_splits"),
+        radius_arcsec: config.exclusion.radius_arcsec.value,
+    })
+}
 
-    let mut fractions = serde_json::Map::new();
+/// The stage's run.json section, but for its output and timings.
+fn summarise(
+    config: &Config,
+    strata: &StrataCounts,
+    quotas: &[Quota],
+    counts: &SampleCounts,
+    leakage: Leakage,
+) -> StratifySection {
+    let mut split_fractions = BTreeMap::new();
     for (label, class) in [("1", "positive"), ("0", "negative")] {
-        let class_total: u64 = counts
-            .iter()
-            .filter(|((l, _, _), _)| l == label)
-            .map(|(_, v)| v)
-            .sum();
-        let mut by_split = serde_json::Map::new();
-        for split in ["train", "val", "test"] {
-            let n: u64 = counts
-                .iter()
-                .filter(|((l, _, s), _)| l == label && s == split)
-                .map(|(_, v)| v)
-                .sum();
-            let fraction = if class_total > 0 {
-                n as f64 / class_total as f64
-            } else {
-                0.0
-            };
-            by_split.insert(split.into(), json!({"rows": n, "fraction": fraction}));
-        }
-        fractions.insert(class.into(), Value::Object(by_split));
+        let class_total = class_rows(counts, label, None);
+        let by_split = ["train", "val", "test"]
+            .into_iter()
+            .map(|split| {
+                let rows = class_rows(counts, label, Some(split));
+                let fraction = if class_total > 0 {
+                    rows as f64 / class_total as f64
+                } else {
+                    0.0
+                };
+                (split.to_string(), SplitShare { rows, fraction })
+            })
+            .collect();
+        split_fractions.insert(class.to_string(), by_split);
     }
-    let target_n2: u64 = quotas
-        .iter()
-        .filter(|q| q.pool == "N2")
-        .map(|q| q.target)
-        .sum();
-    let achieved_n2: u64 = quotas
-        .iter()
-        .filter(|q| q.pool == "N2")
-        .map(|q| q.quota)
-        .sum();
-    let target_total: u64 = quotas.iter().map(|q| q.target).sum();
-    let shortfalls: Vec<&Quota> = quotas.iter().filter(|q| q.quota < q.target).collect();
+    let drawn: u64 = quotas.iter().map(|q| q.quota).sum();
+    let n2 = quotas.iter().filter(|q| q.pool == "N2");
+    let (target_n2, achieved_n2): (u64, u64) = (
+        n2.clone().map(|q| q.target).sum(),
+        n2.map(|q| q.quota).sum(),
+    );
     // A configured bin no row falls in (request_v1's [1-2] after NOBS >= 3) is reported, not hidden.
     let empty_bins: Vec<String> = config
         .bins
@@ -400,45 +468,44 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         .split(',')
         .filter(|label| {
             let prefix = format!("{label}|");
-            !neg_counts.keys().any(|(s, _)| s.starts_with(&prefix))
-                && !pos_counts.keys().any(|s| s.starts_with(&prefix))
+            !strata.negatives.keys().any(|(s, _)| s.starts_with(&prefix))
+                && !strata.positives.keys().any(|s| s.starts_with(&prefix))
         })
         .map(str::to_string)
         .collect();
-    let section = json!({
-        "positives": total_positives,
-        "negatives_target": target_total,
-        "negatives_drawn": drawn,
-        "n2": {
-            "target_fraction": config.sampling.n2_fraction.value,
-            "target_rows": target_n2,
-            "achieved_rows": achieved_n2,
-            "achieved_fraction": if drawn > 0 { achieved_n2 as f64 / drawn as f64 } else { 0.0 },
+    StratifySection {
+        positives: strata.positives.values().sum(),
+        negatives_target: quotas.iter().map(|q| q.target).sum(),
+        negatives_drawn: drawn,
+        n2: N2Summary {
+            target_fraction: config.sampling.n2_fraction.value,
+            target_rows: target_n2,
+            achieved_rows: achieved_n2,
+            achieved_fraction: if drawn > 0 {
+                achieved_n2 as f64 / drawn as f64
+            } else {
+                0.0
+            },
         },
-        "shortfall": !shortfalls.is_empty(),
-        "empty_nobs_z_bins": empty_bins,
-        "strata": quotas,
-        "negatives_available_outside_positive_strata": neg_counts
+        shortfall: quotas.iter().any(|q| q.quota < q.target),
+        empty_nobs_z_bins: empty_bins,
+        strata: quotas.to_vec(),
+        negatives_available_outside_positive_strata: strata
+            .negatives
             .iter()
-            .filter(|((s, _), _)| !pos_counts.contains_key(s))
-            .map(|((s, p), n)| json!({"stratum": s, "pool": p, "rows": n}))
-            .collect::<Vec<_>>(),
-        "split_fractions": fractions,
-        "leakage": {"pixels_in_several_splits": mixed_pixels, "close_pairs_across_splits": leak("close_pairs_across_splits"),
-                    "radius_arcsec": config.exclusion.radius_arcsec.value},
-        "output": output.child("sample").url,
-        "output_files": files,
-        "timings_s": {"total": started.elapsed().as_secs_f64()},
-    });
-    record_stage(
-        &output,
-        config,
-        &engine.kind.describe(),
-        "stratify",
-        section.clone(),
-    )
-    .await?;
-    Ok(section)
+            .filter(|((s, _), _)| !strata.positives.contains_key(s))
+            .map(|((s, p), n)| StratumRows {
+                stratum: s.clone(),
+                pool: p.clone(),
+                rows: *n,
+            })
+            .collect(),
+        split_fractions,
+        leakage,
+        output: String::new(),
+        output_files: Vec::new(),
+        timings_s: Timings::default(),
+    }
 }
 
 #[cfg(test)]

@@ -28,13 +28,16 @@ use lenspipe_validate::shortcuts::{feature_shortcuts, SplitCounts, SplitsSummary
 use lenspipe_validate::stats::{StatsParams, IMAGE_FEATURES};
 use lenspipe_validate::{cross_validated_logistic, FeatureKind, ReportInput, ShortcutsReport};
 use object_store::ObjectStoreExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::manifest::record_stage;
+use crate::manifest::{
+    record_stage, RunManifest, Section, Timings, UnmeasuredFeature, ValidateSection,
+};
 use crate::sink::Location;
+use crate::stages::positives::PositiveStatus;
 use crate::stages::{column_f64, column_i64, column_strings};
 
 /// Columns copied from the cutouts to each checks row, when present.
@@ -205,46 +208,46 @@ fn features(present: &[String], type_values: &[String]) -> Vec<(String, FeatureK
 }
 
 /// Funnel charts from what the earlier stages recorded in run.json.
-fn funnels(run: &Value) -> Vec<Funnel> {
+fn funnels(run: Option<&RunManifest>) -> Vec<Funnel> {
+    let Some(run) = run else {
+        return Vec::new();
+    };
     let mut stages = Vec::new();
-    let neg = &run["stages"]["negatives"];
-    if let (Some(order), Some(rejected)) =
-        (neg["funnel_order"].as_array(), neg["rejected"].as_object())
-    {
-        let rejected: Vec<(String, u64)> = order
-            .iter()
-            .filter_map(|r| r.as_str())
-            .map(|r| {
-                (
-                    r.to_string(),
-                    rejected.get(r).and_then(Value::as_u64).unwrap_or(0),
-                )
-            })
-            .collect();
+    if let Some(neg) = &run.stages.negatives {
         stages.push(FunnelStage {
             stage: "negatives".into(),
-            kept: neg["kept"].as_u64().unwrap_or(0),
-            rejected,
+            kept: neg.kept,
+            rejected: neg
+                .funnel_order
+                .iter()
+                .map(|r| (r.0.as_str().to_string(), neg.rejected.get(r.0)))
+                .collect(),
         });
     }
     // Stages that count rows by status: one status is kept, the rest are rejections.
-    for (stage, title, kept_status) in [
-        ("positives", "positives (lenses)", "matched"),
-        ("cutouts", "cutouts", "ok"),
-    ] {
-        if let Some(status) = run["stages"][stage]["status"].as_object() {
-            let rejected = status
+    if let Some(pos) = &run.stages.positives {
+        stages.push(FunnelStage {
+            stage: "positives (lenses)".into(),
+            kept: pos.status.get(PositiveStatus::Matched),
+            rejected: PositiveStatus::ALL
+                .iter()
+                .filter(|s| **s != PositiveStatus::Matched)
+                .map(|s| (s.as_str().to_string(), pos.status.get(*s)))
+                .collect(),
+        });
+    }
+    if let Some(cut) = &run.stages.cutouts {
+        let kept_status = "ok";
+        stages.push(FunnelStage {
+            stage: "cutouts".into(),
+            kept: cut.status.get(kept_status).copied().unwrap_or(0),
+            rejected: cut
+                .status
                 .iter()
                 .filter(|(k, _)| k.as_str() != kept_status)
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                .collect();
-            let kept = status.get(kept_status).and_then(Value::as_u64).unwrap_or(0);
-            stages.push(FunnelStage {
-                stage: title.into(),
-                kept,
-                rejected,
-            });
-        }
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        });
     }
     if stages.is_empty() {
         return Vec::new();
@@ -623,10 +626,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         .await?;
 
     // The report: pictures beside one HTML page.
-    let run = match output.child("run.json").get_bytes().await? {
-        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        None => Value::Null,
-    };
+    let run = RunManifest::read(&output).await?;
     let mut ranked: Vec<&lenspipe_validate::FeatureShortcut> = report.features.iter().collect();
     ranked.sort_by(|a, b| (b.auc - 0.5).abs().total_cmp(&(a.auc - 0.5).abs()));
     let histograms: Vec<FeatureHist> = ranked
@@ -684,35 +684,39 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         gallery: gallery(engine, config, &present).await?,
         histograms,
         aucs: report.feature_aucs(),
-        funnels: funnels(&run),
+        funnels: funnels(run.as_ref()),
         options: ReportOptions::default(),
     };
     write_report(&input_report, &folder)?;
 
     let seconds = started.elapsed().as_secs_f64();
-    let section = json!({
-        "input": input.url,
-        "cutouts": rows,
-        "passed": passed,
-        "failed_checks": failures,
-        "duplicate_hashes": duplicate_hashes.len(),
-        "statistics_rows": labels.len(),
-        "statistics_fraction": fraction,
-        "flagged": flagged,
-        "unmeasured_features": unmeasured.iter().map(|(n, e)| json!({"feature": n, "why": e.to_string()})).collect::<Vec<_>>(),
-        "multivariate_auc": report.multivariate.as_ref().and_then(|m| m.oof_auc),
-        "output": folder.url,
-        "timings_s": {"checks": checked.duration_since(started).as_secs_f64(), "total": seconds},
-        "cutouts_per_s": rows as f64 / checked.duration_since(started).as_secs_f64().max(1e-9),
+    let section = Section::Validate(ValidateSection {
+        input: input.url.clone(),
+        cutouts: rows,
+        passed,
+        failed_checks: failures.clone(),
+        duplicate_hashes: duplicate_hashes.len(),
+        statistics_rows: labels.len(),
+        statistics_fraction: fraction,
+        flagged: flagged.clone(),
+        unmeasured_features: unmeasured
+            .iter()
+            .map(|(n, e)| UnmeasuredFeature {
+                feature: n.to_string(),
+                why: e.to_string(),
+            })
+            .collect(),
+        multivariate_auc: report.multivariate.as_ref().and_then(|m| m.oof_auc),
+        output: folder.url.clone(),
+        timings_s: Timings {
+            plan: None,
+            checks: Some(checked.duration_since(started).as_secs_f64()),
+            total: seconds,
+        },
+        cutouts_per_s: rows as f64 / checked.duration_since(started).as_secs_f64().max(1e-9),
     });
-    record_stage(
-        &output,
-        config,
-        &engine.kind.describe(),
-        "validate",
-        section.clone(),
-    )
-    .await?;
+    record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
+    let section = section.to_json()?;
 
     let mut summary = String::from("validation summary\n");
     summary.push_str(&format!(
