@@ -20,11 +20,11 @@ use crate::error::{Error, Result};
 pub enum Provenance {
     /// Stated in the Paper IV abstract (arXiv:2508.20087).
     PaperIvAbstract,
-    /// Quoted from Paper IV by the code review request; not checked against the full text.
+    /// Attributed to Paper IV by the original v1 pipeline; not checked against the full text.
     RequestQuotesPaperIv,
     /// Legacy Surveys documentation (catalog format, bit definitions).
     LegacySurveysDocs,
-    /// The request's own value, with no source in the paper given.
+    /// The original v1 pipeline's own value, with no source in the paper given.
     RequestV1,
     /// Chosen by this project, unverified against the paper.
     ProjectChoice,

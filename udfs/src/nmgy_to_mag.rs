@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn ten_nanomaggies_is_exactly_20_mag() {
-        // The request's comment says "~19.5"; it is exactly 20.0.
+        // The v1 pipeline's comment says "~19.5"; it is exactly 20.0.
         assert_eq!(flux_to_ab_mag(10.0), Some(20.0));
         assert_eq!(flux_to_ab_mag(1.0), Some(22.5));
         assert_eq!(flux_to_ab_mag(100.0), Some(17.5));
