@@ -15,8 +15,10 @@ pub mod manifest;
 pub mod memory;
 pub mod parity;
 pub mod plan;
+pub mod probe;
 pub mod sink;
 pub mod stages;
+pub mod transfer;
 
 pub use config::Config;
 pub use engine::{Engine, EngineKind};

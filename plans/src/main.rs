@@ -123,6 +123,16 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
     },
+    /// Copy a file or a folder between local paths, file:// and s3:// URLs
+    /// (S3 from the AWS_* environment), e.g. to load sweeps into a cluster's store.
+    Cp { from: String, to: String },
+    /// Exit 0 if `tcp://host:port` accepts a connection or `http://host:port/path`
+    /// answers 2xx: a health check for images without a shell.
+    Probe {
+        target: String,
+        #[arg(long, default_value_t = 3.0)]
+        timeout_s: f64,
+    },
     /// Print every selection parameter beside the request's value and its provenance.
     Parity {
         /// A run.json whose funnel fills the 'rows removed' column.
@@ -361,6 +371,24 @@ async fn main_inner(cli: Cli) -> Result<()> {
             faults,
             latency_ms,
         } => serve_cutouts(coadds, synthetic_sky, bind, faults, latency_ms).await,
+        Command::Cp { from, to } => {
+            let runtime = lenspipe_plans::extensions::runtime_env(
+                &datafusion::prelude::SessionConfig::new(),
+            )?;
+            let started = std::time::Instant::now();
+            let copied = lenspipe_plans::transfer::copy(&runtime, &from, &to).await?;
+            eprintln!(
+                "copied {} objects, {:.1} MB in {:.1} s to {to}",
+                copied.objects,
+                copied.bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Probe { target, timeout_s } => lenspipe_plans::probe::probe(
+            &target,
+            std::time::Duration::from_secs_f64(timeout_s.max(0.01)),
+        ),
         Command::Parity { run, config } => {
             let ours = Config::load(&config, &[])?;
             let request = Config::load("request_v1", &[])?;
