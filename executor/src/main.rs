@@ -6,10 +6,11 @@ use std::sync::Arc;
 use ballista_executor::config::Config;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use clap::Parser;
-use lenspipe_plans::{cli_defaults, extensions};
+use lenspipe_extensions as extensions;
+use lenspipe_extensions::cli_defaults;
 
 fn main() -> ballista_core::error::Result<()> {
-    lenspipe_plans::memory::return_large_blocks();
+    lenspipe_extensions::memory::return_large_blocks();
     let opt = Config::parse_from(cli_defaults::loopback_unless_told(std::env::args()));
     let mut config: ExecutorProcessConfig = opt.try_into()?;
     tracing_subscriber::fmt()

@@ -12,7 +12,6 @@ use lenspipe_sweeps::{SweepsOptions, SweepsTable};
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::extensions;
 use crate::sink::Location;
 
 /// Where plans run.
@@ -47,11 +46,14 @@ impl Engine {
     pub async fn connect(kind: EngineKind) -> Result<Self> {
         let ctx = match &kind {
             EngineKind::Embedded => {
-                let config = extensions::tune(SessionConfig::new().with_information_schema(true));
-                SessionContext::new_with_state(extensions::session_state(config)?)
+                let config =
+                    lenspipe_extensions::tune(SessionConfig::new().with_information_schema(true));
+                SessionContext::new_with_state(lenspipe_extensions::session_state(config)?)
             }
             EngineKind::Cluster(url) => {
-                let state = extensions::session_state(extensions::cluster_session_config())?;
+                let state = lenspipe_extensions::session_state(
+                    lenspipe_extensions::cluster_session_config(),
+                )?;
                 let ctx = SessionContext::remote_with_state(url, state).await?;
                 // Ballista's upgrade of the state resets the scalar functions
                 // to its defaults; ours are registered again on top.

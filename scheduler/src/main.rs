@@ -9,7 +9,8 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::{Config, SchedulerConfig};
 use ballista_scheduler::scheduler_process::start_server;
 use clap::Parser;
-use lenspipe_plans::{cli_defaults, extensions};
+use lenspipe_extensions as extensions;
+use lenspipe_extensions::cli_defaults;
 
 fn main() -> ballista_core::error::Result<()> {
     let opt = Config::parse_from(cli_defaults::loopback_unless_told(std::env::args()));

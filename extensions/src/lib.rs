@@ -1,6 +1,11 @@
 //! Everything an engine needs to run lenspipe plans, shared by the embedded
 //! engine, the Ballista client, the scheduler and the executors: the UDFs,
-//! the object store registry and the codecs for the sweeps table and scan.
+//! the object store registry and the codecs for the sweeps table, the FITS
+//! scan and the cutout operator. The cluster binaries depend on this crate
+//! alone, not on the stages or the CLI.
+
+pub mod cli_defaults;
+pub mod memory;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::error::{Error, Result};
+use lenspipe_plans::{Error, Result};
 
 /// Checks `target` (`tcp://host:port` or `http://host:port/path`) once,
 /// within `timeout`.

@@ -11,8 +11,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
-use crate::error::{Error, Result};
-use crate::sink::Location;
+use lenspipe_plans::sink::Location;
+use lenspipe_plans::{Error, Result};
 
 /// What a copy moved.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,15 +22,22 @@ pub struct Copied {
 }
 
 /// Copies `from` to `to`. A single object is copied to `to` itself, or into
-/// it when `to` ends with `/`; a folder's objects keep their relative paths
-/// under `to`. Objects are streamed, never held whole in memory.
+/// it when `to` ends with `/`; a folder (`from` ending with `/`, or naming
+/// no object) has its objects copied with their relative paths under `to`.
+/// Objects are streamed, never held whole in memory.
 pub async fn copy(runtime: &RuntimeEnv, from: &str, to: &str) -> Result<Copied> {
     let src = Location::resolve(runtime, from)?;
     let dst = Location::resolve(runtime, to)?;
-    let single = match src.store.head(&src.path).await {
-        Ok(meta) => Some(meta),
-        Err(object_store::Error::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
+    // A trailing slash names a folder: no HEAD, which some S3-compatible
+    // stores answer with an error rather than 404 for a folder's name.
+    let single = if from.ends_with('/') {
+        None
+    } else {
+        match src.store.head(&src.path).await {
+            Ok(meta) => Some(meta),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
     };
     let mut plan: Vec<(Path, Path)> = Vec::new();
     match single {

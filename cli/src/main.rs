@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod probe;
+mod transfer;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use lenspipe_plans::sink::{write_partitions, Location, ParquetDir};
@@ -271,9 +274,8 @@ async fn serve_cutouts(
     let provider: std::sync::Arc<dyn CutoutProvider> = match (coadds, synthetic_sky) {
         (_, Some(seed)) => std::sync::Arc::new(lenspipe_cutouts::synthetic::SyntheticSky { seed }),
         (Some(root), None) => {
-            let runtime = lenspipe_plans::extensions::runtime_env(
-                &datafusion::prelude::SessionConfig::new(),
-            )?;
+            let runtime =
+                lenspipe_extensions::runtime_env(&datafusion::prelude::SessionConfig::new())?;
             let root = lenspipe_plans::sink::to_url(&root)?.to_string();
             std::sync::Arc::new(lenspipe_cutouts::bricks::BrickProvider::new(
                 &runtime,
@@ -372,11 +374,10 @@ async fn main_inner(cli: Cli) -> Result<()> {
             latency_ms,
         } => serve_cutouts(coadds, synthetic_sky, bind, faults, latency_ms).await,
         Command::Cp { from, to } => {
-            let runtime = lenspipe_plans::extensions::runtime_env(
-                &datafusion::prelude::SessionConfig::new(),
-            )?;
+            let runtime =
+                lenspipe_extensions::runtime_env(&datafusion::prelude::SessionConfig::new())?;
             let started = std::time::Instant::now();
-            let copied = lenspipe_plans::transfer::copy(&runtime, &from, &to).await?;
+            let copied = transfer::copy(&runtime, &from, &to).await?;
             eprintln!(
                 "copied {} objects, {:.1} MB in {:.1} s to {to}",
                 copied.objects,
@@ -385,7 +386,7 @@ async fn main_inner(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Probe { target, timeout_s } => lenspipe_plans::probe::probe(
+        Command::Probe { target, timeout_s } => probe::probe(
             &target,
             std::time::Duration::from_secs_f64(timeout_s.max(0.01)),
         ),
@@ -402,12 +403,13 @@ async fn main_inner(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    lenspipe_plans::memory::return_large_blocks();
+    lenspipe_extensions::memory::return_large_blocks();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
