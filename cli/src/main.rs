@@ -184,6 +184,12 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
 async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Result<()> {
     let config = args.load()?;
     let engine = args.engine().await?;
+    // A run.json that does not parse stops the run before anything is written.
+    lenspipe_plans::manifest::RunManifest::read(&Location::resolve(
+        &engine.runtime(),
+        &config.output,
+    )?)
+    .await?;
     let id = run_id();
     let catalog = [Stage::Negatives, Stage::Positives, Stage::Stratify];
     let all = [
@@ -210,31 +216,41 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
             .map(|v| v.get_name().to_string())
             .unwrap_or_default();
         tracing::info!(stage = %stage_name, engine = %engine.kind.describe(), "stage started");
-        let (name, section) = match s {
-            Stage::Negatives => (
-                "negatives",
-                stages::negatives::run(&engine, &config, &id).await?,
-            ),
-            Stage::Positives => (
-                "positives",
-                stages::positives::run(&engine, &config, &id).await?,
-            ),
-            Stage::Stratify => (
-                "stratify",
-                stages::stratify::run(&engine, &config, &id).await?,
-            ),
-            Stage::Cutouts => (
-                "cutouts",
-                stages::cutouts::run(&engine, &config, &id).await?,
-            ),
-            Stage::Validate => {
-                let outcome = stages::validate::run(&engine, &config, &id).await?;
-                shortcut_found = outcome.flagged > 0;
-                eprintln!("{}", outcome.summary);
-                ("validate", outcome.section)
-            }
-            Stage::All | Stage::Catalog => unreachable!("expanded above"),
-        };
+        let outcome = async {
+            Ok::<_, Error>(match s {
+                Stage::Negatives => (
+                    "negatives",
+                    stages::negatives::run(&engine, &config, &id).await?,
+                ),
+                Stage::Positives => (
+                    "positives",
+                    stages::positives::run(&engine, &config, &id).await?,
+                ),
+                Stage::Stratify => (
+                    "stratify",
+                    stages::stratify::run(&engine, &config, &id).await?,
+                ),
+                Stage::Cutouts => (
+                    "cutouts",
+                    stages::cutouts::run(&engine, &config, &id).await?,
+                ),
+                Stage::Validate => {
+                    let outcome = stages::validate::run(&engine, &config, &id).await?;
+                    shortcut_found = outcome.flagged > 0;
+                    eprintln!("{}", outcome.summary);
+                    ("validate", outcome.section)
+                }
+                Stage::All | Stage::Catalog => unreachable!("expanded above"),
+            })
+        }
+        .await;
+        // Name the stage and the engine: a cluster's transport errors say neither.
+        let (name, section) = outcome.map_err(|e| {
+            Error::Other(format!(
+                "stage {stage_name} on {} failed: {e}",
+                engine.kind.describe()
+            ))
+        })?;
         tracing::info!(
             stage = name,
             seconds = started.elapsed().as_secs_f64(),
