@@ -202,13 +202,25 @@ where
     for (index, mut stream) in streams.into_iter().enumerate() {
         let (dir, keep) = (Arc::clone(&dir), Arc::clone(&keep));
         tasks.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let mut state = S::default();
             let mut sink = PartSink::new(&dir, index);
+            let mut rows_in = 0u64;
             while let Some(batch) = stream.next().await {
-                let kept = keep(&batch?, &mut state)?;
+                let batch = batch?;
+                rows_in += batch.num_rows() as u64;
+                let kept = keep(&batch, &mut state)?;
                 sink.write(&kept).await?;
             }
-            sink.finish().await?;
+            let written = sink.finish().await?;
+            tracing::info!(
+                output = %dir.url(),
+                partition = index,
+                rows_in,
+                rows_written = written,
+                seconds = started.elapsed().as_secs_f64(),
+                "partition written"
+            );
             Ok::<_, Error>(state)
         }));
     }
