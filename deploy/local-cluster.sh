@@ -75,7 +75,10 @@ start() {
   : > "$state_file"
   trap 'echo "local-cluster: start failed, stopping what started" >&2; stop >&2' ERR
   # shellcheck disable=SC2086 # extra flags are word-split on purpose
+  # Pull scheduling, as in the compose and Kubernetes clusters (docs/deploy.md):
+  # tasks reset after an executor is lost are picked up by the next poll.
   "$scheduler" --bind-host 127.0.0.1 --external-host 127.0.0.1 --bind-port "$port" \
+    --scheduler-policy pull-staged \
     ${LENSPIPE_SCHEDULER_ARGS:-} > "$state_dir/logs/scheduler.log" 2>&1 &
   echo "pid scheduler $! $port" >> "$state_file"
   wait_for "$wait_s" "the scheduler on port $port" curl -sf "http://127.0.0.1:$port/api/state"
@@ -85,6 +88,7 @@ start() {
     mkdir -p "$state_dir/work-$i"
     "$executor" --bind-host 127.0.0.1 --external-host 127.0.0.1 \
       --scheduler-host 127.0.0.1 --scheduler-port "$port" \
+      --task-scheduling-policy pull-staged \
       --bind-port "$flight" --bind-grpc-port "$grpc" \
       --work-dir "$state_dir/work-$i" ${LENSPIPE_EXECUTOR_ARGS:-} \
       > "$state_dir/logs/executor-$i.log" 2>&1 &
