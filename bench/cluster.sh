@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4 benchmark: the negatives stage embedded versus a local Ballista
+# Benchmark: the negatives stage embedded versus a local Ballista
 # cluster of 2 executors on this machine, same files, one run.
 #   bash bench/cluster.sh [FILES] [ROWS_PER_FILE]   (defaults: 4 x 1,000,000)
 set -euo pipefail

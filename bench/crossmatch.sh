@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5 benchmark: crossmatch of the whole lenscat catalog against
+# Benchmark: crossmatch of the whole lenscat catalog against
 # synthetic sweeps (default 10 x 1,000,000 rows) by the positives stage,
 # versus astropy's match_coordinates_sky on the same data, one run.
 #   bash bench/crossmatch.sh [FILES] [ROWS_PER_FILE]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3 benchmark: the negatives stage (embedded) against a faithful
+# Benchmark: the negatives stage (embedded) against a faithful
 # Python reproduction of the request's numpy filter code (astropy reading),
 # same files, same core count, one run; the kept sets must be identical.
 #   bash bench/negatives.sh [FILES] [ROWS_PER_FILE]   (defaults: 4 x 1,000,000)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2 benchmark: the FITS scan of the `sweeps` table against the read
+# Benchmark: the FITS scan of the `sweeps` table against the read
 # limit (cat) and astropy + numpy, on the same synthetic DR10 sweeps, in one
 # run. Also the peak memory of the scan on a 1x and a 3x larger file.
 #

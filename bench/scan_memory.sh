@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2: the scan's peak memory does not grow with the file size.
+# Benchmark: the scan's peak memory does not grow with the file size.
 # Scans one synthetic sweep of N rows and one of 3N rows, reports peak RSS.
 #   bash bench/scan_memory.sh [ROWS]   (default 2,000,000 rows, about 1.2 GB, and 3x that)
 set -euo pipefail
