@@ -422,7 +422,10 @@ fn main() -> ExitCode {
     lenspipe_extensions::memory::return_large_blocks();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // The job id a cluster gives each plan, so a run can be found in the scheduler's UI and logs.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "warn,ballista_core::execution_plans::distributed_query=info".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -12,6 +12,7 @@ pub mod lenses;
 pub mod manifest;
 pub mod parity;
 pub mod plan;
+pub mod progress;
 pub mod sink;
 pub mod stages;
 

@@ -196,11 +196,13 @@ where
     S: Default + Send + 'static,
     F: Fn(&RecordBatch, &mut S) -> Result<RecordBatch> + Send + Sync + 'static,
 {
+    let label = dir.url().rsplit('/').next().unwrap_or_default().to_string();
+    let progress = crate::progress::Progress::partitions(&label, streams.len() as u64);
     let dir = Arc::new(dir);
     let keep = Arc::new(keep);
     let mut tasks = Vec::with_capacity(streams.len());
     for (index, mut stream) in streams.into_iter().enumerate() {
-        let (dir, keep) = (Arc::clone(&dir), Arc::clone(&keep));
+        let (dir, keep, progress) = (Arc::clone(&dir), Arc::clone(&keep), progress.clone());
         tasks.push(tokio::spawn(async move {
             let started = std::time::Instant::now();
             let mut state = S::default();
@@ -213,6 +215,7 @@ where
                 sink.write(&kept).await?;
             }
             let written = sink.finish().await?;
+            progress.partition_done(rows_in);
             tracing::info!(
                 output = %dir.url(),
                 partition = index,
@@ -231,6 +234,7 @@ where
                 .map_err(|e| Error::Other(format!("partition task failed: {e}")))??,
         );
     }
+    progress.finish();
     let dir = Arc::try_unwrap(dir).map_err(|_| Error::Other("output still in use".into()))?;
     Ok((states, dir))
 }
