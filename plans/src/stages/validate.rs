@@ -133,6 +133,21 @@ async fn clear(folder: &Location) -> Result<()> {
 }
 
 /// Runs the checks job over the cutout shards; returns (rows, passed, failures by check).
+/// (Re)registers table `checks` over the parts written under `checks`, so
+/// queries see the latest pass.
+async fn register_checks(engine: &Engine, checks: &Location) -> Result<()> {
+    engine.ctx.deregister_table("checks")?;
+    engine
+        .ctx
+        .register_parquet(
+            "checks",
+            &format!("{}/", checks.url),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+    Ok(())
+}
+
 async fn run_checks(
     engine: &Engine,
     files: Vec<TargetFile>,
@@ -446,15 +461,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
     clear(&checks).await?;
     let (mut rows, mut passed, mut failures) =
         run_checks(engine, files.clone(), &input, spec.clone()).await?;
-    engine.ctx.deregister_table("checks")?;
-    engine
-        .ctx
-        .register_parquet(
-            "checks",
-            &format!("{}/", checks.url),
-            ParquetReadOptions::default(),
-        )
-        .await?;
+    register_checks(engine, &checks).await?;
     let dups = query(
         engine,
         "SELECT image_hash AS h FROM checks WHERE image_hash IS NOT NULL GROUP BY image_hash HAVING count(*) > 1",
@@ -466,15 +473,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         clear(&checks).await?;
         (rows, passed, failures) = run_checks(engine, files.clone(), &input, spec).await?;
         // The rewritten parts replace the first pass's: read them afresh.
-        engine.ctx.deregister_table("checks")?;
-        engine
-            .ctx
-            .register_parquet(
-                "checks",
-                &format!("{}/", checks.url),
-                ParquetReadOptions::default(),
-            )
-            .await?;
+        register_checks(engine, &checks).await?;
     }
     if rows != input_rows {
         return Err(Error::Conservation(format!(
