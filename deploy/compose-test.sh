@@ -232,13 +232,15 @@ start_job() { # name: runs `run negatives` in the background; sets job_pid
   done
 }
 
-# A failed stage leaves no committed rows and no run.json entry. (The lens
+# A failed stage commits nothing (no _SUCCESS), removes the shards it staged,
+# and adds no run.json entry. (The lens
 # catalogue snapshot under catalog/ is written before the stage runs, for the
 # executors to read; it is an input copy, replaced by the next run.)
 nothing_visible() { # name
   local visible
-  visible=$(find "$work/out/$1/negatives" -name '*.parquet' -not -path '*/_*' 2>/dev/null | head -3 || true)
-  [[ -z $visible ]] || fail "$1: the job failed but partial output is visible: $visible"
+  visible=$(find "$work/out/$1/negatives" -name '*.parquet' 2>/dev/null | head -3 || true)
+  [[ ! -e $work/out/$1/negatives/_SUCCESS ]] || fail "$1: the job failed but committed output"
+  [[ -z $visible ]] || fail "$1: the job failed but left shards behind: $visible"
   [[ ! -e $work/out/$1/run.json ]] || fail "$1: the job failed but run.json records it"
 }
 

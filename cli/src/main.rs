@@ -9,7 +9,7 @@ mod transfer;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use lenspipe_plans::sink::{write_partitions, Location, ParquetDir};
+use lenspipe_plans::sink::{write, Location, WriteSpec};
 use lenspipe_plans::{parity, stages, Config, Engine, EngineKind, Error, Result};
 
 #[derive(Parser)]
@@ -165,16 +165,20 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
             println!("{}", pretty_format_batches(&batches)?);
         }
         Some(url) => {
-            let dir =
-                ParquetDir::create(Location::resolve(&engine.runtime(), &url)?, &run_id()).await?;
-            let streams = df.execute_stream_partitioned().await?;
-            let (parts, dir) = write_partitions(dir, streams, |batch, rows: &mut u64| {
-                *rows += batch.num_rows() as u64;
-                Ok(batch.clone())
+            let dir = Location::resolve(&engine.runtime(), &url)?;
+            let columns: Vec<String> = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let written = write(&engine, df, dir, &run_id(), |folder| {
+                WriteSpec::new(folder, &columns)
             })
             .await?;
-            let rows: u64 = parts.iter().sum();
-            let files = dir.commit().await?;
+            let rows = written.summaries.rows_written;
+            let files = written.commit_if(|_| Ok(())).await?;
             eprintln!("wrote {rows} rows in {} files under {url}", files.len());
         }
     }
@@ -418,6 +422,26 @@ async fn main_inner(cli: Cli) -> Result<()> {
     }
 }
 
+/// What this process read and wrote in all (files and sockets), from
+/// Linux's `/proc/self/io`: the measure that a client on a cluster stays
+/// small (RUST_LOG=lenspipe::io=info shows it; bench/cluster.sh uses it).
+fn log_process_io() {
+    let Ok(text) = std::fs::read_to_string("/proc/self/io") else {
+        return;
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    tracing::info!(
+        target: "lenspipe::io",
+        read_bytes = field("rchar:"),
+        written_bytes = field("wchar:"),
+        "process io"
+    );
+}
+
 fn main() -> ExitCode {
     lenspipe_extensions::memory::return_large_blocks();
     tracing_subscriber::fmt()
@@ -441,7 +465,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(main_inner(cli)) {
+    let outcome = runtime.block_on(main_inner(cli));
+    log_process_io();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lenspipe: {e}");

@@ -19,21 +19,24 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use lenspipe_cutouts::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
+use lenspipe_sinks::{SinksLogicalCodec, SinksPhysicalCodec};
 use lenspipe_sweeps::{EnvObjectStoreRegistry, SweepsLogicalCodec, SweepsPhysicalCodec};
 
-/// The logical codec: the cutouts table, the sweeps table, then Ballista's own.
+/// The logical codec: the written plans (outermost: they encode their plan
+/// with the whole chain), the cutouts table, the sweeps table, then Ballista's own.
 pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
     let ballista = Arc::new(BallistaLogicalExtensionCodec::default());
-    Arc::new(CutoutsLogicalCodec::new(Arc::new(SweepsLogicalCodec::new(
-        ballista,
+    Arc::new(SinksLogicalCodec::new(Arc::new(CutoutsLogicalCodec::new(
+        Arc::new(SweepsLogicalCodec::new(ballista)),
     ))))
 }
 
-/// The physical codec: the cutout operator, the FITS scan, then Ballista's own nodes.
+/// The physical codec: the partition writer, the cutout operator, the FITS
+/// scan, then Ballista's own nodes.
 pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
     let ballista = Arc::new(BallistaPhysicalExtensionCodec::default());
-    Arc::new(CutoutsPhysicalCodec::new(Arc::new(
-        SweepsPhysicalCodec::new(ballista),
+    Arc::new(SinksPhysicalCodec::new(Arc::new(
+        CutoutsPhysicalCodec::new(Arc::new(SweepsPhysicalCodec::new(ballista))),
     )))
 }
 

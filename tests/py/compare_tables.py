@@ -11,11 +11,11 @@ import argparse
 import json
 import math
 
-import pyarrow.dataset as ds
+from lenspipe_output import dataset
 
 
 def rows(folder, keys):
-    table = ds.dataset(folder, format="parquet", exclude_invalid_files=False).to_table()
+    table = dataset(folder).to_table()
     data = table.to_pylist()
     by_key = {}
     duplicates = 0

@@ -206,17 +206,14 @@ fn a_rerun_replaces_the_output_and_a_bad_location_fails_clearly() {
         first, second,
         "a rerun must replace, not add to, the output"
     );
-    let staging: Vec<_> = std::fs::read_dir(out.join("negatives"))
+    // Only the committed version and its manifest remain.
+    let mut entries: Vec<String> = std::fs::read_dir(out.join("negatives"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("_staging")
-        })
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert!(staging.is_empty());
+    entries.sort();
+    let manifest = read_json(&out.join("negatives/_SUCCESS"));
+    assert_eq!(entries, ["_SUCCESS", manifest["version"].as_str().unwrap()]);
 
     let bad = lenspipe()
         .args(["run", "negatives", "--set"])

@@ -55,12 +55,12 @@ fn sql_writes_parquet_and_reads_tractor_catalogs_too() {
             .arg("--set")
             .arg(format!("inputs.sweeps={}/tractor-*.fits", real.display())),
     );
-    let parts: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
-        .collect();
+    let manifest = lenspipe_tests::read_json(&out.join("_SUCCESS"));
+    let parts = manifest["files"].as_array().unwrap();
     assert!(!parts.is_empty());
+    for part in parts {
+        assert!(out.join(part["path"].as_str().unwrap()).is_file(), "{part}");
+    }
     let check = run_ok(
         lenspipe_tests::python()
             .arg("tests/py/parquet_rows.py")

@@ -17,7 +17,6 @@ use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::logical_expr::{col, SortExpr};
-use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
 use lenspipe_cutouts::{CutoutsTable, ShardJob, TargetFile};
@@ -28,19 +27,12 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::{record_stage, CutoutsSection, Section, Timings};
-use crate::sink::Location;
+use crate::sink::{read_output, Location};
 use crate::stages::{column_i64, column_strings};
 
 /// The targets, ordered so that targets of one brick share a shard.
 async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
-    let url = if url.ends_with('/') || url.ends_with(".parquet") {
-        url.to_string()
-    } else {
-        format!("{url}/")
-    };
-    let df = engine
-        .ctx
-        .read_parquet(url.as_str(), ParquetReadOptions::default())
+    let df = read_output(engine, url)
         .await
         .map_err(|e| Error::Input(format!("cannot read the cutout targets at {url} (run stratify first, or set inputs.cutout_targets): {e}")))?;
     let schema = df.schema().clone();

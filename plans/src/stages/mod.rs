@@ -7,8 +7,6 @@ pub mod positives;
 pub mod stratify;
 pub mod validate;
 
-use std::collections::BTreeMap;
-
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
@@ -18,24 +16,6 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lenses::{parse_catalog, LensCatalog};
 use crate::sink::Location;
-
-/// Counts the values of a string column (NULLs under `None`).
-pub(crate) fn count_strings(
-    batch: &RecordBatch,
-    column: &str,
-    into: &mut BTreeMap<Option<String>, u64>,
-) -> Result<()> {
-    let array = batch
-        .column_by_name(column)
-        .ok_or_else(|| Error::Other(format!("plan output lacks column '{column}'")))?;
-    let array = cast(array, &DataType::Utf8)?;
-    let strings = array.as_string::<i32>();
-    for i in 0..strings.len() {
-        let key = strings.is_valid(i).then(|| strings.value(i).to_string());
-        *into.entry(key).or_default() += 1;
-    }
-    Ok(())
-}
 
 /// A numeric column of a plan batch as f64, NULL as NaN.
 pub(crate) fn column_f64(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {

@@ -3,9 +3,6 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::{cast, filter_record_batch, is_null};
-use arrow::datatypes::DataType;
 use lenspipe_udfs::reasons::RejectReason;
 use serde_json::Value;
 
@@ -18,8 +15,9 @@ use crate::manifest::{
     GIT_COMMIT, PIPELINE_VERSION,
 };
 use crate::plan::{Params, NEGATIVES};
-use crate::sink::{write_partitions, Location, ParquetDir};
-use crate::stages::{count_strings, register_lenses};
+use crate::sink::{write, CounterRows, Location};
+use crate::stages::register_lenses;
+use lenspipe_sinks::{Counts, WriteSpec};
 
 /// The plan column holding each row's reject reason (NULL = kept).
 pub const REASON_COLUMN: &str = "reject_reason";
@@ -36,20 +34,49 @@ pub struct Funnel {
     pub categories: BTreeMap<Option<String>, u64>,
 }
 
+/// The writer's counters of the negatives plan.
+const COUNT_REASONS: &str = "reject_reason";
+const COUNT_NOBS_LOW: &str = "nobs_low";
+const COUNT_POOLS: &str = "pool";
+const COUNT_CATEGORIES: &str = "confuser_category";
+
 impl Funnel {
-    fn merge(&mut self, other: Funnel) {
-        for (k, v) in other.reasons {
-            *self.reasons.entry(k).or_default() += v;
+    /// What the writer counts: every row by reason and by short bands, the
+    /// kept rows by pool and by N2 category.
+    pub fn counters(spec: WriteSpec) -> WriteSpec {
+        spec.keep_where_null(REASON_COLUMN)
+            .count(COUNT_REASONS, &[REASON_COLUMN], CounterRows::All)
+            .count(COUNT_NOBS_LOW, &NOBS_LOW_COLUMNS, CounterRows::All)
+            .count(COUNT_POOLS, &["pool"], CounterRows::Written)
+            .count(
+                COUNT_CATEGORIES,
+                &["confuser_category"],
+                CounterRows::Written,
+            )
+    }
+
+    /// The funnel from the writer's merged counts.
+    pub fn from_counts(counts: &Counts) -> Result<Self> {
+        let mut funnel = Funnel::default();
+        for (reason, n) in counts.by_value(COUNT_REASONS) {
+            let parsed = match &reason {
+                None => None,
+                Some(s) => Some(RejectReason::parse(s).ok_or_else(|| {
+                    Error::Conservation(format!("{n} rows with unknown reject reason '{s}'"))
+                })?),
+            };
+            *funnel.reasons.entry(parsed).or_default() += n;
         }
-        for i in 0..3 {
-            self.nobs_low[i] += other.nobs_low[i];
+        for (bands, n) in counts.counter(COUNT_NOBS_LOW) {
+            for (band, low) in bands.iter().enumerate().take(3) {
+                if low.as_deref() == Some("true") {
+                    funnel.nobs_low[band] += n;
+                }
+            }
         }
-        for (k, v) in other.pools {
-            *self.pools.entry(k).or_default() += v;
-        }
-        for (k, v) in other.categories {
-            *self.categories.entry(k).or_default() += v;
-        }
+        funnel.pools = counts.by_value(COUNT_POOLS);
+        funnel.categories = counts.by_value(COUNT_CATEGORIES);
+        Ok(funnel)
     }
 
     pub fn input_rows(&self) -> u64 {
@@ -123,50 +150,6 @@ impl Funnel {
     }
 }
 
-/// Counts one plan batch and returns its kept rows in the output columns.
-fn count_batch(batch: &RecordBatch, funnel: &mut Funnel) -> Result<RecordBatch> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| Error::Other(format!("the negatives plan lacks column '{name}'")))
-    };
-    let reason = column(REASON_COLUMN)?;
-    let reasons = cast(reason, &DataType::Utf8)?;
-    let reasons = reasons.as_string::<i32>();
-    let mut parsed = Vec::with_capacity(batch.num_rows());
-    for i in 0..batch.num_rows() {
-        let r = if reasons.is_valid(i) {
-            let s = reasons.value(i);
-            Some(
-                RejectReason::parse(s)
-                    .ok_or_else(|| Error::Conservation(format!("unknown reject reason '{s}'")))?,
-            )
-        } else {
-            None
-        };
-        *funnel.reasons.entry(r).or_default() += 1;
-        parsed.push(r);
-    }
-    for (band, name) in NOBS_LOW_COLUMNS.iter().enumerate() {
-        let low = column(name)?.as_boolean();
-        for (i, r) in parsed.iter().enumerate() {
-            if *r == Some(RejectReason::InsufficientExposures) && low.is_valid(i) && low.value(i) {
-                funnel.nobs_low[band] += 1;
-            }
-        }
-    }
-    let keep = is_null(reason)?;
-    let schema = batch.schema();
-    let output = OUTPUT_COLUMN_NAMES
-        .iter()
-        .map(|name| schema.index_of(name))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let kept = filter_record_batch(&batch.project(&output)?, &keep)?;
-    count_strings(&kept, "pool", &mut funnel.pools)?;
-    count_strings(&kept, "confuser_category", &mut funnel.categories)?;
-    Ok(kept)
-}
-
 /// Every value the negatives plan binds.
 pub fn params(config: &Config) -> Params {
     Params::new()
@@ -182,16 +165,6 @@ pub fn params(config: &Config) -> Params {
         .str("extraction_timestamp", chrono::Utc::now().to_rfc3339())
 }
 
-/// Counts the plan's batches as the stage does and returns the kept rows.
-pub fn count_batches(batches: &[RecordBatch]) -> Result<(Funnel, Vec<RecordBatch>)> {
-    let mut funnel = Funnel::default();
-    let kept = batches
-        .iter()
-        .map(|b| count_batch(b, &mut funnel))
-        .collect::<Result<_>>()?;
-    Ok((funnel, kept))
-}
-
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
@@ -199,16 +172,26 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     let lenses = register_lenses(engine, config, &output).await?;
     let df = NEGATIVES.dataframe(&engine.ctx, params(config)).await?;
     let planned = started.elapsed();
-    let streams = df.execute_stream_partitioned().await?;
-    let dir = ParquetDir::create(output.child("negatives"), run_id).await?;
-    let (parts, dir) = write_partitions(dir, streams, count_batch).await?;
-    let mut funnel = Funnel::default();
-    for part in parts {
-        funnel.merge(part);
-    }
+    let columns = OUTPUT_COLUMN_NAMES;
+    let written = write(engine, df, output.child("negatives"), run_id, |folder| {
+        Funnel::counters(WriteSpec::new(folder, &columns))
+    })
+    .await?;
+    let funnel = Funnel::from_counts(&written.summaries.counts)?;
     // Checked before the output is made visible.
-    funnel.check(sweeps.total_rows())?;
-    let files = dir.commit().await?;
+    let files = written
+        .commit_if(|s| {
+            funnel.check(sweeps.total_rows())?;
+            if s.rows_written != funnel.kept() {
+                return Err(Error::Conservation(format!(
+                    "{} rows written but {} kept",
+                    s.rows_written,
+                    funnel.kept()
+                )));
+            }
+            Ok(())
+        })
+        .await?;
 
     let min_nobs = &config.selection.min_nobs.value;
     let section = NegativesSection {

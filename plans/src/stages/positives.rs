@@ -1,10 +1,10 @@
 //! Positives: crossmatch the known-lens catalog to sweep sources.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use serde_json::Value;
 
@@ -16,8 +16,9 @@ use crate::manifest::{
     PIPELINE_VERSION,
 };
 use crate::plan::{Params, POSITIVES};
-use crate::sink::{write_partitions, Location, ParquetDir};
-use crate::stages::{count_strings, register_lenses};
+use crate::sink::{register_committed, write, CounterRows, Location};
+use crate::stages::{column_i64, column_strings, register_lenses};
+use lenspipe_sinks::WriteSpec;
 
 /// What became of a lens in the crossmatch. The plan gives each lens the
 /// first that holds, in the order of the variants; the strings are bound
@@ -64,35 +65,16 @@ impl fmt::Display for PositiveStatus {
     }
 }
 
-/// What one partition of the crossmatch saw.
-#[derive(Default)]
-struct Claims {
-    statuses: BTreeMap<Option<String>, u64>,
-    /// (sweep_file, row_index, lens_id) of every matched source.
-    claims: Vec<(String, i64, i64)>,
-}
+/// The writer's counter of lenses by status.
+const COUNT_STATUS: &str = "status";
 
-fn count_statuses(batch: &RecordBatch, part: &mut Claims) -> Result<RecordBatch> {
-    count_strings(batch, "status", &mut part.statuses)?;
-    let ids = batch
-        .column_by_name("lens_id")
-        .and_then(|a| a.as_primitive_opt::<Int64Type>());
-    let files = batch
-        .column_by_name("sweep_file")
-        .and_then(|a| a.as_string_opt::<i32>());
-    let rows = batch
-        .column_by_name("row_index")
-        .and_then(|a| a.as_primitive_opt::<Int64Type>());
-    if let (Some(ids), Some(files), Some(rows)) = (ids, files, rows) {
-        for i in 0..batch.num_rows() {
-            if files.is_valid(i) && rows.is_valid(i) {
-                part.claims
-                    .push((files.value(i).to_string(), rows.value(i), ids.value(i)));
-            }
-        }
-    }
-    Ok(batch.clone())
-}
+/// Sweep sources that more than one lens matched, from the committed output.
+const SHARED_SOURCES: &str =
+    "SELECT sweep_file, row_index, array_agg(lens_id ORDER BY lens_id) AS lens_ids \
+     FROM committed_positives \
+     WHERE sweep_file IS NOT NULL AND row_index IS NOT NULL \
+     GROUP BY sweep_file, row_index HAVING count(*) > 1 \
+     ORDER BY sweep_file, row_index";
 
 /// Every value the positives plan binds.
 pub fn params(config: &Config) -> Params {
@@ -119,49 +101,41 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             Error::Config("the positives stage needs inputs.positives (a lens catalog CSV)".into())
         })?;
     let df = POSITIVES.dataframe(&engine.ctx, params(config)).await?;
-    let streams = df.execute_stream_partitioned().await?;
-    let dir = ParquetDir::create(output.child("positives"), run_id).await?;
-    let (parts, dir) = write_partitions(dir, streams, count_statuses).await?;
-    let mut statuses: BTreeMap<Option<String>, u64> = BTreeMap::new();
-    let mut sources: HashMap<(String, i64), Vec<i64>> = HashMap::new();
-    for part in parts {
-        for (k, v) in part.statuses {
-            *statuses.entry(k).or_default() += v;
-        }
-        for (file, row, lens) in part.claims {
-            sources.entry((file, row)).or_default().push(lens);
-        }
-    }
+    let columns: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let dir = output.child("positives");
+    let written = write(engine, df, dir.clone(), run_id, |folder| {
+        WriteSpec::new(folder, &columns).count(COUNT_STATUS, &["status"], CounterRows::All)
+    })
+    .await?;
     let mut status_counts = BTreeMap::new();
-    for (status, n) in statuses {
+    for (status, n) in written.summaries.counts.by_value(COUNT_STATUS) {
         let parsed = status.as_deref().and_then(PositiveStatus::parse);
         let status = parsed.ok_or_else(|| {
             Error::Conservation(format!("{n} lenses with unknown status {status:?}"))
         })?;
         status_counts.insert(status, n);
     }
-    let counted: u64 = status_counts.values().sum();
-    if counted != catalog.batch.num_rows() as u64 {
-        return Err(Error::Conservation(format!(
-            "{} lenses went in but {counted} came out of the crossmatch",
-            catalog.batch.num_rows()
-        )));
-    }
-    let files = dir.commit().await?;
-
-    let mut shared: Vec<SharedSource> = sources
-        .into_iter()
-        .filter(|(_, lenses)| lenses.len() > 1)
-        .map(|((sweep_file, row_index), mut lens_ids)| {
-            lens_ids.sort();
-            SharedSource {
-                lens_ids,
-                row_index,
-                sweep_file,
+    let lenses = catalog.batch.num_rows() as u64;
+    let files = written
+        .commit_if(|s| {
+            let counted: u64 = status_counts.values().sum();
+            if counted != lenses || s.rows_written != lenses {
+                return Err(Error::Conservation(format!(
+                    "{lenses} lenses went in but {counted} came out of the crossmatch ({} written)",
+                    s.rows_written
+                )));
             }
+            Ok(())
         })
-        .collect();
-    shared.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
+        .await?;
+    let shared = shared_sources(engine, &dir).await?;
+
     let section = Section::Positives(PositivesSection {
         catalog: config.inputs.positives.clone(),
         catalog_lines: catalog.data_lines,
@@ -179,4 +153,32 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     });
     record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
     section.to_json()
+}
+
+/// Sources that several lenses matched, read back from the committed output.
+async fn shared_sources(engine: &Engine, dir: &Location) -> Result<Vec<SharedSource>> {
+    register_committed(&engine.ctx, "committed_positives", dir).await?;
+    let batches = engine.ctx.sql(SHARED_SOURCES).await?.collect().await?;
+    engine.ctx.deregister_table("committed_positives")?;
+    let mut shared = Vec::new();
+    for batch in &batches {
+        let files = column_strings(batch, "sweep_file")?;
+        let rows = column_i64(batch, "row_index")?;
+        let ids = batch
+            .column_by_name("lens_ids")
+            .ok_or_else(|| Error::Other("shared sources lack lens_ids".into()))?
+            .as_list::<i32>();
+        for i in 0..batch.num_rows() {
+            let lens_ids = ids.value(i);
+            let lens_ids = lens_ids
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| Error::Other("lens_id is not Int64".into()))?;
+            shared.push(SharedSource {
+                lens_ids: lens_ids.iter().flatten().collect(),
+                row_index: rows[i].unwrap_or_default(),
+                sweep_file: files[i].clone().unwrap_or_default(),
+            });
+        }
+    }
+    Ok(shared)
 }

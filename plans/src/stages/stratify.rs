@@ -10,7 +10,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::functions::expr_fn::{coalesce, concat_ws};
 use datafusion::logical_expr::{col, lit, when, Expr};
-use datafusion::prelude::{DataFrame, ParquetReadOptions};
+use datafusion::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -21,8 +21,9 @@ use crate::manifest::{
     record_stage, Leakage, N2Summary, Section, SplitShare, StratifySection, StratumRows, Timings,
 };
 use crate::plan::{Params, SqlPlan, JOIN_NSIDE, STRATIFY};
-use crate::sink::{write_partitions, Location, ParquetDir};
+use crate::sink::{committed, read_output, register_committed, write, CounterRows, Location};
 use crate::stages::positives::PositiveStatus;
+use lenspipe_sinks::WriteSpec;
 
 const COUNTS: SqlPlan = SqlPlan {
     text: include_str!("../../sql/stratify_counts.sql"),
@@ -127,17 +128,16 @@ fn stratum_expr(extra: &[ExtraStratum]) -> Expr {
     concat_ws(lit("|"), parts)
 }
 
+/// The committed output of an earlier stage.
 async fn read_stage(engine: &Engine, output: &Location, stage: &str) -> Result<DataFrame> {
-    let url = format!("{}/", output.child(stage).url);
-    engine
-        .ctx
-        .read_parquet(url.as_str(), ParquetReadOptions::default())
-        .await
-        .map_err(|e| {
-            Error::Input(format!(
-                "cannot read the {stage} stage output at {url} (run that stage first): {e}"
-            ))
-        })
+    let dir = output.child(stage);
+    if committed(&dir).await?.is_none() {
+        return Err(Error::Input(format!(
+            "the {stage} stage has no committed output at {} (run that stage first)",
+            dir.url
+        )));
+    }
+    read_output(engine, &dir.url).await
 }
 
 fn quotas_batch(quotas: &[Quota]) -> Result<RecordBatch> {
@@ -186,30 +186,11 @@ fn string_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
     Ok(cast(array, &DataType::Utf8)?)
 }
 
+/// The writer's counter of sample rows by (label, pool, split).
+const COUNT_SAMPLE: &str = "sample";
+
 /// Sample rows per (label, pool, split).
 type SampleCounts = BTreeMap<(String, String, String), u64>;
-
-fn count_sample(batch: &RecordBatch, counts: &mut SampleCounts) -> Result<RecordBatch> {
-    let (label, pool, split) = (
-        string_column(batch, "label")?,
-        string_column(batch, "pool")?,
-        string_column(batch, "split")?,
-    );
-    let (label, pool, split) = (
-        label.as_string::<i32>(),
-        pool.as_string::<i32>(),
-        split.as_string::<i32>(),
-    );
-    for i in 0..batch.num_rows() {
-        let key = (
-            label.value(i).to_string(),
-            pool.value(i).to_string(),
-            split.value(i).to_string(),
-        );
-        *counts.entry(key).or_default() += 1;
-    }
-    Ok(batch.clone())
-}
 
 /// Positives per stratum, and negatives per (stratum, pool).
 #[derive(Debug, Default)]
@@ -356,14 +337,25 @@ async fn draw_and_split(
     quotas: &[Quota],
 ) -> Result<(SampleCounts, Vec<String>)> {
     let df = STRATIFY.dataframe(&engine.ctx, params(config)).await?;
-    let streams = df.execute_stream_partitioned().await?;
-    let dir = ParquetDir::create(output.child("sample"), run_id).await?;
-    let (parts, dir) = write_partitions(dir, streams, count_sample).await?;
+    let columns: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let written = write(engine, df, output.child("sample"), run_id, |folder| {
+        WriteSpec::new(folder, &columns).count(
+            COUNT_SAMPLE,
+            &["label", "pool", "split"],
+            CounterRows::All,
+        )
+    })
+    .await?;
     let mut counts: SampleCounts = BTreeMap::new();
-    for part in parts {
-        for (k, v) in part {
-            *counts.entry(k).or_default() += v;
-        }
+    for (key, n) in written.summaries.counts.counter(COUNT_SAMPLE) {
+        let text = |i: usize| key.get(i).cloned().flatten().unwrap_or_default();
+        *counts.entry((text(0), text(1), text(2))).or_default() += n;
     }
 
     let total_positives: u64 = strata.positives.values().sum();
@@ -372,13 +364,17 @@ async fn draw_and_split(
         class_rows(&counts, "1", None),
         class_rows(&counts, "0", None),
     );
-    if sampled_positives != total_positives || sampled_negatives != drawn {
-        return Err(Error::Conservation(format!(
-            "sample holds {sampled_positives} positives and {sampled_negatives} negatives, \
-             expected {total_positives} and {drawn}"
-        )));
-    }
-    let files = dir.commit().await?;
+    let files = written
+        .commit_if(|_| {
+            if sampled_positives != total_positives || sampled_negatives != drawn {
+                return Err(Error::Conservation(format!(
+                    "sample holds {sampled_positives} positives and {sampled_negatives} negatives, \
+                     expected {total_positives} and {drawn}"
+                )));
+            }
+            Ok(())
+        })
+        .await?;
     Ok((counts, files))
 }
 
@@ -394,11 +390,7 @@ fn class_rows(counts: &SampleCounts, label: &str, split: Option<&str>) -> u64 {
 /// Reads the sample back and measures how the split separates the sky; a
 /// HEALPix pixel in several splits is an error.
 async fn measure_leakage(engine: &Engine, config: &Config, output: &Location) -> Result<Leakage> {
-    let sample_url = format!("{}/", output.child("sample").url);
-    engine
-        .ctx
-        .register_parquet("sample", &sample_url, ParquetReadOptions::default())
-        .await?;
+    register_committed(&engine.ctx, "sample", &output.child("sample")).await?;
     let leakage = LEAKAGE
         .dataframe(
             &engine.ctx,
