@@ -12,6 +12,9 @@
 //! | `E` / `D` | none / any        | `Float32` / `Float64`; scaled columns are `Float64` |
 //! | `rA`  | ignored               | `Utf8`, trailing spaces and NULs trimmed |
 //!
+//! String columns can decode to `Utf8View` instead, with the same trimming
+//! ([`RowDecoder::with_string_views`](crate::RowDecoder::with_string_views)).
+//!
 //! A repeat count `r > 1` of any type but `A` gives `FixedSizeList<T, r>`
 //! (`TDIMn` is not applied: arrays stay flat). `TNULLn` applies to `B I J K`
 //! columns and compares the raw stored value, before scaling. Floats keep NaN

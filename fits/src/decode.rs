@@ -7,15 +7,16 @@
 
 use std::sync::Arc;
 
+use arrow::array::builder::make_view;
 use arrow::array::BooleanBufferBuilder;
 use arrow::array::{
     ArrayRef, ArrowPrimitiveType, BooleanArray, FixedSizeListArray, PrimitiveArray, RecordBatch,
-    RecordBatchOptions, StringArray,
+    RecordBatchOptions, StringArray, StringViewArray,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
-    Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Schema, SchemaRef,
-    UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    DataType, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
+    SchemaRef, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow::error::ArrowError;
 
@@ -31,6 +32,8 @@ pub struct RowDecoder {
     layout: Arc<BinTableLayout>,
     columns: Vec<ColumnPlan>,
     schema: SchemaRef,
+    /// `rA` columns decode to `Utf8View` rather than `Utf8`.
+    string_views: bool,
 }
 
 /// Row bytes decoded per block: small enough that a block read once for the
@@ -116,7 +119,30 @@ impl RowDecoder {
             layout,
             columns,
             schema: Arc::new(Schema::new(fields)),
+            string_views: false,
         })
+    }
+
+    /// Decodes `rA` (string) columns to `Utf8View` instead of `Utf8`, with
+    /// the same trimming. Strings of up to 12 bytes (a sweep's TYPE or
+    /// BRICKNAME) live inside their 16-byte view: no offsets, no data
+    /// buffer, and comparisons look at the view alone.
+    pub fn with_string_views(mut self) -> Self {
+        if self.string_views {
+            return self;
+        }
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        self.schema = Arc::new(Schema::new(fields));
+        self.string_views = true;
+        self
     }
 
     /// The schema of the decoded batches (projected columns only).
@@ -219,7 +245,11 @@ impl RowDecoder {
                         ),
                     ));
                 }
-                Box::new(Text::new(at, nrows))
+                if self.string_views {
+                    Box::new(TextView::new(at, nrows))
+                } else {
+                    Box::new(Text::new(at, nrows))
+                }
             }
             ValueKind::UInt8 => numeric::<UInt8Type, 1>(at, nrows, |[b]| b, tnull(RAW_U8, null)),
             ValueKind::Int8 => {
@@ -569,6 +599,94 @@ impl Sink for Text {
     }
 }
 
+/// `rA` columns as `Utf8View`: strings of up to 12 bytes are inline in
+/// their view, longer ones go to a single data buffer.
+struct TextView {
+    at: FieldAt,
+    views: Vec<u128>,
+    data: Vec<u8>,
+    /// Every kept byte so far is ASCII, so every string is valid UTF-8.
+    ascii: bool,
+}
+
+/// The longest string a view holds inline.
+const MAX_INLINE: usize = 12;
+
+impl TextView {
+    /// `nrows × repeat` must fit `i32` (checked by the caller), so data
+    /// offsets fit the views' `u32`.
+    fn new(at: FieldAt, nrows: usize) -> Self {
+        let data = if at.repeat > MAX_INLINE {
+            Vec::with_capacity(nrows.saturating_mul(at.repeat))
+        } else {
+            Vec::new()
+        };
+        Self {
+            at,
+            views: Vec::with_capacity(nrows),
+            data,
+            ascii: true,
+        }
+    }
+
+    /// The first row (counted from the batch's first) whose text is not UTF-8.
+    fn first_invalid_row(&self) -> Option<usize> {
+        self.views.iter().position(|&view| {
+            let len = view as u32 as usize;
+            let bytes = view.to_le_bytes();
+            let text = if len <= MAX_INLINE {
+                // Little-endian views: the text follows the 4 length bytes.
+                bytes.get(4..4 + len)
+            } else {
+                let offset = (view >> 96) as u32 as usize;
+                self.data.get(offset..offset.saturating_add(len))
+            };
+            text.is_none_or(|t| std::str::from_utf8(t).is_err())
+        })
+    }
+}
+
+impl Sink for TextView {
+    fn append(&mut self, rows: &[u8]) {
+        let mut ascii = true;
+        for field in self.at.fields(rows, self.at.repeat) {
+            let text = trim_text(field);
+            ascii &= text.is_ascii();
+            let view = if text.len() <= MAX_INLINE {
+                make_view(text, 0, 0)
+            } else {
+                // Cannot truncate: at most nrows × repeat bytes, which fits i32.
+                let offset = self.data.len() as u32;
+                self.data.extend_from_slice(text);
+                make_view(text, 0, offset)
+            };
+            self.views.push(view);
+        }
+        self.ascii &= ascii;
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<ArrayRef, SinkError> {
+        // ASCII text needs no further check; otherwise each string is checked.
+        if !self.ascii {
+            if let Some(row) = self.first_invalid_row() {
+                return Err(SinkError::Text { row });
+            }
+        }
+        let buffers = if self.data.is_empty() {
+            Vec::new()
+        } else {
+            vec![Buffer::from_vec(self.data)]
+        };
+        // SAFETY: every view was made by `make_view` from a string checked to
+        // be UTF-8 above; a long string's view points into buffer 0, at the
+        // offset it was appended at.
+        let array = unsafe {
+            StringViewArray::new_unchecked(ScalarBuffer::from(self.views), buffers, None)
+        };
+        Ok(Arc::new(array))
+    }
+}
+
 /// Wraps the flat element array of a column with repeat > 1 into a fixed-size list.
 fn as_list(values: ArrayRef, repeat: usize) -> std::result::Result<ArrayRef, ArrowError> {
     if repeat == 1 {
@@ -593,6 +711,115 @@ fn trim_text(mut s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::header::{scan_headers, HeaderScan};
+    use crate::writer::{BinTableWriter, ColumnSpec};
+    use arrow::array::{Array, AsArray};
+
+    /// A table of one `width`A column holding `texts` (padded with spaces
+    /// to the width by the caller) and a `J` column, decoded both ways.
+    fn strings_both_ways(width: usize, texts: &[&[u8]]) -> (RecordBatch, RecordBatch) {
+        let columns = vec![
+            ColumnSpec::new("TYPE", format!("{width}A")),
+            ColumnSpec::new("N", "J"),
+        ];
+        let mut w = BinTableWriter::new(Vec::new(), columns, texts.len() as u64, &[]).unwrap();
+        let mut rows = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            assert_eq!(t.len(), width);
+            rows.extend_from_slice(t);
+            rows.extend_from_slice(&(i as i32).to_be_bytes());
+        }
+        w.write_rows(&rows).unwrap();
+        let file = w.finish().unwrap();
+        let HeaderScan::Complete(layout) = scan_headers(&file, "strings.fits").unwrap() else {
+            panic!("header incomplete");
+        };
+        let from = layout.data_offset as usize;
+        let data = &file[from..from + rows.len()];
+        let plain = RowDecoder::new(Arc::new(layout), None).unwrap();
+        let views = plain.clone().with_string_views();
+        assert_eq!(views.schema().field(0).data_type(), &DataType::Utf8View);
+        assert_eq!(views.schema().field(1).data_type(), &DataType::Int32);
+        (
+            plain.decode(data, 0).unwrap(),
+            views.decode(data, 0).unwrap(),
+        )
+    }
+
+    fn strings(array: &dyn Array) -> Vec<String> {
+        let array = arrow::compute::cast(array, &DataType::Utf8).unwrap();
+        array
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn string_views_trim_as_utf8_does() {
+        let texts: [&[u8]; 7] = [
+            b"PSF ", b"REX\0", b"  X ", b"A\0B ", b"    ", b"DEV\0", b"SER\0",
+        ];
+        let (plain, views) = strings_both_ways(4, &texts);
+        assert_eq!(views.column(0).data_type(), &DataType::Utf8View);
+        assert_eq!(views.column(0).null_count(), 0);
+        let expected = ["PSF", "REX", "  X", "A\0B", "", "DEV", "SER"];
+        assert_eq!(strings(plain.column(0).as_ref()), expected);
+        assert_eq!(strings(views.column(0).as_ref()), expected);
+        // Inline strings need no data buffer.
+        assert!(views.column(0).as_string_view().data_buffers().is_empty());
+        assert_eq!(plain.column(1), views.column(1));
+    }
+
+    #[test]
+    fn long_string_views_share_one_buffer() {
+        // 12 bytes stay inline, 13 and more go to the data buffer.
+        let texts: [&[u8]; 5] = [
+            b"ABCDEFGHIJKL      ",
+            b"ABCDEFGHIJKLM     ",
+            b"a longer name \0\0\0\0",
+            b"                  ",
+            b"\xc3\xa9t\xc3\xa9 \xc3\xa0 Paris ok ",
+        ];
+        let (plain, views) = strings_both_ways(18, &texts);
+        let expected = strings(plain.column(0).as_ref());
+        assert_eq!(
+            expected,
+            [
+                "ABCDEFGHIJKL",
+                "ABCDEFGHIJKLM",
+                "a longer name",
+                "",
+                "été à Paris ok"
+            ]
+        );
+        assert_eq!(strings(views.column(0).as_ref()), expected);
+        assert_eq!(views.column(0).as_string_view().data_buffers().len(), 1);
+    }
+
+    #[test]
+    fn invalid_text_names_the_row_in_views_too() {
+        let columns = vec![ColumnSpec::new("TYPE", "4A")];
+        let mut w = BinTableWriter::new(Vec::new(), columns, 3, &[]).unwrap();
+        w.write_rows(b"PSF REX DE\xffV").unwrap();
+        let file = w.finish().unwrap();
+        let HeaderScan::Complete(layout) = scan_headers(&file, "bad.fits").unwrap() else {
+            panic!("header incomplete");
+        };
+        let from = layout.data_offset as usize;
+        let decoder = RowDecoder::new(Arc::new(layout), None).unwrap();
+        for d in [decoder.clone(), decoder.with_string_views()] {
+            let err = d
+                .decode(&file[from + 4..from + 12], 1)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("bad.fits") && err.contains("'TYPE', row 2"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn trims_padding_but_not_leading_or_inner() {
