@@ -26,6 +26,6 @@ pub use codec::{
 pub use listing::{list_fits_files, SweepFile};
 pub use location::{Location, ObjectUrl};
 pub use object_stores::EnvObjectStoreRegistry;
-pub use schema::{unify_schemas, ROW_INDEX_COLUMN, SWEEP_FILE_COLUMN};
+pub use schema::{scan_schema, unify_schemas, ROW_INDEX_COLUMN, SWEEP_FILE_COLUMN};
 pub use source::{FitsSource, ScanChunk};
 pub use table::{sweeps_table_schema, SweepsOptions, SweepsTable};

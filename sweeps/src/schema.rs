@@ -5,11 +5,29 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
+use lenspipe_fits::BinTableLayout;
 
 /// Virtual column: the file name a row came from.
 pub const SWEEP_FILE_COLUMN: &str = "sweep_file";
 /// Virtual column: the 0-based row of that file.
 pub const ROW_INDEX_COLUMN: &str = "row_index";
+
+/// The columns the scan gives for one file: the FITS crate's mapping, with
+/// string columns as `Utf8View` rather than `Utf8`. Sweep strings (TYPE,
+/// BRICKNAME) are at most 12 bytes, so each lives inside its view: nothing
+/// to copy into a data buffer, and `type = 'REX'` compares views.
+pub fn scan_schema(layout: &BinTableLayout) -> SchemaRef {
+    let schema = layout.arrow_schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
 
 /// The union of the files' columns, in first-seen order, each at the widest
 /// type any file uses (DR9 writes MASKBITS as int16, DR10 as int32), followed

@@ -22,6 +22,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::StreamExt;
 use lenspipe_fits::{BinTableLayout, RowDecoder};
+use memmap2::{Mmap, MmapOptions};
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -73,6 +75,8 @@ pub struct FitsSource {
     projection: SplitProjection,
     metrics: ExecutionPlanMetricsSet,
     batch_rows: usize,
+    /// Map `file://` files instead of reading them through the store.
+    map_local: bool,
 }
 
 impl FitsSource {
@@ -84,7 +88,15 @@ impl FitsSource {
             table_schema,
             metrics: ExecutionPlanMetricsSet::new(),
             batch_rows: batch_rows.max(1),
+            map_local: true,
         }
+    }
+
+    /// Whether `file://` files are memory-mapped (the default) or read
+    /// through the object store like remote ones.
+    pub fn with_local_mapping(mut self, map_local: bool) -> Self {
+        self.map_local = map_local;
+        self
     }
 
     pub fn batch_rows(&self) -> usize {
@@ -119,8 +131,11 @@ impl FileSource for FitsSource {
     ) -> Result<Arc<dyn FileOpener>> {
         let file_schema = self.table_schema.file_schema();
         let projected = Arc::new(file_schema.project(&self.projection.file_indices)?);
+        // `file://` is DataFusion's local file system store, rooted at `/`.
+        let local = self.map_local && base_config.object_store_url.as_str().starts_with("file:");
         let opener = Arc::new(FitsOpener {
             store: object_store,
+            local,
             store_url: base_config.object_store_url.clone(),
             schema: projected,
             batch_rows: self.batch_rows as u64,
@@ -215,13 +230,20 @@ impl FileDecoder {
             };
             outputs.push(output);
         }
+        let views = schema
+            .fields()
+            .iter()
+            .any(|f| f.data_type() == &DataType::Utf8View);
         let decoder = if file_projection.is_empty() {
             None
         } else {
-            Some(
-                RowDecoder::new(layout, Some(file_projection))
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
-            )
+            let decoder = RowDecoder::new(layout, Some(file_projection))
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            Some(if views {
+                decoder.with_string_views()
+            } else {
+                decoder
+            })
         };
         Ok(Self {
             decoder,
@@ -299,6 +321,8 @@ async fn cached_layout(
 /// Opens one byte range of one FITS file as a stream of batches.
 struct FitsOpener {
     store: Arc<dyn ObjectStore>,
+    /// The store is the local file system: map files rather than read them.
+    local: bool,
     store_url: ObjectStoreUrl,
     /// The projected file schema (FITS columns and `row_index`).
     schema: SchemaRef,
@@ -320,9 +344,63 @@ fn rows_in_range(layout: &BinTableLayout, range: Option<(u64, u64)>) -> (u64, u6
     (first_at(start), first_at(end))
 }
 
+/// A local file whose rows are memory-mapped one batch at a time and
+/// decoded straight from the page cache, with no read buffer to fill (or
+/// zero) first. Mapping a batch, not the whole range, keeps the pages a
+/// partition holds mapped (and counted in its RSS) to one batch.
+struct LocalRows {
+    file: std::fs::File,
+    layout: Arc<BinTableLayout>,
+    url: Arc<String>,
+}
+
+impl LocalRows {
+    /// Opens the local file at `path`, after checking that it holds every
+    /// row its header promises: a short file is an error naming it, never a
+    /// SIGBUS. A file truncated by another process while it is mapped is
+    /// outside what this guards.
+    fn open(path: &Path, layout: Arc<BinTableLayout>, url: Arc<String>) -> Result<Self> {
+        let fail = |what: String| DataFusionError::External(format!("{url}: {what}").into());
+        let local = LocalFileSystem::new()
+            .path_to_filesystem(path)
+            .map_err(|e| fail(e.to_string()))?;
+        let file = std::fs::File::open(&local).map_err(|e| fail(format!("opening: {e}")))?;
+        let size = file
+            .metadata()
+            .map_err(|e| fail(format!("reading its size: {e}")))?
+            .len();
+        // The header was checked against the size listed when the table was
+        // opened; the file may have shrunk since.
+        layout
+            .check_file_size(size)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Self { file, layout, url })
+    }
+
+    /// Maps `rows` rows from row `first` (which `open` checked are in the file).
+    fn map(&self, first: u64, rows: u64) -> Result<Mmap> {
+        let bytes = self
+            .layout
+            .row_byte_range(first..first.saturating_add(rows))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let fail = |what: String| DataFusionError::External(format!("{}: {what}", self.url).into());
+        let len = usize::try_from(bytes.end - bytes.start)
+            .map_err(|_| fail(format!("rows {first}.. do not fit in memory")))?;
+        let mut options = MmapOptions::new();
+        options.offset(bytes.start).len(len);
+        // SAFETY: the mapping is read-only and the file holds these bytes
+        // (checked in `open`). Another process truncating or rewriting the
+        // file while it is mapped could still fault or change rows under us;
+        // sweep files are written once, and that case is not guarded.
+        unsafe { options.map(&self.file) }
+            .map_err(|e| fail(format!("mapping bytes {}..{}: {e}", bytes.start, bytes.end)))
+    }
+}
+
 impl FileOpener for FitsOpener {
     fn open(&self, file: PartitionedFile) -> Result<FileOpenFuture> {
         let store = Arc::clone(&self.store);
+        let local = self.local;
         let schema = Arc::clone(&self.schema);
         let (batch_rows, limit) = (self.batch_rows, self.limit);
         let path = file.object_meta.location.clone();
@@ -339,12 +417,18 @@ impl FileOpener for FitsOpener {
                 end = end.min(start.saturating_add(limit as u64));
             }
             let (data_offset, row_len) = (layout.data_offset, layout.row_len as u64);
-            let decoder = Arc::new(FileDecoder::try_new(layout, &schema, &url)?);
+            let decoder = Arc::new(FileDecoder::try_new(Arc::clone(&layout), &schema, &url)?);
             let ranges: Vec<(u64, u64)> = (start..end)
                 .step_by(batch_rows.max(1) as usize)
                 .map(|first| (first, (end - first).min(batch_rows)))
                 .collect();
             let url = Arc::new(url);
+            if local && decoder.needs_bytes() && start < end {
+                let file = LocalRows::open(&path, layout, url)?;
+                let stream = futures::stream::iter(ranges)
+                    .map(move |(first, rows)| decoder.decode(&file.map(first, rows)?, first, rows));
+                return Ok(stream.boxed());
+            }
             let stream = futures::stream::iter(ranges)
                 .map(move |(first, rows)| {
                     let (store, path, url, decoder) = (
@@ -380,6 +464,207 @@ impl FileOpener for FitsOpener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
+    use arrow::compute::concat_batches;
+    use datafusion::common::ScalarValue;
+    use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlan;
+    use datafusion::prelude::SessionContext;
+    use lenspipe_fits::{BinTableWriter, ColumnSpec};
+
+    use crate::schema::scan_schema;
+    use crate::table::{file_range, split_url, sweeps_table_schema, SweepsOptions, SweepsTable};
+
+    const TYPES: [&[u8; 4]; 5] = [b"PSF ", b"REX\0", b"DEV ", b"EXP\0", b"    "];
+
+    /// A sweep of `nrows` rows: TYPE (4A, padded), DEC (D), OBJID (J).
+    fn write_sweep(path: &std::path::Path, nrows: u64) {
+        let columns = vec![
+            ColumnSpec::new("TYPE", "4A"),
+            ColumnSpec::new("DEC", "D"),
+            ColumnSpec::new("OBJID", "J"),
+        ];
+        let file = std::fs::File::create(path).unwrap();
+        let mut w = BinTableWriter::new(file, columns, nrows, &[]).unwrap();
+        let mut rows = Vec::new();
+        for i in 0..nrows {
+            rows.extend_from_slice(TYPES[i as usize % TYPES.len()]);
+            rows.extend_from_slice(&(i as f64 - nrows as f64 / 2.0).to_be_bytes());
+            rows.extend_from_slice(&(i as i32).to_be_bytes());
+        }
+        w.write_rows(&rows).unwrap();
+        w.finish().unwrap();
+    }
+
+    async fn open_table(dir: &std::path::Path, batch_rows: usize) -> SweepsTable {
+        let ctx = SessionContext::new();
+        let options = SweepsOptions {
+            target_partition_bytes: 64 << 20,
+            batch_rows,
+        };
+        let location = format!("{}/", dir.display());
+        SweepsTable::open(&ctx.runtime_env(), &location, options)
+            .await
+            .unwrap()
+    }
+
+    /// Scans every file of `table` in the byte ranges `cuts` gives each
+    /// (fractions of the file), mapped or through the object store.
+    async fn scan(table: &SweepsTable, map_local: bool, cuts: &[f64]) -> Result<RecordBatch> {
+        let mut groups = Vec::new();
+        let mut store_url = None;
+        for file in table.files().iter() {
+            let (url, path) = split_url(&file.url)?;
+            store_url = Some(url);
+            let mut bounds: Vec<i64> = cuts.iter().map(|c| (c * file.size as f64) as i64).collect();
+            bounds.insert(0, 0);
+            bounds.push(file.size as i64);
+            for w in bounds.windows(2) {
+                let mut part = file_range(path.clone(), file.size, Some((w[0], w[1])));
+                part.partition_values = vec![ScalarValue::Utf8(Some(file.file_name()))];
+                groups.push(FileGroup::new(vec![part]));
+            }
+        }
+        let source = FitsSource::new(
+            sweeps_table_schema(Arc::clone(table.file_schema())),
+            table.options().batch_rows,
+        )
+        .with_local_mapping(map_local);
+        let config = FileScanConfigBuilder::new(store_url.unwrap(), Arc::new(source))
+            .with_file_groups(groups)
+            .build();
+        let exec = DataSourceExec::from_data_source(config);
+        let ctx = SessionContext::new();
+        // In partition order, so that two scans compare row for row.
+        let partitions =
+            datafusion::physical_plan::collect_partitioned(exec.clone(), ctx.task_ctx()).await?;
+        Ok(concat_batches(&exec.schema(), partitions.iter().flatten())?)
+    }
+
+    #[tokio::test]
+    async fn mapped_and_store_reads_give_identical_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        write_sweep(&dir.path().join("a.fits"), 1000);
+        write_sweep(&dir.path().join("b.fits"), 37);
+        let table = open_table(dir.path(), 64).await;
+        assert_eq!(
+            table
+                .file_schema()
+                .field_with_name("type")
+                .unwrap()
+                .data_type(),
+            &DataType::Utf8View
+        );
+        // Cuts that fall inside rows: each row is read once, by the range it starts in.
+        let cuts = [0.1234, 0.5, 0.77];
+        let mapped = scan(&table, true, &cuts).await.unwrap();
+        let stored = scan(&table, false, &cuts).await.unwrap();
+        assert_eq!(mapped.num_rows(), 1037);
+        assert_eq!(mapped, stored);
+        let whole = scan(&table, true, &[]).await.unwrap();
+        assert_eq!(whole, mapped);
+        let row_index = mapped.column_by_name(ROW_INDEX_COLUMN).unwrap();
+        let row_index = row_index.as_primitive::<arrow::datatypes::Int64Type>();
+        let objid = mapped.column_by_name("objid").unwrap();
+        let objid = objid.as_primitive::<arrow::datatypes::Int32Type>();
+        for i in 0..mapped.num_rows() {
+            assert_eq!(row_index.value(i), i64::from(objid.value(i)));
+        }
+        let types = mapped.column_by_name("type").unwrap().as_string_view();
+        assert_eq!(types.value(0), "PSF");
+        assert_eq!(types.value(1), "REX");
+        assert_eq!(types.value(4), "");
+    }
+
+    #[tokio::test]
+    async fn sql_filters_and_reads_the_string_view_column() {
+        let dir = tempfile::tempdir().unwrap();
+        write_sweep(&dir.path().join("a.fits"), 500);
+        let table = open_table(dir.path(), 33).await;
+        let ctx = SessionContext::new();
+        ctx.register_table("sweeps", Arc::new(table)).unwrap();
+        let count = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+                batches[0]
+                    .column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .value(0)
+            }
+        };
+        // Rows 1, 6, 11, ... are REX; DEC > 0 from row 251 on.
+        assert_eq!(
+            count("SELECT count(*) FROM sweeps WHERE type = 'REX'").await,
+            100
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM sweeps WHERE dec > 0 AND type = 'REX'").await,
+            50
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM sweeps WHERE type = ''").await,
+            100
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM sweeps WHERE type IN ('PSF', 'EXP')").await,
+            200
+        );
+        let batches = ctx
+            .sql("SELECT arrow_cast(type, 'Utf8') AS t, length(type) AS n FROM sweeps WHERE objid < 5 ORDER BY objid")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let t: Vec<&str> = batches[0]
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(t, ["PSF", "REX", "DEV", "EXP", ""]);
+    }
+
+    #[tokio::test]
+    async fn a_file_truncated_after_listing_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.fits");
+        // Over 64 KiB, so that the header is read before the cut.
+        write_sweep(&path, 10_000);
+        let table = open_table(dir.path(), 64).await;
+        let full = std::fs::metadata(&path).unwrap().len();
+        // Cut the file inside its rows: the header still promises 10,000.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(full - 5000).unwrap();
+        drop(file);
+        for map_local in [true, false] {
+            let err = scan(&table, map_local, &[0.3])
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("short.fits"), "mapped {map_local}: {err}");
+        }
+        let err = scan(&table, true, &[]).await.unwrap_err().to_string();
+        assert!(err.contains("10000 rows"), "{err}");
+    }
+
+    #[test]
+    fn scan_schema_makes_strings_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.fits");
+        write_sweep(&path, 3);
+        let bytes = std::fs::read(&path).unwrap();
+        let lenspipe_fits::HeaderScan::Complete(layout) =
+            lenspipe_fits::scan_headers(&bytes, "a.fits").unwrap()
+        else {
+            panic!("header incomplete");
+        };
+        let schema = scan_schema(&layout);
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8View);
+        assert_eq!(schema.field(1).data_type(), &DataType::Float64);
+    }
 
     fn file(nrows: u64, row_len: u64) -> SweepFile {
         SweepFile {

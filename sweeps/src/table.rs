@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::listing::{list_fits_files, SweepFile};
 use crate::location::ObjectUrl;
-use crate::schema::unify_schemas;
 use crate::schema::SWEEP_FILE_COLUMN;
+use crate::schema::{scan_schema, unify_schemas};
 use crate::source::{plan_chunks, FitsSource};
 
 /// How the scan cuts files into partitions and batches.
@@ -94,7 +94,7 @@ impl SweepsTable {
         let file_schema = unify_schemas(
             listed
                 .iter()
-                .map(|(file, layout)| (file.url.as_str(), layout.arrow_schema())),
+                .map(|(file, layout)| (file.url.as_str(), scan_schema(layout))),
         )?;
         let files = listed.into_iter().map(|(file, _)| file).collect();
         Ok(Self::from_parts(
