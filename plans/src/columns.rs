@@ -47,7 +47,7 @@ pub enum Source {
     /// An expression, evaluated for every row.
     Sql(&'static str),
     /// An expression the negatives plan evaluates for kept rows only
-    /// (rejected rows are dropped by the sink, so the work would be lost).
+    /// (rejected rows are not written, so the work would be lost).
     KeptOnly(&'static str),
     /// A sampling column only the negatives have.
     NegativesOnly(&'static str),
@@ -175,6 +175,11 @@ impl Projection {
     pub fn select_list(self) -> String {
         self.columns()
             .map(|c| match (c.source, self) {
+                // The scan may hand strings over as views; the output
+                // schema is the one declared here, whatever the scan does.
+                (Row, _) if c.data_type == ColumnType::Utf8 => {
+                    format!("arrow_cast({0}, 'Utf8') AS {0}", c.name)
+                }
                 (Row, _) => c.name.to_string(),
                 (KeptOnly(e), Projection::Negatives) => {
                     format!(

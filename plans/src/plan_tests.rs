@@ -168,19 +168,32 @@ async fn write_negatives(
     .unwrap();
     let funnel = negatives::Funnel::from_counts(&written.summaries.counts).unwrap();
     written.commit_if(|_| Ok(())).await.unwrap();
-    crate::sink::register_committed(&engine.ctx, "kept", &out)
-        .await
-        .unwrap();
-    let batches = engine
-        .ctx
-        .sql("SELECT * FROM kept ORDER BY galaxy_id")
-        .await
+    // Read with the Parquet crate, which keeps the Arrow types the files
+    // were written with (DataFusion would read strings as views).
+    let manifest = crate::sink::committed(&out).await.unwrap().unwrap();
+    let mut batches = Vec::new();
+    let mut schema = None;
+    for file in &manifest.files {
+        let path = dir.join("negatives").join(&file.path);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
         .unwrap()
-        .collect()
-        .await
+        .build()
         .unwrap();
-    let schema = batches[0].schema();
-    (funnel, concat_batches(&schema, &batches).unwrap())
+        schema = Some(arrow::array::RecordBatchReader::schema(&reader));
+        batches.extend(reader.map(|b| b.unwrap()));
+    }
+    let all = concat_batches(&schema.unwrap(), &batches).unwrap();
+    let order =
+        arrow::compute::sort_to_indices(all.column_by_name("galaxy_id").unwrap(), None, None)
+            .unwrap();
+    let columns = all
+        .columns()
+        .iter()
+        .map(|c| arrow::compute::take(c, &order, None).unwrap())
+        .collect();
+    (funnel, RecordBatch::try_new(all.schema(), columns).unwrap())
 }
 
 fn types(schema: &Schema) -> Vec<(String, DataType)> {

@@ -64,7 +64,11 @@ impl Written {
 pub async fn read_output(engine: &Engine, url: &str) -> Result<DataFrame> {
     let location = Location::resolve(&engine.runtime(), url)?;
     let options = datafusion::prelude::ParquetReadOptions::default();
-    match committed(&location).await? {
+    let manifest = match url.ends_with(".parquet") {
+        true => None,
+        false => committed(&location).await?,
+    };
+    match manifest {
         Some(manifest) => Ok(engine
             .ctx
             .read_parquet(manifest.file_urls(&location), options)

@@ -1,14 +1,19 @@
 """Reads a cutouts output folder with pyarrow and prints JSON per row:
 galaxy_id, status, attempts, source, resampling, and the image as a flat
 list (or null), plus the schema metadata and whether every shard reads."""
+import glob
 import json
+import os
 import sys
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 folder = sys.argv[1]
-data = ds.dataset(folder, format="parquet")
+# Shards are the *.parquet files: a put cut short by a kill can leave the
+# store's temporary file (name#N) beside them, which is not a shard.
+shards = sorted(glob.glob(os.path.join(glob.escape(folder), "*.parquet")))
+data = ds.dataset(shards, format="parquet")
 files = sorted(data.files)
 for f in files:
     pq.read_table(f)  # every visible shard is complete

@@ -429,7 +429,8 @@ fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| n.starts_with("shard-"))
+                    // Not the store's temporary file of a put the kill cut short.
+                    .filter(|n| n.starts_with("shard-") && n.ends_with(".parquet"))
                     .collect()
             })
             .unwrap_or_default()
