@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-10}
 rows=${2:-1000000}
-lenspipe=${CARGO_TARGET_DIR:-$PWD/target}/debug/lenspipe
+cargo build -q --release --workspace --bins
+lenspipe=${CARGO_TARGET_DIR:-$PWD/target}/release/lenspipe
 work=${BENCH_DIR:-/tmp/lenspipe-bench}
 lenscat=$PWD/data/positives/lenscat_catalog.csv
 data=$work/xmatch-$files-$rows
@@ -22,8 +23,10 @@ python3 bench/crossmatch_astropy.py --lenses "$lenscat" --radius-arcsec 1.5 --ou
   --timings-json "$work/astropy-xmatch.json" --sweeps "$data"/*.fits > /dev/null
 t_py=$(echo "$EPOCHREALTIME - $s" | bc -l)
 python3 - "$work/xmatch-run/positives" "$work/astropy-xmatch.csv" <<'PY'
-import sys, csv, pyarrow.dataset as ds
-t = ds.dataset(sys.argv[1], format="parquet").to_table(columns=["sweep_file", "row_index"])
+import sys, csv
+sys.path.insert(0, "tests/py")
+from lenspipe_output import dataset
+t = dataset(sys.argv[1]).to_table(columns=["sweep_file", "row_index"])
 ours = {k for k in zip(t.column("sweep_file").to_pylist(), t.column("row_index").to_pylist()) if k[0] is not None}
 with open(sys.argv[2]) as f:
     theirs = {(r["sweep_file"], int(r["row_index"])) for r in csv.DictReader(f) if r["matched"] == "true"}

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-4}
 rows=${2:-1000000}
-lenspipe=${CARGO_TARGET_DIR:-$PWD/target}/debug/lenspipe
+cargo build -q --release --workspace --bins
+lenspipe=${CARGO_TARGET_DIR:-$PWD/target}/release/lenspipe
 work=${BENCH_DIR:-/tmp/lenspipe-bench}
 cores=$(nproc)
 data=$work/scan-$files-$rows
@@ -23,8 +24,10 @@ python3 bench/request_negative_sampling.py --profile paper_iv --workers "$cores"
   --kept-out "$work/python-kept.csv" --out-json "$work/python.json" "$data"/*.fits
 t_py=$(echo "$EPOCHREALTIME - $s" | bc -l)
 python3 - "$out/negatives" "$work/python-kept.csv" <<'PY'
-import sys, csv, pyarrow.dataset as ds
-t = ds.dataset(sys.argv[1], format="parquet").to_table(columns=["sweep_file", "row_index"])
+import sys, csv
+sys.path.insert(0, "tests/py")
+from lenspipe_output import dataset
+t = dataset(sys.argv[1]).to_table(columns=["sweep_file", "row_index"])
 ours = set(zip(t.column("sweep_file").to_pylist(), t.column("row_index").to_pylist()))
 with open(sys.argv[2]) as f:
     theirs = {(r["sweep_file"], int(r["row_index"])) for r in csv.DictReader(f)}

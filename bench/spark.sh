@@ -9,8 +9,8 @@
 #   (b) DataFrame expressions over a Parquet copy of the filter's columns
 #       (the conversion is made once, before timing, and is not counted).
 # Needs: pip install pyspark (see bench/requirements.txt), Java 17+.
-# Environment: LENSPIPE_BIN (default: $CARGO_TARGET_DIR/release/lenspipe, else
-# .../debug/lenspipe), CARGO_TARGET_DIR (default ./target), BENCH_DIR (default
+# Environment: LENSPIPE_BIN (default: built here, $CARGO_TARGET_DIR/release/lenspipe),
+# CARGO_TARGET_DIR (default ./target), BENCH_DIR (default
 # /tmp/lenspipe-bench), SPARK_DRIVER_MEMORY (default 4g), PYTHON (python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,14 +19,9 @@ rows=${2:-1000000}
 target=${CARGO_TARGET_DIR:-$PWD/target}
 if [[ -n ${LENSPIPE_BIN:-} ]]; then
   lenspipe=$LENSPIPE_BIN; build="LENSPIPE_BIN"
-elif [[ -x $target/release/lenspipe ]]; then
-  lenspipe=$target/release/lenspipe; build=release
 else
-  lenspipe=$target/debug/lenspipe; build=debug
-fi
-if [[ ! -x $lenspipe ]]; then
-  echo "no lenspipe binary at $lenspipe (cargo build --release --bins, or set LENSPIPE_BIN)" >&2
-  exit 1
+  cargo build -q --release --workspace --bins
+  lenspipe=$target/release/lenspipe; build=release
 fi
 echo "lenspipe binary: $lenspipe ($build build)" >&2
 python=${PYTHON:-python3}

@@ -265,9 +265,10 @@ def run_dataframe(spark, parquet_files, params):
 # --------------------------------------------------------------------------
 
 def read_lenspipe(folder: str):
-    import pyarrow.dataset as ds
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "py"))
+    from lenspipe_output import dataset
 
-    t = ds.dataset(folder, format="parquet").to_table(columns=["sweep_file", "row_index"])
+    t = dataset(folder).to_table(columns=["sweep_file", "row_index"])
     return set(zip(t.column("sweep_file").to_pylist(), t.column("row_index").to_pylist()))
 
 
