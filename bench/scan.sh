@@ -5,14 +5,16 @@
 #
 #   bash bench/scan.sh [FILES] [ROWS_PER_FILE]     (defaults: 4 files x 1,000,000 rows)
 #
-# Needs: a built lenspipe (cargo build --workspace --bins), python3 with
-# numpy + astropy (bench/requirements.txt), GNU time (/usr/bin/time).
+# Builds and runs the release binary (cargo build --release --workspace
+# --bins, into CARGO_TARGET_DIR if set). Needs python3 with numpy + astropy
+# (bench/requirements.txt) and bc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-4}
 rows=${2:-1000000}
-target=${CARGO_TARGET_DIR:-$PWD/target}
-lenspipe=$target/debug/lenspipe
+cargo build -q --release --workspace --bins >&2
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+lenspipe=$target/release/lenspipe
 work=${BENCH_DIR:-/tmp/lenspipe-bench}
 cores=$(nproc)
 mkdir -p "$work"
