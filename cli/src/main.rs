@@ -9,7 +9,7 @@ mod transfer;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use lenspipe_plans::sink::{write, Location, WriteSpec};
+use lenspipe_plans::sink::{column_names, write, Location, WriteSpec};
 use lenspipe_plans::{parity, stages, Config, Engine, EngineKind, Error, Result};
 
 #[derive(Parser)]
@@ -166,13 +166,7 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
         }
         Some(url) => {
             let dir = Location::resolve(&engine.runtime(), &url)?;
-            let columns: Vec<String> = df
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let columns = column_names(&df);
             let written = write(&engine, df, dir, &run_id(), |folder| {
                 WriteSpec::new(folder, &columns)
             })

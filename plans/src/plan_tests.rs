@@ -162,7 +162,7 @@ async fn write_negatives(
         .unwrap()
         .child("negatives");
     let written = crate::sink::write(engine, df, out.clone(), "test", |folder| {
-        negatives::Funnel::counters(lenspipe_sinks::WriteSpec::new(folder, &OUTPUT_COLUMN_NAMES))
+        negatives::Funnel::counters(lenspipe_sinks::WriteSpec::new(folder, OUTPUT_COLUMN_NAMES))
     })
     .await
     .unwrap();

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::prelude::DataFrame;
+use datafusion::prelude::{DataFrame, ParquetReadOptions};
 use futures::StreamExt;
 use lenspipe_sinks::{ShardSummary, Staged, Summaries, WriteTable};
 use lenspipe_sweeps::ObjectUrl;
@@ -63,25 +63,43 @@ impl Written {
 /// for a folder or file lenspipe did not write, its Parquet as found.
 pub async fn read_output(engine: &Engine, url: &str) -> Result<DataFrame> {
     let location = Location::resolve(&engine.runtime(), url)?;
-    let options = datafusion::prelude::ParquetReadOptions::default();
     let manifest = match url.ends_with(".parquet") {
         true => None,
         false => committed(&location).await?,
     };
-    match manifest {
-        Some(manifest) => Ok(engine
-            .ctx
-            .read_parquet(manifest.file_urls(&location), options)
-            .await?),
-        None => {
-            let url = if url.ends_with('/') || url.ends_with(".parquet") {
-                url.to_string()
-            } else {
-                format!("{}/", location.url)
-            };
-            Ok(engine.ctx.read_parquet(url, options).await?)
-        }
+    if let Some(manifest) = manifest {
+        return read_committed(engine, &location, &manifest).await;
     }
+    let url = if url.ends_with('/') || url.ends_with(".parquet") {
+        url.to_string()
+    } else {
+        format!("{}/", location.url)
+    };
+    Ok(engine
+        .ctx
+        .read_parquet(url, ParquetReadOptions::default())
+        .await?)
+}
+
+/// The files of the committed version `manifest` of the output folder `dir`.
+pub async fn read_committed(
+    engine: &Engine,
+    dir: &Location,
+    manifest: &Committed,
+) -> Result<DataFrame> {
+    Ok(engine
+        .ctx
+        .read_parquet(manifest.file_urls(dir), ParquetReadOptions::default())
+        .await?)
+}
+
+/// The names of a plan's output columns, for a writer that writes them all.
+pub fn column_names(df: &DataFrame) -> Vec<String> {
+    df.schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
 }
 
 /// Writes `df` into a new version (`v-<run_id>`) of the output folder

@@ -37,10 +37,16 @@ pub struct WriteSpec {
 
 impl WriteSpec {
     /// Writes `columns` of every row into `folder_url`, counting nothing.
-    pub fn new(folder_url: impl Into<String>, columns: &[&str]) -> Self {
+    pub fn new<S: AsRef<str>>(
+        folder_url: impl Into<String>,
+        columns: impl IntoIterator<Item = S>,
+    ) -> Self {
         Self {
             folder_url: folder_url.into(),
-            columns: columns.iter().map(|c| c.to_string()).collect(),
+            columns: columns
+                .into_iter()
+                .map(|c| c.as_ref().to_string())
+                .collect(),
             keep_where_null: None,
             counters: Vec::new(),
         }

@@ -172,9 +172,8 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     let lenses = register_lenses(engine, config, &output).await?;
     let df = NEGATIVES.dataframe(&engine.ctx, params(config)).await?;
     let planned = started.elapsed();
-    let columns = OUTPUT_COLUMN_NAMES;
     let written = write(engine, df, output.child("negatives"), run_id, |folder| {
-        Funnel::counters(WriteSpec::new(folder, &columns))
+        Funnel::counters(WriteSpec::new(folder, OUTPUT_COLUMN_NAMES))
     })
     .await?;
     let funnel = Funnel::from_counts(&written.summaries.counts)?;

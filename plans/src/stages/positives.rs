@@ -16,7 +16,7 @@ use crate::manifest::{
     PIPELINE_VERSION,
 };
 use crate::plan::{Params, POSITIVES};
-use crate::sink::{register_committed, write, CounterRows, Location};
+use crate::sink::{column_names, register_committed, write, CounterRows, Location};
 use crate::stages::{column_i64, column_strings, register_lenses};
 use lenspipe_sinks::WriteSpec;
 
@@ -101,13 +101,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
             Error::Config("the positives stage needs inputs.positives (a lens catalog CSV)".into())
         })?;
     let df = POSITIVES.dataframe(&engine.ctx, params(config)).await?;
-    let columns: Vec<String> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let columns = column_names(&df);
     let dir = output.child("positives");
     let written = write(engine, df, dir.clone(), run_id, |folder| {
         WriteSpec::new(folder, &columns).count(COUNT_STATUS, &["status"], CounterRows::All)

@@ -21,7 +21,9 @@ use crate::manifest::{
     record_stage, Leakage, N2Summary, Section, SplitShare, StratifySection, StratumRows, Timings,
 };
 use crate::plan::{Params, SqlPlan, JOIN_NSIDE, STRATIFY};
-use crate::sink::{committed, read_output, register_committed, write, CounterRows, Location};
+use crate::sink::{
+    column_names, committed, read_committed, register_committed, write, CounterRows, Location,
+};
 use crate::stages::positives::PositiveStatus;
 use lenspipe_sinks::WriteSpec;
 
@@ -131,13 +133,13 @@ fn stratum_expr(extra: &[ExtraStratum]) -> Expr {
 /// The committed output of an earlier stage.
 async fn read_stage(engine: &Engine, output: &Location, stage: &str) -> Result<DataFrame> {
     let dir = output.child(stage);
-    if committed(&dir).await?.is_none() {
-        return Err(Error::Input(format!(
+    let manifest = committed(&dir).await?.ok_or_else(|| {
+        Error::Input(format!(
             "the {stage} stage has no committed output at {} (run that stage first)",
             dir.url
-        )));
-    }
-    read_output(engine, &dir.url).await
+        ))
+    })?;
+    read_committed(engine, &dir, &manifest).await
 }
 
 fn quotas_batch(quotas: &[Quota]) -> Result<RecordBatch> {
@@ -337,13 +339,7 @@ async fn draw_and_split(
     quotas: &[Quota],
 ) -> Result<(SampleCounts, Vec<String>)> {
     let df = STRATIFY.dataframe(&engine.ctx, params(config)).await?;
-    let columns: Vec<String> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let columns = column_names(&df);
     let written = write(engine, df, output.child("sample"), run_id, |folder| {
         WriteSpec::new(folder, &columns).count(
             COUNT_SAMPLE,
