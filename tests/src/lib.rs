@@ -97,6 +97,21 @@ pub fn synth(dir: &Path, files: usize, rows: u64, seed: u64, extra: &[&str]) {
     );
 }
 
+/// An output folder as `tests/py/parquet_rows.py` reads it with pyarrow
+/// (through its `_SUCCESS`): its (sweep_file, row_index) keys in order,
+/// and the script's whole JSON.
+pub fn output_rows(dir: &Path) -> (Vec<(String, i64)>, serde_json::Value) {
+    let out = run_ok(python().arg("tests/py/parquet_rows.py").arg(dir));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let keys = v["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| (k[0].as_str().unwrap().to_string(), k[1].as_i64().unwrap()))
+        .collect();
+    (keys, v)
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -11,17 +11,9 @@ use std::time::{Duration, Instant};
 use lenspipe_tests::{
     lenspipe, pid_alive, python, read_json, run_ok, synth, LocalCluster, S3Server,
 };
-use serde_json::Value;
 
 fn keys(dir: &Path) -> BTreeSet<(String, i64)> {
-    let out = run_ok(python().arg("tests/py/parquet_rows.py").arg(dir));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| (k[0].as_str().unwrap().to_string(), k[1].as_i64().unwrap()))
-        .collect()
+    lenspipe_tests::output_rows(dir).0.into_iter().collect()
 }
 
 fn negatives(s3: &S3Server, scheduler: Option<&str>, output: &str) -> Command {

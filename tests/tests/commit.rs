@@ -6,19 +6,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use lenspipe_tests::{lenspipe, python, read_json, run_ok, synth};
-use serde_json::Value;
+use lenspipe_tests::{lenspipe, read_json, run_ok, synth};
 
 /// The (sweep_file, row_index) keys a reader following `_SUCCESS` sees, in order.
 fn committed_keys(dir: &Path) -> Vec<(String, i64)> {
-    let out = run_ok(python().arg("tests/py/parquet_rows.py").arg(dir));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| (k[0].as_str().unwrap().to_string(), k[1].as_i64().unwrap()))
-        .collect()
+    lenspipe_tests::output_rows(dir).0
 }
 
 fn negatives(sweeps: &Path, out: &Path) -> Command {

@@ -4,21 +4,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use lenspipe_tests::{lenspipe, python, read_json, run_ok, synth};
+use lenspipe_tests::{lenspipe, output_rows, python, read_json, run_ok, synth};
 use serde_json::Value;
 
 type Keys = BTreeSet<(String, i64)>;
 
 fn parquet_keys(dir: &Path) -> (Keys, Value) {
-    let out = run_ok(python().arg("tests/py/parquet_rows.py").arg(dir));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let keys = v["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| (k[0].as_str().unwrap().to_string(), k[1].as_i64().unwrap()))
-        .collect();
-    (keys, v)
+    let (keys, v) = output_rows(dir);
+    (keys.into_iter().collect(), v)
 }
 
 fn python_keys(profile: &str, sweeps: &Path, tmp: &Path) -> (Keys, Value) {
