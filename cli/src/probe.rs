@@ -85,11 +85,16 @@ mod tests {
     fn serve_once(answer: &'static str) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        // Answers the first connection that sends a request: a test running
+        // beside this one may connect to a port it just freed and this
+        // listener reused, and send nothing.
         std::thread::spawn(move || {
-            if let Ok((mut s, _)) = listener.accept() {
+            for mut s in listener.incoming().flatten() {
                 let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf);
-                let _ = s.write_all(answer.as_bytes());
+                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    let _ = s.write_all(answer.as_bytes());
+                    break;
+                }
             }
         });
         port
