@@ -35,6 +35,16 @@ else
   echo "compose-test: SKIPPED: Docker has no Compose (neither 'docker compose' nor docker-compose)"
   exit 0
 fi
+# What the checks below use, named when missing (never a wrong diagnosis later).
+missing=()
+for tool in curl python3 objcopy; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for module in pyarrow yaml; do
+  python3 -c "import $module" 2>/dev/null || missing+=("python3 module $module")
+done
+if (( ${#missing[@]} )); then
+  echo "compose-test: FAIL: missing $(IFS=,; echo "${missing[*]}" | sed 's/,/, /g') (bash scripts/install-test-deps.sh installs them)"
+  exit 1
+fi
 
 export LENSPIPE_PROFILE=${LENSPIPE_PROFILE:-dev}
 if [[ -z ${LENSPIPE_IMAGE:-} ]]; then

@@ -1,12 +1,58 @@
 #!/usr/bin/env bash
-# The test suite: builds the binaries the end-to-end tests start, then runs
-# every test of the workspace. Needs python3 with numpy, astropy, pyarrow and
-# moto[server] (scripts/install-test-deps.sh installs them). Ends with the
-# docker-compose cluster test (deploy/compose-test.sh; a clear SKIP where no
-# Docker engine runs).
-set -euo pipefail
+# The whole test suite, one command on a machine that never ran it before:
+#   1. installs what the tests need, only where missing
+#      (scripts/install-test-deps.sh);
+#   2. builds the binaries the end-to-end tests start;
+#   3. runs every test of the workspace, all of them even after a failure
+#      (--no-fail-fast);
+#   4. runs the docker-compose cluster test (deploy/compose-test.sh), also
+#      after a Rust test failed.
+# Ends with one summary line; exit status 1 if anything failed.
+# Environment: CARGO_TARGET_DIR; TEST_THREADS (tests run at once per test
+# binary, default 2).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-target_dir=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --workspace --bins
-cargo test --workspace -- --test-threads=2
-bash deploy/compose-test.sh
+started=$SECONDS
+say() { echo "test.sh: $*" >&2; }
+summary() { # verdict details...
+  local verdict=$1; shift
+  echo "test.sh: $verdict: $* ($((SECONDS - started)) s)"
+  [[ $verdict == PASS ]]
+  exit
+}
+
+say "1/4 test dependencies"
+bash scripts/install-test-deps.sh || summary FAIL "test dependencies could not be installed (see above)"
+
+say "2/4 cargo build --workspace --bins"
+cargo build --workspace --bins || summary FAIL "the build failed (see above)"
+
+log=$(mktemp "${TMPDIR:-/tmp}/lenspipe-test.XXXXXX")
+say "3/4 cargo test --workspace --no-fail-fast (output also in $log)"
+cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log"
+rust_rc=${PIPESTATUS[0]}
+# "test result: FAILED. 3 passed; 1 failed; 0 ignored; ..." per test binary.
+read -r passed failed < <(awk '/^test result:/ {
+    for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
+  } END { print p + 0, f + 0 }' "$log")
+# cargo lists the test binaries that failed, one "`-p crate --test name`" a line.
+failed_targets=$(grep -o '`-p [^`]*`' "$log" | tr -d '`' | paste -sd, - | sed "s/,/, /g" || true)
+rust="rust tests: $passed passed, $failed failed"
+if (( rust_rc != 0 )); then
+  rust+=" in ${failed_targets:-a target that did not build} (log $log)"
+else
+  rm -f "$log"
+fi
+
+say "4/4 bash deploy/compose-test.sh"
+compose_out=$(mktemp "${TMPDIR:-/tmp}/lenspipe-compose.XXXXXX")
+bash deploy/compose-test.sh | tee "$compose_out"
+compose_rc=${PIPESTATUS[0]}
+compose=$(tail -1 "$compose_out" | cut -c1-160)
+rm -f "$compose_out"
+
+if (( rust_rc == 0 && compose_rc == 0 )); then
+  summary PASS "$rust; $compose"
+else
+  summary FAIL "$rust; $compose"
+fi
