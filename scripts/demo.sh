@@ -4,27 +4,45 @@
 # splits; cutouts from a local server answering the viewer's API over a
 # synthetic sky (lenspipe serve-cutouts on loopback); validation and its
 # report. Everything lands under ./runs/paper_iv/ (Parquet, run.json,
-# validation/report.html).
+# validation/report.html). One line per step on stdout; cargo's build output
+# goes to stderr, as it comes. Extra arguments go to `lenspipe run all`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+step() { echo "demo $1/5: $2"; }
+
+step 1 "building lenspipe (cargo build --workspace --bins; the first build takes ~20 min on 2 cores)"
 # --workspace: building one package alone would resolve other DataFusion features and rebuild it.
-cargo build -q --workspace --bins
+cargo build --workspace --bins
 lenspipe=$target_dir/debug/lenspipe
-[[ -d data/sweeps ]] || "$lenspipe" synth --out data/sweeps --files 16 --rows-per-file 100000 --seed 1 \
-  --plant ./data/positives/lenscat_catalog.csv
+
+if [[ -d data/sweeps ]]; then
+  step 2 "synthetic sweeps: reusing data/sweeps (remove it to write new ones)"
+else
+  step 2 "synthetic sweeps: 16 DR10-format files of 100,000 rows, lenscat lenses planted, into data/sweeps"
+  "$lenspipe" synth --out data/sweeps --files 16 --rows-per-file 100000 --seed 1 \
+    --plant ./data/positives/lenscat_catalog.csv
+fi
 
 # The viewer stand-in: a synthetic sky, not DR10 pixels. With network access,
-# drop the two lines below and the --set to use the public viewer instead.
+# drop the lines below up to viewer_url and the --set cutouts.* to use the
+# public viewer instead.
 server_out=$(mktemp)
 "$lenspipe" serve-cutouts --synthetic-sky 1 >"$server_out" &
 server=$!
 trap 'kill $server 2>/dev/null; rm -f "$server_out"' EXIT
 for _ in $(seq 100); do [[ -s $server_out ]] && break; sleep 0.1; done
 viewer_url=$(head -1 "$server_out")
+step 3 "a local stand-in for the Legacy Surveys viewer (synthetic sky) at $viewer_url"
 
+step 4 "lenspipe run all --config paper_iv: negatives, positives, stratify, cutouts, validate"
 # A local server needs no politeness limits: raise them for the demo.
 "$lenspipe" run all --config paper_iv --set "cutouts.viewer_url=$viewer_url" \
   --set cutouts.concurrency=16 --set cutouts.rate_per_s=2000 "$@"
+
+step 5 "lenspipe parity: each selection parameter, the request's value, its provenance, rows removed"
 "$lenspipe" parity --run runs/paper_iv/run.json
-echo "report: runs/paper_iv/validation/report.html"
+
+echo "next: $lenspipe run all --json  (every count as JSON, also in runs/paper_iv/run.json)"
+echo "      bash scripts/install.sh   (lenspipe on your PATH);  bash scripts/test.sh  (the tests)"
+echo "open: $PWD/runs/paper_iv/validation/report.html"
