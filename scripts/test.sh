@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, one command on a machine that never ran it before:
 #   1. installs what the tests need, only where missing
-#      (scripts/install-test-deps.sh);
-#   2. builds the binaries the end-to-end tests start;
+#      (scripts/install-test-deps.sh), while
+#   2. cargo builds the binaries the end-to-end tests start;
 #   3. runs every test of the workspace, all of them even after a failure
 #      (--no-fail-fast);
 #   4. runs the docker-compose cluster test (deploy/compose-test.sh), also
@@ -21,11 +21,19 @@ summary() { # verdict details...
   exit
 }
 
-say "1/4 test dependencies"
-bash scripts/install-test-deps.sh || summary FAIL "test dependencies could not be installed (see above)"
+# The dependencies download while cargo builds: on a fresh machine both take minutes.
+deps_log=$(mktemp "${TMPDIR:-/tmp}/lenspipe-test-deps.XXXXXX")
+say "1/4 test dependencies, in the background (scripts/install-test-deps.sh, log $deps_log)"
+bash scripts/install-test-deps.sh >"$deps_log" 2>&1 &
+deps=$!
 
 say "2/4 cargo build --workspace --bins"
-cargo build --workspace --bins || summary FAIL "the build failed (see above)"
+cargo build --workspace --bins || { wait "$deps"; summary FAIL "the build failed (see above)"; }
+deps_rc=0
+wait "$deps" || deps_rc=$?
+cat "$deps_log" >&2
+rm -f "$deps_log"
+(( deps_rc == 0 )) || summary FAIL "test dependencies could not be installed (see above)"
 
 log=$(mktemp "${TMPDIR:-/tmp}/lenspipe-test.XXXXXX")
 say "3/4 cargo test --workspace --no-fail-fast (output also in $log)"
