@@ -263,11 +263,10 @@ mod tests {
     }
 
     #[test]
-    fn bootstrap_is_fast_for_100k() {
+    fn bootstrap_of_100k_equal_samples_is_not_flagged() {
         let mut rng = SplitMix64::new(1);
         let pos: Vec<f64> = (0..50_000).map(|_| rng.normal()).collect();
         let neg: Vec<f64> = (0..50_000).map(|_| rng.normal()).collect();
-        let t = std::time::Instant::now();
         let r = auc_with_ci(
             &pos,
             &neg,
@@ -277,8 +276,8 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(!r.flagged);
-        // Generous bound: debug-ish test profile on a shared 2-core box.
-        assert!(t.elapsed().as_secs_f64() < 20.0);
+        // Its speed is measured in bench/validate.sh, not here.
+        assert!(!r.flagged, "{r:?}");
+        assert!((r.auc - 0.5).abs() < 0.01 && r.ci_low < 0.5 && r.ci_high > 0.5);
     }
 }

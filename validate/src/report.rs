@@ -2,7 +2,7 @@
 //! embedded DejaVu font, so no system fonts or fontconfig are needed) and
 //! one self-contained `report.html` that references them by relative path.
 
-use crate::rgb::{sdss_rgb, RgbParams};
+use lenspipe_viewer::rgb::{sdss_rgb, RgbParams};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};

@@ -1,6 +1,6 @@
 //! The polite cutout client.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -57,6 +57,61 @@ struct Inner {
     http: reqwest::Client,
     slots: Semaphore,
     rate: RateLimiter,
+    open: Gauge,
+    budget: u64,
+    body_bytes: AtomicU64,
+}
+
+/// What this client (and its clones) has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientStats {
+    /// Requests open now.
+    pub open: usize,
+    /// The most requests open at once.
+    pub max_open: usize,
+    /// Body bytes received, over all requests.
+    pub body_bytes: u64,
+}
+
+/// Counts the client's own open requests. The count rises once a request
+/// holds its concurrency slot and falls when the request ends, however it
+/// ends (answered, failed, or abandoned on timeout and dropped), before the
+/// slot is released. So `max <= concurrency` by construction; the server may
+/// still see more, because it keeps working on requests the client dropped.
+#[derive(Debug, Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+struct Open<'a>(&'a Gauge);
+
+impl Gauge {
+    fn enter(&self) -> Open<'_> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        Open(self)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    Http(reqwest::Error),
+    /// More bytes than a valid answer can have: said in `Content-Length`,
+    /// or seen while reading (then reading stops there).
+    OverBudget { budget: u64, seen: u64 },
+}
+
+impl From<reqwest::Error> for BodyError {
+    fn from(e: reqwest::Error) -> Self {
+        BodyError::Http(e)
+    }
 }
 
 /// What one HTTP attempt amounted to.
@@ -87,6 +142,9 @@ impl ViewerClient {
             inner: Arc::new(Inner {
                 slots: Semaphore::new(cfg.concurrency),
                 rate: RateLimiter::new(cfg.rate_per_s, 1),
+                open: Gauge::default(),
+                body_bytes: AtomicU64::new(0),
+                budget: fits_image::answer_budget(cfg.size, cfg.bands.len()),
                 cfg,
                 http,
             }),
@@ -95,6 +153,21 @@ impl ViewerClient {
 
     pub fn config(&self) -> &ViewerConfig {
         &self.inner.cfg
+    }
+
+    /// Open requests and bytes received so far, over this client and its clones.
+    pub fn stats(&self) -> ClientStats {
+        let inner = &self.inner;
+        ClientStats {
+            open: inner.open.now.load(Ordering::SeqCst),
+            max_open: inner.open.max.load(Ordering::SeqCst),
+            body_bytes: inner.body_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The most bytes an answer may have before it is refused unread.
+    pub fn answer_budget(&self) -> u64 {
+        self.inner.budget
     }
 
     /// Fetches one cutout centred on (`ra`, `dec`) in degrees, retrying as
@@ -206,6 +279,8 @@ impl ViewerClient {
         // The semaphore is never closed; a closed one would only mean "no limit".
         let _permit = inner.slots.acquire().await.ok();
         inner.rate.acquire().await;
+        // Declared after the permit, so dropped before it is released.
+        let _open = inner.open.enter();
         let request = inner.http.get(&cfg.url).query(&[
             ("ra", ra.to_string()),
             ("dec", dec.to_string()),
@@ -223,14 +298,26 @@ impl ViewerClient {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, retry_after, body))
+            // Only a 200's body is used; any other answer is judged by its status.
+            let body = if status == StatusCode::OK {
+                read_capped(resp, inner.budget, &inner.body_bytes).await?
+            } else {
+                Bytes::new()
+            };
+            Ok::<_, BodyError>((status, retry_after, body))
         })
         .await;
         match answer {
             Err(_) => retry(CutoutStatus::Timeout, None, "timed out".into()),
-            Ok(Err(e)) if e.is_timeout() => retry(CutoutStatus::Timeout, None, e.to_string()),
-            Ok(Err(e)) => retry(CutoutStatus::BadResponse, None, e.to_string()),
+            Ok(Err(BodyError::Http(e))) if e.is_timeout() => {
+                retry(CutoutStatus::Timeout, None, e.to_string())
+            }
+            Ok(Err(BodyError::Http(e))) => retry(CutoutStatus::BadResponse, None, e.to_string()),
+            Ok(Err(BodyError::OverBudget { budget, seen })) => retry(
+                CutoutStatus::BadResponse,
+                None,
+                format!("answer of {seen}+ bytes, more than the {budget} a cutout can have"),
+            ),
             Ok(Ok((status, retry_after, body))) => self.classify(status, retry_after, body),
         }
     }
@@ -268,6 +355,33 @@ impl ViewerClient {
             },
         }
     }
+}
+
+/// Reads a body as a stream, refusing it as soon as it is known to exceed
+/// `budget` bytes: from `Content-Length` before reading, or while reading.
+/// Memory per request is at most `budget` plus one chunk. Every chunk
+/// received is counted in `received`.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    budget: u64,
+    received: &AtomicU64,
+) -> Result<Bytes, BodyError> {
+    if let Some(len) = resp.content_length() {
+        if len > budget {
+            return Err(BodyError::OverBudget { budget, seen: len });
+        }
+    }
+    let expected = resp.content_length().unwrap_or(0).min(budget) as usize;
+    let mut body = Vec::with_capacity(expected);
+    while let Some(chunk) = resp.chunk().await? {
+        received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let seen = (body.len() + chunk.len()) as u64;
+        if seen > budget {
+            return Err(BodyError::OverBudget { budget, seen });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 fn retry(status: CutoutStatus, wait: Option<Duration>, why: String) -> Attempt {

@@ -123,6 +123,19 @@ pub fn encode(geom: &CutoutGeometry, data: &[f32]) -> Result<Vec<u8>, FitsError>
     Ok(out)
 }
 
+/// Header blocks a cutout answer may have. The viewer's header is one or two
+/// blocks (about 30 cards); the allowance leaves room for a longer header
+/// from another deployment without letting a runaway answer through.
+pub const HEADER_BLOCKS_ALLOWED: usize = 16;
+
+/// The most bytes a valid answer for `size` x `size` pixels in `bands`
+/// planes can have: the padded float32 data plus the header allowance.
+/// Anything longer is refused unread.
+pub fn answer_budget(size: usize, bands: usize) -> u64 {
+    let data = padded(size.saturating_mul(size).saturating_mul(bands).saturating_mul(4));
+    (data + HEADER_BLOCKS_ALLOWED * BLOCK) as u64
+}
+
 /// Decodes and checks a cutout against what was asked: `size` x `size`
 /// pixels and exactly the requested `bands` in that order. Returns CHW data.
 pub fn decode(bytes: &[u8], size: usize, bands: &str) -> Result<Vec<f32>, FitsError> {

@@ -18,9 +18,10 @@ pub mod fits_image;
 mod jitter;
 pub mod rate;
 pub mod retry;
+pub mod rgb;
 pub mod server;
 pub mod status;
 
-pub use client::{Fetched, ViewerClient};
+pub use client::{ClientStats, Fetched, ViewerClient};
 pub use config::{ConfigError, ViewerConfig, PUBLIC_VIEWER_URL};
 pub use status::CutoutStatus;

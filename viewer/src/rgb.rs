@@ -1,5 +1,6 @@
-//! The Legacy Surveys viewer's g,r,z colour mapping, so gallery tiles look
-//! like what people see at legacysurvey.org/viewer.
+//! The Legacy Surveys viewer's colour mapping: the local server's JPEG
+//! cutouts and the validation report's gallery tiles both use it, so they
+//! look like what people see at legacysurvey.org/viewer.
 //!
 //! Provenance: `sdss_rgb` in `map/views.py` of the legacysurvey/imagine
 //! repository (the viewer's code, by Dustin Lang). Its defaults, used here:
@@ -68,6 +69,51 @@ pub fn sdss_rgb(image: &[f32], height: usize, width: usize, p: &RgbParams) -> Op
     Some(out)
 }
 
+/// The viewer's (RGB plane, scale) for a band, from the same `sdss_rgb`
+/// table: u and g go to blue, r to green, i and z to red.
+pub fn band_plane_scale(band: char) -> Option<(usize, f32)> {
+    match band {
+        'u' => Some((2, 1.5)),
+        'g' => Some((2, 2.5)),
+        'r' => Some((1, 1.5)),
+        'i' => Some((0, 1.0)),
+        'z' => Some((0, 0.4)),
+        _ => None,
+    }
+}
+
+/// `sdss_rgb` over any bands of the viewer's table, as the viewer's JPEG
+/// cutouts do for the bands asked: `image` is CHW in `bands` order. The
+/// intensity is the mean over the bands given; a plane no band maps to stays
+/// black. None for an unknown band or a slice of the wrong length.
+pub fn viewer_rgb(image: &[f32], bands: &str, height: usize, width: usize) -> Option<Vec<u8>> {
+    let n = height * width;
+    let table: Vec<(usize, f32)> = bands.chars().map(band_plane_scale).collect::<Option<_>>()?;
+    if table.is_empty() || image.len() != table.len() * n {
+        return None;
+    }
+    let (m, q) = (0.02f32, 20f32);
+    let sq = q.sqrt();
+    let nb = table.len() as f32;
+    let mut out = vec![0u8; 3 * n];
+    for i in 0..n {
+        let value = |b: usize| {
+            let x = image[b * n + i];
+            (if x.is_finite() { x } else { 0.0 }) * table[b].1 + m
+        };
+        let mut intensity = (0..table.len()).map(|b| value(b).max(0.0)).sum::<f32>() / nb;
+        let f = (q * intensity).asinh() / sq;
+        if intensity == 0.0 {
+            intensity = 1e-6;
+        }
+        for (b, &(plane, _)) in table.iter().enumerate() {
+            let c = (value(b) * f / intensity).clamp(0.0, 1.0);
+            out[3 * i + plane] = (c * 255.0).round() as u8;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +132,19 @@ mod tests {
         let sky = sdss_rgb(&[f32::NAN, 0.0, 0.0], 1, 1, &RgbParams::default()).unwrap();
         assert!(sky.iter().all(|c| *c == sky[0]) && sky[0] > 0 && sky[0] < 80);
         assert!(sdss_rgb(&img, 2, 1, &RgbParams::default()).is_none());
+    }
+
+    #[test]
+    fn viewer_rgb_agrees_with_the_grz_mapping() {
+        let img: Vec<f32> = (0..3 * 6).map(|i| (i as f32 - 4.0) * 0.07).collect();
+        assert_eq!(
+            viewer_rgb(&img, "grz", 2, 3),
+            sdss_rgb(&img, 2, 3, &RgbParams::default())
+        );
+        // Two bands: the intensity averages over two, the red plane stays black.
+        let two = viewer_rgb(&img[..12], "gr", 2, 3).unwrap();
+        assert!(two.chunks(3).all(|px| px[0] == 0));
+        assert!(viewer_rgb(&img, "gxz", 2, 3).is_none());
+        assert!(viewer_rgb(&img, "grz", 3, 3).is_none());
     }
 }

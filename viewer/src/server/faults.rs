@@ -48,6 +48,21 @@ pub enum FaultKind {
     /// Any other status with a short text body.
     #[serde(rename = "status")]
     Status { code: u16 },
+    /// 200 whose body never ends: the right answer, then zeros for ever,
+    /// with no `Content-Length`.
+    #[serde(rename = "endless")]
+    Endless,
+    /// 200 whose `Content-Length` says `content_length` bytes (far more than
+    /// a cutout), followed by zeros.
+    #[serde(rename = "oversized")]
+    Oversized {
+        #[serde(default = "ten_gib")]
+        content_length: u64,
+    },
+}
+
+fn ten_gib() -> u64 {
+    10 << 30
 }
 
 fn one_second() -> String {

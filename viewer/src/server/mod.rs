@@ -1,31 +1,41 @@
-//! A local server answering the viewer's `fits-cutout` API.
+//! A local server answering the viewer's cutout API.
 //!
 //! It answers the way the real viewer does: the FITS cutout on success, HTTP
 //! 500 off the footprint, `200 no such layer` for an unknown layer, and the
-//! layer's default bands when `bands` has an unknown character. Routes:
-//! `/viewer/fits-cutout`, `/fits-cutout` and `/stats` (JSON counters).
+//! layer's default bands when `bands` has an unknown character. Routes, each
+//! with and without a trailing slash and with and without the `/viewer`
+//! prefix (the viewer matches these names as prefixes): `fits-cutout` and
+//! `cutout.fits` (FITS), `jpeg-cutout` and `cutout.jpg` (JPEG: the viewer's
+//! colour mapping of the bands asked, north up); and `/stats` (JSON counters).
+//! Both formats honour `ra`, `dec`, `size`, `pixscale`, `layer` and `bands`.
 
 mod faults;
+mod jpeg;
 mod provider;
 mod stats;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{key_unit, FaultKind, FaultRule, Faults, FaultsError};
+pub use jpeg::{encode as encode_jpeg, JpegError};
 pub use provider::{CutoutProvider, ProviderError};
 pub use stats::{ServerStats, StatsSnapshot};
 
@@ -45,6 +55,25 @@ pub fn target_key(ra: f64, dec: f64) -> String {
     format!("{ra:.6},{dec:.6}")
 }
 
+/// The viewer's cutout endpoints: two FITS names, two JPEG names.
+pub const CUTOUT_PATHS: [&str; 4] = ["fits-cutout", "cutout.fits", "jpeg-cutout", "cutout.jpg"];
+
+/// What a cutout endpoint answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Fits,
+    Jpeg,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Fits => "image/fits",
+            Format::Jpeg => "image/jpeg",
+        }
+    }
+}
+
 struct AppState {
     provider: Arc<dyn CutoutProvider>,
     faults: Faults,
@@ -62,11 +91,20 @@ pub fn router(
         faults,
         stats,
     });
-    Router::new()
-        .route("/viewer/fits-cutout", get(fits_cutout))
-        .route("/fits-cutout", get(fits_cutout))
-        .route("/stats", get(stats_json))
-        .with_state(state)
+    let mut app = Router::new().route("/stats", get(stats_json));
+    for prefix in ["/viewer", ""] {
+        for path in CUTOUT_PATHS.map(|p| format!("{prefix}/{p}")) {
+            let handler = if path.ends_with("fits") || path.ends_with("fits-cutout") {
+                get(fits_cutout)
+            } else {
+                get(jpeg_cutout)
+            };
+            app = app
+                .route(&format!("{path}/"), handler.clone())
+                .route(&path, handler);
+        }
+    }
+    app.with_state(state)
 }
 
 /// A running server. Dropping it also stops the server.
@@ -225,15 +263,30 @@ fn parse_query(
     })
 }
 
+async fn fits_cutout(
+    state: State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    cutout(state, query, Format::Fits).await
+}
+
+async fn jpeg_cutout(
+    state: State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    cutout(state, query, Format::Jpeg).await
+}
+
 /// Answers a cutout request.
 ///
 /// A request counts as in flight until its handler returns. hyper does not
 /// notice a client hanging up while the handler runs, so a request the
 /// client abandoned (client timeout) still counts until it is answered, as
 /// it would on the real viewer, which keeps working on it too.
-async fn fits_cutout(
+async fn cutout(
     State(st): State<Arc<AppState>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    format: Format,
 ) -> Response {
     let _in_flight = st.stats.enter();
 
@@ -268,7 +321,7 @@ async fn fits_cutout(
                  <body><p>Temporarily unavailable</p></body></html>",
             );
         }
-        Some(FaultKind::Empty) => return text(StatusCode::OK, "image/fits", ""),
+        Some(FaultKind::Empty) => return text(StatusCode::OK, format.content_type(), ""),
         Some(FaultKind::OffFootprint) => return server_error(),
         Some(FaultKind::Status { code }) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::IM_A_TEAPOT);
@@ -277,35 +330,57 @@ async fn fits_cutout(
         Some(FaultKind::Timeout { sleep_ms }) => {
             tokio::time::sleep(Duration::from_millis(*sleep_ms)).await;
         }
-        Some(FaultKind::Truncated) | None => {}
+        Some(FaultKind::Truncated)
+        | Some(FaultKind::Endless)
+        | Some(FaultKind::Oversized { .. })
+        | None => {}
     }
-    let mut response = answer(&st, req).await;
-    if matches!(fault, Some(FaultKind::Truncated)) {
-        if let Ok(Fits(bytes)) = &mut response {
-            bytes.truncate(bytes.len() / 2);
+    let mut bytes = match answer(&st, req, format).await {
+        Ok(bytes) => bytes,
+        Err(resp) => return resp,
+    };
+    let content_type = format.content_type();
+    match fault {
+        Some(FaultKind::Truncated) => bytes.truncate(bytes.len() / 2),
+        Some(FaultKind::Endless) => return endless(bytes, content_type, None),
+        Some(FaultKind::Oversized { content_length }) => {
+            return endless(bytes, content_type, Some(content_length))
+        }
+        _ => {}
+    }
+    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], bytes).into_response();
+    // The viewer names FITS answers only.
+    if format == Format::Fits {
+        let disposition = format!("attachment; filename=\"{}\"", key_filename(&key));
+        if let Ok(v) = HeaderValue::from_str(&disposition) {
+            response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }
     }
-    match response {
-        Ok(Fits(bytes)) => {
-            let disposition = format!("attachment; filename=\"{}\"", key_filename(&key));
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, "image/fits".to_string()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
-        Err(resp) => resp,
-    }
+    response
 }
 
-struct Fits(Vec<u8>);
+/// A 200 that starts with `first` and then sends zeros for ever, saying
+/// `content_length` in its header if given.
+fn endless(first: Vec<u8>, content_type: &'static str, content_length: Option<u64>) -> Response {
+    let zeros = Bytes::from(vec![0u8; 64 * 1024]);
+    let body = stream::once(async move { Ok::<_, Infallible>(Bytes::from(first)) })
+        .chain(stream::repeat_with(move || Ok(zeros.clone())));
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(body),
+    )
+        .into_response();
+    if let Some(len) = content_length {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    response
+}
 
 /// Runs the provider and the encoder on the blocking pool.
-async fn answer(st: &AppState, req: CutoutQuery) -> Result<Fits, Response> {
+async fn answer(st: &AppState, req: CutoutQuery, format: Format) -> Result<Vec<u8>, Response> {
     let provider = st.provider.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let pixels = provider.cutout(
@@ -316,18 +391,24 @@ async fn answer(st: &AppState, req: CutoutQuery) -> Result<Fits, Response> {
             &req.bands,
             &req.layer,
         )?;
-        let geom = CutoutGeometry {
-            ra: req.ra,
-            dec: req.dec,
-            size: req.size,
-            pixscale: req.pixscale,
-            bands: req.bands,
-        };
-        fits_image::encode(&geom, &pixels).map_err(|e| ProviderError::Other(e.to_string()))
+        match format {
+            Format::Jpeg => jpeg::encode(&pixels, req.size, &req.bands)
+                .map_err(|e| ProviderError::Other(e.to_string())),
+            Format::Fits => {
+                let geom = CutoutGeometry {
+                    ra: req.ra,
+                    dec: req.dec,
+                    size: req.size,
+                    pixscale: req.pixscale,
+                    bands: req.bands,
+                };
+                fits_image::encode(&geom, &pixels).map_err(|e| ProviderError::Other(e.to_string()))
+            }
+        }
     })
     .await;
     match joined {
-        Ok(Ok(bytes)) => Ok(Fits(bytes)),
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(ProviderError::UnknownLayer)) => Err(text(
             StatusCode::OK,
             "text/html; charset=utf-8",
