@@ -118,7 +118,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Answer the Legacy Surveys viewer's fits-cutout API from coadd bricks
+    /// Answer the Legacy Surveys viewer's cutout API (FITS and JPEG) from coadd bricks
     /// (or a synthetic sky), on loopback unless told otherwise.
     ServeCutouts {
         /// DR10 coadd root (`file://`, `s3://` or a path) holding coadd/ and survey-bricks.fits.gz.
