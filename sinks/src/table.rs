@@ -17,7 +17,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::exec::{project_schema, PartitionWriterExec};
+use crate::exec::{project_schema, with_index_field, PartitionWriterExec};
 use crate::spec::WriteSpec;
 use crate::summary::summary_schema;
 
@@ -53,7 +53,11 @@ impl WriteTable {
     /// The schema of the shards.
     pub fn written_schema(&self) -> Result<SchemaRef> {
         let schema: SchemaRef = Arc::new(self.plan.schema().as_arrow().clone());
-        project_schema(&schema, &self.spec.columns)
+        let written = project_schema(&schema, &self.spec.columns)?;
+        Ok(match &self.spec.split {
+            Some(split) => with_index_field(&written, &split.index_column),
+            None => written,
+        })
     }
 }
 
