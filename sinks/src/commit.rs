@@ -171,42 +171,6 @@ impl Staged {
         })
     }
 
-    /// Resumable mode: the version folders whose files this version may
-    /// take rows from, by file name: the committed version first, then
-    /// the versions of runs that died before their commit. A stage that
-    /// writes stable file names (the cutouts' `shard-NNNNNN.parquet`)
-    /// keeps what those hold and makes only the rest; readers still see
-    /// only committed versions.
-    pub async fn resume_from(&self) -> Result<Vec<String>> {
-        let mut folders = Vec::new();
-        let current = committed(&self.dir).await?.map(|m| m.version);
-        if let Some(version) = &current {
-            if *version != self.version {
-                folders.push(self.dir.child(version).url);
-            }
-        }
-        let listed = self
-            .dir
-            .store
-            .list_with_delimiter(Some(&self.dir.path))
-            .await
-            .map_err(|e| DataFusionError::Execution(format!("listing {}: {e}", self.dir.url)))?;
-        let mut staged: Vec<String> = listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .filter(|name| {
-                name.starts_with("v-")
-                    && *name != self.version
-                    && Some(name.as_str()) != current.as_deref()
-            })
-            .collect();
-        // Newest run first: run ids start with their time.
-        staged.sort_unstable_by(|a, b| b.cmp(a));
-        folders.extend(staged.iter().map(|name| self.dir.child(name).url));
-        Ok(folders)
-    }
-
     /// Where the writer puts the shards.
     pub fn folder_url(&self) -> &str {
         &self.folder.url

@@ -14,9 +14,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::{cast, filter_record_batch, is_null};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -24,7 +24,7 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::StreamExt;
 use lenspipe_sweeps::Location;
@@ -32,7 +32,7 @@ use object_store::buffered::BufWriter;
 use object_store::ObjectStoreExt;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 
-use crate::spec::{CounterRows, Split, WriteSpec};
+use crate::spec::{CounterRows, WriteSpec};
 use crate::summary::{summary_schema, Counts, ShardSummary};
 
 /// Writes its input's partitions; see the module documentation.
@@ -97,18 +97,6 @@ impl ExecutionPlan for PartitionWriterExec {
         vec![false]
     }
 
-    fn required_input_distribution(&self) -> Vec<Distribution> {
-        match self.spec.split {
-            // Split files are numbered in the order of one stream of rows.
-            Some(_) => vec![Distribution::SinglePartition],
-            None => vec![Distribution::UnspecifiedDistribution],
-        }
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![self.spec.split.is_some()]
-    }
-
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
@@ -139,25 +127,6 @@ impl ExecutionPlan for PartitionWriterExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let spec = self.spec.clone();
-        if let Some(split) = spec.split.clone() {
-            if partition != 0 {
-                return Err(DataFusionError::Internal(format!(
-                    "a split write takes one partition, asked for partition {partition}"
-                )));
-            }
-            let work = async move {
-                let summaries = write_split(input, &spec, &split, &context).await?;
-                let batches = summaries
-                    .iter()
-                    .map(ShardSummary::to_batch)
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(arrow::compute::concat_batches(&summary_schema(), &batches)?)
-            };
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                summary_schema(),
-                futures::stream::once(work),
-            )));
-        }
         let work = async move {
             let summary = write_partition(input, &spec, partition, &context).await?;
             summary.to_batch()
@@ -253,129 +222,6 @@ async fn write_partition(
         attempt: context.task_id(),
         seconds,
     })
-}
-
-/// One split file being written.
-struct Open {
-    index: u64,
-    name: String,
-    shard: Location,
-    writer: AsyncArrowWriter<BufWriter>,
-    rows: u64,
-    started: Instant,
-}
-
-/// Writes the one input partition as files of `split.rows` rows each, in
-/// the input's order, and reports one summary per file.
-async fn write_split(
-    mut input: SendableRecordBatchStream,
-    spec: &WriteSpec,
-    split: &Split,
-    context: &TaskContext,
-) -> Result<Vec<ShardSummary>> {
-    let folder = Location::resolve(&context.runtime_env(), &spec.folder_url)
-        .map_err(|e| DataFusionError::Execution(format!("output {}: {e}", spec.folder_url)))?;
-    let fail = |url: &str, what: &str, e: &dyn fmt::Display| {
-        DataFusionError::Execution(format!("writing shard {url}: {what}: {e}"))
-    };
-    if spec.keep_where_null.is_some() || !spec.counters.is_empty() {
-        // Every row lands in one file: nothing is filtered or counted.
-        return Err(DataFusionError::Plan(format!(
-            "the split write to {} keeps and counts every row; it takes no filter or counters",
-            spec.folder_url
-        )));
-    }
-    let mut done: Vec<ShardSummary> = Vec::new();
-    let mut open: Option<Open> = None;
-    let mut next_index = 0u64;
-    while let Some(kept) = input.next().await {
-        let kept = kept?;
-        let mut offset = 0usize;
-        while offset < kept.num_rows() {
-            if open.is_none() {
-                let name = crate::spec::split_file_name(next_index);
-                let shard = folder.child(&name);
-                let schema = with_index_field(
-                    &project_schema(&kept.schema(), &spec.columns)?,
-                    &split.index_column,
-                );
-                let object = BufWriter::new(Arc::clone(&shard.store), shard.path.clone());
-                let writer = AsyncArrowWriter::try_new(object, schema, Some(properties()))
-                    .map_err(|e| fail(&shard.url, "creating", &e))?;
-                open = Some(Open {
-                    index: next_index,
-                    name,
-                    shard,
-                    writer,
-                    rows: 0,
-                    started: Instant::now(),
-                });
-                next_index += 1;
-            }
-            let Some(file) = open.as_mut() else {
-                return Err(DataFusionError::Internal("no split file open".into()));
-            };
-            let take = ((split.rows - file.rows) as usize).min(kept.num_rows() - offset);
-            let slice = project(&kept.slice(offset, take), &spec.columns)?;
-            let written = with_index(&slice, &split.index_column, file.index)?;
-            file.writer
-                .write(&written)
-                .await
-                .map_err(|e| fail(&file.shard.url, "writing", &e))?;
-            file.rows += take as u64;
-            offset += take;
-            if file.rows == split.rows {
-                if let Some(file) = open.take() {
-                    done.push(close_split(file, context).await?);
-                }
-            }
-        }
-    }
-    if let Some(file) = open.take() {
-        done.push(close_split(file, context).await?);
-    }
-    tracing::info!(output = %spec.folder_url, files = done.len(), "split written");
-    Ok(done)
-}
-
-async fn close_split(file: Open, context: &TaskContext) -> Result<ShardSummary> {
-    let url = file.shard.url.clone();
-    let fail = |what: &str, e: &dyn fmt::Display| {
-        DataFusionError::Execution(format!("writing shard {url}: {what}: {e}"))
-    };
-    file.writer.close().await.map_err(|e| fail("closing", &e))?;
-    let meta = file
-        .shard
-        .store
-        .head(&file.shard.path)
-        .await
-        .map_err(|e| fail("checking", &e))?;
-    Ok(ShardSummary {
-        shard: Some(file.name),
-        bytes: meta.size,
-        rows_in: file.rows,
-        rows_written: file.rows,
-        counts: Counts::default(),
-        attempt: context.task_id(),
-        seconds: file.started.elapsed().as_secs_f64(),
-    })
-}
-
-/// A written schema with the split index column last.
-pub fn with_index_field(schema: &SchemaRef, index_column: &str) -> SchemaRef {
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(index_column, DataType::Int64, false));
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-fn with_index(batch: &RecordBatch, index_column: &str, index: u64) -> Result<RecordBatch> {
-    let schema = with_index_field(&batch.schema(), index_column);
-    let mut columns = batch.columns().to_vec();
-    columns.push(Arc::new(Int64Array::from(vec![
-        index as i64;
-        batch.num_rows()
-    ])));
-    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// Parquet as every output is written: zstd at its default level.
@@ -515,70 +361,6 @@ mod tests {
                 (vec![s("y"), s("1")], 1),
             ]
         );
-    }
-
-    /// Split files hold `rows` rows each in the input's order, numbered in
-    /// the index column, with one summary per file.
-    #[tokio::test]
-    async fn a_split_write_cuts_one_ordered_stream_into_numbered_files() {
-        use arrow::datatypes::Int64Type;
-        use datafusion::datasource::memory::MemorySourceConfig;
-        use datafusion::prelude::SessionContext;
-
-        let root = tempfile::tempdir().unwrap();
-        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        // Batches of 4 and 3 rows cut into files of 3: 3, 3, 1.
-        let batch = |v: Vec<i64>| {
-            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(v))]).unwrap()
-        };
-        let input = MemorySourceConfig::try_new_exec(
-            &[vec![batch(vec![0, 1, 2, 3]), batch(vec![4, 5, 6])]],
-            Arc::clone(&schema),
-            None,
-        )
-        .unwrap();
-        let url = format!("file://{}/split", root.path().display());
-        let spec = WriteSpec::new(url, ["x"]).split(3, "file_index");
-        let exec = Arc::new(PartitionWriterExec::new(input, spec));
-        let ctx = SessionContext::new();
-        let batches = datafusion::physical_plan::collect(exec, ctx.task_ctx())
-            .await
-            .unwrap();
-        let summaries: Vec<ShardSummary> = batches
-            .iter()
-            .flat_map(|b| ShardSummary::from_batch(b).unwrap())
-            .collect();
-        let names: Vec<_> = summaries.iter().map(|s| s.shard.clone().unwrap()).collect();
-        assert_eq!(
-            names,
-            [
-                "shard-000000.parquet",
-                "shard-000001.parquet",
-                "shard-000002.parquet"
-            ]
-        );
-        let rows: Vec<u64> = summaries.iter().map(|s| s.rows_written).collect();
-        assert_eq!(rows, [3, 3, 1]);
-        let mut seen = Vec::new();
-        for (index, name) in names.iter().enumerate() {
-            let file = std::fs::File::open(root.path().join("split").join(name)).unwrap();
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap();
-            for b in reader {
-                let b = b.unwrap();
-                let x = b.column_by_name("x").unwrap().as_primitive::<Int64Type>();
-                let i = b
-                    .column_by_name("file_index")
-                    .unwrap()
-                    .as_primitive::<Int64Type>();
-                assert!(i.values().iter().all(|v| *v == index as i64));
-                seen.extend(x.values().iter().copied());
-            }
-        }
-        assert_eq!(seen, (0..7).collect::<Vec<i64>>());
     }
 
     #[test]

@@ -25,6 +25,6 @@ pub mod table;
 pub use codec::{SinksLogicalCodec, SinksPhysicalCodec};
 pub use commit::{committed, register_committed, Committed, CommittedFile, Staged, SUCCESS};
 pub use exec::PartitionWriterExec;
-pub use spec::{split_file_name, Counter, CounterRows, Split, WriteSpec};
+pub use spec::{Counter, CounterRows, WriteSpec};
 pub use summary::{Counts, ShardSummary, Summaries};
 pub use table::WriteTable;

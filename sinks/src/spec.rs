@@ -33,25 +33,6 @@ pub struct WriteSpec {
     /// every row when `None`.
     pub keep_where_null: Option<String>,
     pub counters: Vec<Counter>,
-    /// Cut the input, one ordered partition, into files of a fixed number
-    /// of rows instead of one file per partition.
-    #[serde(default)]
-    pub split: Option<Split>,
-}
-
-/// Files of `rows` rows each, named by their index in the order of the
-/// rows (`shard-000000.parquet`, …), every row carrying that index in
-/// `index_column`. The names are the same in every run over the same
-/// ordered rows, so a task run twice writes the same objects again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Split {
-    pub rows: u64,
-    pub index_column: String,
-}
-
-/// The object name of split file `index`.
-pub fn split_file_name(index: u64) -> String {
-    format!("shard-{index:06}.parquet")
 }
 
 impl WriteSpec {
@@ -68,18 +49,7 @@ impl WriteSpec {
                 .collect(),
             keep_where_null: None,
             counters: Vec::new(),
-            split: None,
         }
-    }
-
-    /// Writes files of `rows` rows (see [`Split`]); the plan must be one
-    /// partition, in the order the files should hold.
-    pub fn split(mut self, rows: u64, index_column: &str) -> Self {
-        self.split = Some(Split {
-            rows: rows.max(1),
-            index_column: index_column.to_string(),
-        });
-        self
     }
 
     /// Writes only the rows where `column` is NULL.

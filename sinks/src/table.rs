@@ -17,7 +17,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::exec::{project_schema, with_index_field, PartitionWriterExec};
+use crate::exec::{project_schema, PartitionWriterExec};
 use crate::spec::WriteSpec;
 use crate::summary::summary_schema;
 
@@ -53,11 +53,7 @@ impl WriteTable {
     /// The schema of the shards.
     pub fn written_schema(&self) -> Result<SchemaRef> {
         let schema: SchemaRef = Arc::new(self.plan.schema().as_arrow().clone());
-        let written = project_schema(&schema, &self.spec.columns)?;
-        Ok(match &self.spec.split {
-            Some(split) => with_index_field(&written, &split.index_column),
-            None => written,
-        })
+        project_schema(&schema, &self.spec.columns)
     }
 }
 
