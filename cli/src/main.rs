@@ -51,8 +51,7 @@ impl ConfigArgs {
         Config::load(&self.config, &self.overrides)
     }
     async fn engine(&self) -> Result<Engine> {
-        let settings = self.load()?.engine;
-        Engine::connect_with(EngineKind::from_flag(self.scheduler.as_deref()), &settings).await
+        Engine::connect(EngineKind::from_flag(self.scheduler.as_deref())).await
     }
 }
 
