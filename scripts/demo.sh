@@ -43,6 +43,6 @@ step 4 "lenspipe run all --config paper_iv: negatives, positives, stratify, cuto
 step 5 "lenspipe parity: each selection parameter, the request's value, its provenance, rows removed"
 "$lenspipe" parity --run runs/paper_iv/run.json
 
-echo "next: bash scripts/install.sh (lenspipe on PATH); lenspipe run all --json (every count)"
+echo "next: bash scripts/install.sh (lenspipe on PATH); every count is in runs/paper_iv/run.json"
 echo "      bash scripts/test.sh (the tests); the binary built here: $lenspipe"
 echo "open: $PWD/runs/paper_iv/validation/report.html"
