@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array,
-    RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
+    Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array,
 };
 use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, Float32Type, Int32Type, Int64Type, SchemaRef};
@@ -42,7 +42,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::schema::{self, output_schema, shard_file_name};
+use crate::schema::{self, output_schema, shard_file_name, summary_schema};
 use crate::source::{source_for, Cutout, Target};
 use crate::spec::CutoutSpec;
 use lenspipe_viewer::CutoutStatus;
@@ -51,12 +51,7 @@ use lenspipe_viewer::CutoutStatus;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum ShardJob {
-    /// Makes the cutouts of each shard into `spec.output_url`, keeping
-    /// the rows a shard of the same name in a `resume_from` folder holds.
-    Cutouts {
-        spec: CutoutSpec,
-        resume_from: Vec<String>,
-    },
+    Cutouts(CutoutSpec),
     Checks(crate::checks::ChecksSpec),
 }
 
@@ -64,7 +59,7 @@ impl ShardJob {
     /// The summary rows' schema.
     pub fn summary_schema(&self) -> SchemaRef {
         match self {
-            Self::Cutouts { .. } => lenspipe_sinks::summary::summary_schema(),
+            Self::Cutouts(_) => summary_schema(),
             Self::Checks(_) => crate::checks::summary_schema(),
         }
     }
@@ -106,7 +101,7 @@ impl ShardExec {
 impl DisplayAs for ShardExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match &self.job {
-            ShardJob::Cutouts { spec, .. } => {
+            ShardJob::Cutouts(spec) => {
                 write!(
                     f,
                     "ShardExec: cutouts from {}, size={}, bands={}",
@@ -173,9 +168,9 @@ impl ExecutionPlan for ShardExec {
     ) -> Result<SendableRecordBatchStream> {
         let schema = self.job.summary_schema();
         match self.job.clone() {
-            ShardJob::Cutouts { spec, resume_from } => {
+            ShardJob::Cutouts(spec) => {
                 let input = self.input.execute(partition, Arc::clone(&context))?;
-                let work = async move { run_partition(input, spec, resume_from, context).await };
+                let work = async move { run_partition(input, spec, context).await };
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
                     schema,
                     futures::stream::once(work),
@@ -218,17 +213,12 @@ impl Output {
 async fn run_partition(
     input: SendableRecordBatchStream,
     spec: CutoutSpec,
-    resume_from: Vec<String>,
     context: Arc<TaskContext>,
 ) -> Result<RecordBatch> {
     let targets_schema = input.schema();
     let batches: Vec<RecordBatch> = input.try_collect().await?;
     let targets = concat_batches(&targets_schema, &batches)?;
     let output = Output::resolve(&spec.output_url, &context)?;
-    let earlier = resume_from
-        .iter()
-        .map(|url| Output::resolve(url, &context))
-        .collect::<Result<Vec<_>>>()?;
     let source = source_for(&spec, &context.runtime_env())?;
     let mut summaries = Vec::new();
     for (shard, rows) in rows_by_shard(&targets)? {
@@ -239,21 +229,9 @@ async fn run_partition(
             .map(|c| take(c.as_ref(), &indices, None))
             .collect::<arrow::error::Result<_>>()?;
         let shard_targets = RecordBatch::try_new(targets.schema(), columns)?;
-        let made = make_shard(
-            shard,
-            &shard_targets,
-            &spec,
-            &output,
-            &earlier,
-            source.as_ref(),
-        )
-        .await?;
-        summaries.push(made.to_summary(context.task_id()).to_batch()?);
+        summaries.push(make_shard(shard, &shard_targets, &spec, &output, source.as_ref()).await?);
     }
-    Ok(concat_batches(
-        &lenspipe_sinks::summary::summary_schema(),
-        &summaries,
-    )?)
+    summary_batch(&summaries)
 }
 
 /// Row indices of each shard, in shard order.
@@ -275,11 +253,11 @@ fn rows_by_shard(targets: &RecordBatch) -> Result<BTreeMap<i64, Vec<u32>>> {
     Ok(out)
 }
 
-/// What one shard did; it reaches the client as the writer's summary row
-/// (see [`CutShard::to_summary`]).
+/// What one shard did, as the client sees it.
 #[derive(Debug, Default)]
-struct CutShard {
-    name: String,
+struct ShardSummary {
+    shard: i64,
+    path: String,
     targets: usize,
     fetched: usize,
     kept: usize,
@@ -288,32 +266,6 @@ struct CutShard {
     attempts: u64,
     bytes: u64,
     seconds: f64,
-}
-
-impl CutShard {
-    fn to_summary(&self, attempt: Option<String>) -> lenspipe_sinks::ShardSummary {
-        let mut counts = lenspipe_sinks::Counts::default();
-        for (status, n) in &self.statuses {
-            counts.add(schema::COUNT_STATUS, vec![Some(status.clone())], *n);
-        }
-        counts.add(schema::COUNT_MADE, Vec::new(), self.fetched as u64);
-        counts.add(schema::COUNT_KEPT, Vec::new(), self.kept as u64);
-        counts.add(schema::COUNT_ATTEMPTS, Vec::new(), self.attempts);
-        counts.add(
-            schema::COUNT_REUSED_SHARD,
-            Vec::new(),
-            u64::from(self.reused_shard),
-        );
-        lenspipe_sinks::ShardSummary {
-            shard: Some(self.name.clone()),
-            bytes: self.bytes,
-            rows_in: self.targets as u64,
-            rows_written: self.targets as u64,
-            counts,
-            attempt,
-            seconds: self.seconds,
-        }
-    }
 }
 
 /// A string column by name, whatever its string type.
@@ -379,15 +331,14 @@ async fn read_previous(
     output: &Output,
     path: &Path,
     spec: &CutoutSpec,
-) -> Result<Option<(Previous, u64)>> {
+) -> Result<Option<Previous>> {
     let bytes = match output.folder.store.get(path).await {
         Ok(found) => found.bytes().await?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let size = bytes.len() as u64;
     match Previous::parse(bytes, spec) {
-        Ok(previous) => Ok(Some((previous, size))),
+        Ok(previous) => Ok(Some(previous)),
         Err(e) => {
             // Not ours or damaged: made again from scratch.
             tracing::warn!(path = %path, error = %e, "unreadable cutout shard is made again");
@@ -401,32 +352,25 @@ async fn make_shard(
     targets: &RecordBatch,
     spec: &CutoutSpec,
     output: &Output,
-    earlier: &[Output],
     source: &dyn crate::source::PixelSource,
-) -> Result<CutShard> {
+) -> Result<ShardSummary> {
     let started = Instant::now();
     let name = shard_file_name(shard);
-    let path = output.folder.child(&name).path;
+    let file = output.folder.child(&name);
+    let path = file.path;
     let ids = strings(targets, schema::GALAXY_ID)?;
-    // The same shard in an earlier version: the first one that reads.
-    let mut previous = None;
-    for folder in earlier {
-        let earlier_path = folder.folder.child(&name).path;
-        if let Some((found, size)) = read_previous(folder, &earlier_path, spec).await? {
-            previous = Some((found, earlier_path, size));
-            break;
-        }
-    }
+    let previous = read_previous(output, &path, spec).await?;
     let n = targets.num_rows();
-    let mut summary = CutShard {
-        name: name.clone(),
+    let mut summary = ShardSummary {
+        shard,
+        path: file.url,
         targets: n,
         ..Default::default()
     };
 
     // Each row either keeps a previous ok row or is made now.
     let mut kept_row: Vec<Option<usize>> = vec![None; n];
-    if let Some((prev, _, _)) = &previous {
+    if let Some(prev) = &previous {
         for (i, slot) in kept_row.iter_mut().enumerate() {
             if ids.is_valid(i) {
                 *slot = prev.by_id.get(ids.value(i)).copied();
@@ -436,13 +380,8 @@ async fn make_shard(
     let to_make: Vec<usize> = (0..n).filter(|i| kept_row[*i].is_none()).collect();
     summary.kept = n - to_make.len();
     summary.fetched = to_make.len();
-    let complete =
-        to_make.is_empty() && previous.as_ref().is_some_and(|p| p.0.batch.num_rows() == n);
-    if let (true, Some((_, from, size))) = (complete, &previous) {
-        // The earlier object as it is, into this version: one copy in the
-        // store, nothing fetched or encoded.
-        output.folder.store.copy(from, &path).await?;
-        summary.bytes = *size;
+    let complete = to_make.is_empty() && previous.as_ref().is_some_and(|p| p.batch.num_rows() == n);
+    if complete {
         summary.reused_shard = true;
         *summary.statuses.entry("ok".into()).or_default() += n as u64;
         summary.seconds = started.elapsed().as_secs_f64();
@@ -487,13 +426,7 @@ async fn make_shard(
         summary.attempts += cutout.attempts as u64;
     }
 
-    let batch = assemble(
-        targets,
-        spec,
-        previous.as_ref().map(|p| &p.0),
-        &kept_row,
-        &made_row,
-    )?;
+    let batch = assemble(targets, spec, previous.as_ref(), &kept_row, &made_row)?;
     for status in strings(&batch, schema::STATUS)?.iter().flatten() {
         *summary.statuses.entry(status.to_string()).or_default() += 1;
     }
@@ -625,4 +558,44 @@ pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     writer.write(batch)?;
     writer.close()?;
     Ok(buffer)
+}
+
+fn summary_batch(summaries: &[ShardSummary]) -> Result<RecordBatch> {
+    let statuses: Vec<String> = summaries
+        .iter()
+        .map(|s| {
+            serde_json::to_string(&s.statuses).map_err(|e| DataFusionError::Internal(e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.shard),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            summaries.iter().map(|s| s.path.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.targets as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.fetched as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.kept as i64),
+        )),
+        Arc::new(BooleanArray::from(
+            summaries.iter().map(|s| s.reused_shard).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(statuses)),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.attempts as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            summaries.iter().map(|s| s.bytes as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            summaries.iter().map(|s| s.seconds),
+        )),
+    ];
+    Ok(RecordBatch::try_new(summary_schema(), columns)?)
 }

@@ -67,22 +67,38 @@ pub fn output_schema(targets: &Schema, spec: &CutoutSpec) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
-/// The counters of a cutout shard's summary row (the writer's
-/// [`lenspipe_sinks::ShardSummary`]): targets by `cutout_status`, and
-/// targets made now, kept from an earlier version, viewer attempts, and
-/// whether the whole shard was taken from an earlier version (0 or 1).
-pub const COUNT_STATUS: &str = "cutout_status";
-pub const COUNT_MADE: &str = "made";
-pub const COUNT_KEPT: &str = "kept";
-pub const COUNT_ATTEMPTS: &str = "attempts";
-pub const COUNT_REUSED_SHARD: &str = "reused_shard";
+/// Summary row columns: one row per shard, all the client receives.
+pub const SUMMARY_SHARD: &str = "shard";
+pub const SUMMARY_PATH: &str = "path";
+pub const SUMMARY_TARGETS: &str = "targets";
+pub const SUMMARY_FETCHED: &str = "fetched";
+pub const SUMMARY_KEPT: &str = "kept";
+pub const SUMMARY_REUSED_SHARD: &str = "reused_shard";
+pub const SUMMARY_STATUSES: &str = "statuses";
+pub const SUMMARY_ATTEMPTS: &str = "attempts";
+pub const SUMMARY_BYTES: &str = "bytes";
+pub const SUMMARY_SECONDS: &str = "seconds";
+
+pub fn summary_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(SUMMARY_SHARD, DataType::Int64, false),
+        Field::new(SUMMARY_PATH, DataType::Utf8, false),
+        Field::new(SUMMARY_TARGETS, DataType::Int64, false),
+        Field::new(SUMMARY_FETCHED, DataType::Int64, false),
+        Field::new(SUMMARY_KEPT, DataType::Int64, false),
+        Field::new(SUMMARY_REUSED_SHARD, DataType::Boolean, false),
+        Field::new(SUMMARY_STATUSES, DataType::Utf8, false),
+        Field::new(SUMMARY_ATTEMPTS, DataType::Int64, false),
+        Field::new(SUMMARY_BYTES, DataType::Int64, false),
+        Field::new(SUMMARY_SECONDS, DataType::Float64, false),
+    ]))
+}
 
 /// The object name of shard `index` inside the output folder.
 pub fn shard_file_name(index: i64) -> String {
-    // The names the target shards carry too: target shard N makes shard N.
-    lenspipe_sinks::split_file_name(index.max(0) as u64)
+    format!("shard-{index:06}.parquet")
 }
 
-/// The folder of the target shards inside the output folder, beside the
-/// versions (readers follow `_SUCCESS`; the commit removes it).
+/// The folder of the target lists inside the output folder (skipped by
+/// readers: a leading underscore).
 pub const TARGETS_DIR: &str = "_targets";

@@ -9,16 +9,10 @@ import sys
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from lenspipe_output import committed_files
-
 folder = sys.argv[1]
-# A cutouts folder is read through its _SUCCESS. A version folder a killed
-# run left (no _SUCCESS) is read file by file: each shard is one put, so
-# whatever is there reads whole; a put cut short leaves only the store's
-# temporary file (name#N), which is not a shard.
-shards = committed_files(folder)
-if shards is None:
-    shards = sorted(glob.glob(os.path.join(glob.escape(folder), "*.parquet")))
+# Shards are the *.parquet files: a put cut short by a kill can leave the
+# store's temporary file (name#N) beside them, which is not a shard.
+shards = sorted(glob.glob(os.path.join(glob.escape(folder), "*.parquet")))
 data = ds.dataset(shards, format="parquet")
 files = sorted(data.files)
 for f in files:

@@ -94,19 +94,8 @@ async fn query(engine: &Engine, sql: &str) -> Result<RecordBatch> {
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
 
-/// The cutout files: those the folder's `_SUCCESS` names, or for a folder
-/// lenspipe did not write, the Parquet files directly under it.
+/// Parquet files directly under `folder` (not in `_`-prefixed subfolders).
 async fn parquet_files(folder: &Location) -> Result<Vec<TargetFile>> {
-    if let Some(manifest) = crate::sink::committed(folder).await? {
-        return Ok(manifest
-            .files
-            .iter()
-            .map(|f| TargetFile {
-                path: folder.child(&f.path).path.to_string(),
-                size: f.bytes,
-            })
-            .collect());
-    }
     let listed = folder.store.list_with_delimiter(Some(&folder.path)).await?;
     let mut files: Vec<TargetFile> = listed
         .objects
@@ -408,24 +397,15 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         )));
     }
     engine.ctx.deregister_table("cutouts_input")?;
-    let cannot = |e: &dyn std::fmt::Display| {
-        Error::Input(format!("cannot read the cutouts at {}: {e}", input.url))
-    };
-    if crate::sink::committed(&input).await?.is_some() {
-        crate::sink::register_committed(&engine.ctx, "cutouts_input", &input)
-            .await
-            .map_err(|e| cannot(&e))?;
-    } else {
-        engine
-            .ctx
-            .register_parquet(
-                "cutouts_input",
-                &format!("{}/", input.url),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .map_err(|e| cannot(&e))?;
-    }
+    engine
+        .ctx
+        .register_parquet(
+            "cutouts_input",
+            &format!("{}/", input.url),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| Error::Input(format!("cannot read the cutouts at {}: {e}", input.url)))?;
     let schema = engine
         .ctx
         .table("cutouts_input")
