@@ -18,8 +18,8 @@ pub mod synth;
 
 pub use auc::{auc, auc_with_ci, AucParams, AucResult};
 pub use checks::{check_cutout, failed_checks, mark_duplicates, Check, Thresholds};
+pub use lenspipe_viewer::rgb::{sdss_rgb, RgbParams};
 pub use multivariate::{cross_validated_logistic, LogisticParams, MultivariateResult};
 pub use report::{write_report, ReportInput};
-pub use lenspipe_viewer::rgb::{sdss_rgb, RgbParams};
 pub use shortcuts::{FeatureKind, FeatureShortcut, ShortcutsReport, SplitsSummary};
 pub use stats::{compute_stats, CutoutStats, StatsComputer, StatsParams};

@@ -105,7 +105,10 @@ enum BodyError {
     Http(reqwest::Error),
     /// More bytes than a valid answer can have: said in `Content-Length`,
     /// or seen while reading (then reading stops there).
-    OverBudget { budget: u64, seen: u64 },
+    OverBudget {
+        budget: u64,
+        seen: u64,
+    },
 }
 
 impl From<reqwest::Error> for BodyError {

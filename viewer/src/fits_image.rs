@@ -132,7 +132,11 @@ pub const HEADER_BLOCKS_ALLOWED: usize = 16;
 /// planes can have: the padded float32 data plus the header allowance.
 /// Anything longer is refused unread.
 pub fn answer_budget(size: usize, bands: usize) -> u64 {
-    let data = padded(size.saturating_mul(size).saturating_mul(bands).saturating_mul(4));
+    let data = padded(
+        size.saturating_mul(size)
+            .saturating_mul(bands)
+            .saturating_mul(4),
+    );
     (data + HEADER_BLOCKS_ALLOWED * BLOCK) as u64
 }
 

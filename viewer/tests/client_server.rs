@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use lenspipe_viewer::fits_image::{decode, parse_header};
 use lenspipe_viewer::rgb::viewer_rgb;
 use lenspipe_viewer::server::{
-    serve, CutoutProvider, FaultKind, FaultRule, Faults, ProviderError, StatsSnapshot,
-    CUTOUT_PATHS,
+    serve, CutoutProvider, FaultKind, FaultRule, Faults, ProviderError, StatsSnapshot, CUTOUT_PATHS,
 };
 use lenspipe_viewer::{CutoutStatus, ViewerClient, ViewerConfig};
 
@@ -268,8 +267,16 @@ async fn every_viewer_url_form_answers() {
                             .sum::<u64>();
                     }
                     let mean = diff as f64 / rgb.len() as f64;
-                    assert!(mean < 4.0, "{url}: JPEG differs from the colour mapping by {mean} levels");
-                    let blue = |y: usize| rgb[y * row..(y + 1) * row].chunks(3).map(|p| p[2] as u32).sum::<u32>();
+                    assert!(
+                        mean < 4.0,
+                        "{url}: JPEG differs from the colour mapping by {mean} levels"
+                    );
+                    let blue = |y: usize| {
+                        rgb[y * row..(y + 1) * row]
+                            .chunks(3)
+                            .map(|p| p[2] as u32)
+                            .sum::<u32>()
+                    };
                     assert!(blue(0) > blue(size - 1), "{url}: north is not up");
                 }
                 forms += 1;
@@ -313,7 +320,10 @@ async fn runaway_answers_are_refused_unread() {
         "read {} bytes over {attempts} attempts, bound {most}",
         stats.body_bytes
     );
-    assert!(stats.body_bytes > 0, "the endless answers were never read at all");
+    assert!(
+        stats.body_bytes > 0,
+        "the endless answers were never read at all"
+    );
     assert_eq!(server.stats().requests, attempts);
     server.shutdown().await.unwrap();
 }

@@ -173,7 +173,10 @@ async fn every_fault_kind_ends_right() {
         cfg.concurrency
     );
     assert!(mine.max_open >= 2, "requests never overlapped");
-    assert_eq!(mine.open, 0, "requests left open after every fetch returned");
+    assert_eq!(
+        mine.open, 0,
+        "requests left open after every fetch returned"
+    );
     let total: u32 = stats.attempts.values().sum();
     assert_eq!(total as u64, stats.requests);
     server.shutdown().await.unwrap();

@@ -46,8 +46,14 @@ async fn legacystamps_fetches_fits_and_jpeg() {
     let jpeg = &got["jpeg"];
     let fits_url = fits["url"].as_str().unwrap();
     let jpeg_url = jpeg["url"].as_str().unwrap();
-    assert!(fits_url.starts_with(&format!("{base}/viewer/fits-cutout/?")), "{fits_url}");
-    assert!(jpeg_url.starts_with(&format!("{base}/viewer/jpeg-cutout/?")), "{jpeg_url}");
+    assert!(
+        fits_url.starts_with(&format!("{base}/viewer/fits-cutout/?")),
+        "{fits_url}"
+    );
+    assert!(
+        jpeg_url.starts_with(&format!("{base}/viewer/jpeg-cutout/?")),
+        "{jpeg_url}"
+    );
 
     // FITS: astropy reads the cube; its pixels are exactly the provider's.
     assert_eq!(fits["shape"], serde_json::json!([3, pixels, pixels]));

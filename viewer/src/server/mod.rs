@@ -348,12 +348,19 @@ async fn cutout(
         }
         _ => {}
     }
-    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], bytes).into_response();
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        bytes,
+    )
+        .into_response();
     // The viewer names FITS answers only.
     if format == Format::Fits {
         let disposition = format!("attachment; filename=\"{}\"", key_filename(&key));
         if let Ok(v) = HeaderValue::from_str(&disposition) {
-            response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
         }
     }
     response
