@@ -38,7 +38,7 @@ async fn legacystamps_fetches_fits_and_jpeg() {
         "legacystamps failed: {}\n{stdout}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let last = stdout.lines().last().unwrap_or_default();
+    let last = stdout.lines().next_back().unwrap_or_default();
     let got: serde_json::Value = serde_json::from_str(last).expect("one JSON line last");
 
     // The URLs are the public viewer's forms, trailing slash included.
