@@ -12,7 +12,13 @@ fn main() {
         "cargo:rustc-env=LENSPIPE_GIT_COMMIT={}",
         commit.unwrap_or_else(|| "unknown".into())
     );
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/refs/heads");
+    // Only paths that exist: a missing one would rerun this on every build
+    // (a source tarball has no .git).
+    for path in ["../.git/HEAD", "../.git/refs/heads"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=LENSPIPE_GIT_COMMIT");
 }

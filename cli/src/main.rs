@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod probe;
+mod summary;
 mod transfer;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,10 +13,19 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use lenspipe_plans::sink::{column_names, write, Location, WriteSpec};
 use lenspipe_plans::{parity, stages, Config, Engine, EngineKind, Error, Result};
 
+/// `lenspipe --version`: the release and the commit it was built from.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        lenspipe_plans::manifest::GIT_COMMIT
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "lenspipe",
-    version,
+    version = VERSION.as_str(),
     about = "Strong-lens training sets from DESI Legacy Imaging Surveys sweeps"
 )]
 struct Cli {
@@ -102,6 +112,10 @@ enum Command {
         /// Exit non-zero when validation flags a shortcut (for training jobs that gate on it).
         #[arg(long)]
         fail_on_shortcut: bool,
+        /// Print the run.json (every count, the configuration, versions) on
+        /// stdout instead of one line per stage.
+        #[arg(long)]
+        json: bool,
     },
     /// Answer the Legacy Surveys viewer's cutout API (FITS and JPEG) from coadd bricks
     /// (or a synthetic sky), on loopback unless told otherwise.
@@ -179,7 +193,12 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
     Ok(())
 }
 
-async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Result<()> {
+async fn run_stage(
+    stage: Stage,
+    args: ConfigArgs,
+    fail_on_shortcut: bool,
+    json: bool,
+) -> Result<()> {
     let config = args.load()?;
     let engine = args.engine().await?;
     // A run.json that does not parse stops the run before anything is written.
@@ -206,7 +225,7 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
         Stage::Cutouts => &[Stage::Cutouts],
         Stage::Validate => &[Stage::Validate],
     };
-    let mut shortcut_found = false;
+    let mut flagged: Vec<String> = Vec::new();
     for s in order {
         let started = std::time::Instant::now();
         let stage_name = s
@@ -234,8 +253,17 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
                 ),
                 Stage::Validate => {
                     let outcome = stages::validate::run(&engine, &config, &id).await?;
-                    shortcut_found = outcome.flagged > 0;
-                    eprintln!("{}", outcome.summary);
+                    flagged = outcome.section["flagged"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|f| f.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if flagged.is_empty() && outcome.flagged > 0 {
+                        flagged.push(format!("{} features", outcome.flagged));
+                    }
                     ("validate", outcome.section)
                 }
                 Stage::All | Stage::Catalog => unreachable!("expanded above"),
@@ -254,19 +282,30 @@ async fn run_stage(stage: Stage, args: ConfigArgs, fail_on_shortcut: bool) -> Re
             seconds = started.elapsed().as_secs_f64(),
             "stage finished"
         );
-        println!(
-            "{name}: {}",
-            serde_json::to_string_pretty(&section).unwrap_or_default()
-        );
+        if !json {
+            println!("{}", summary::stage_line(name, &section));
+        }
     }
-    println!(
-        "run.json: {}/run.json",
-        Location::resolve(&engine.runtime(), &config.output)?.url
-    );
-    if fail_on_shortcut && shortcut_found {
-        return Err(Error::Conservation(
-            "validation flagged a shortcut between positives and negatives (--fail-on-shortcut); see validation/shortcuts.json".into(),
-        ));
+    let output = Location::resolve(&engine.runtime(), &config.output)?;
+    let run_json = output.child("run.json");
+    if json {
+        let bytes = run_json
+            .get_bytes()
+            .await?
+            .ok_or_else(|| Error::Other(format!("{} is missing after the run", run_json.url)))?;
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&bytes)?;
+        stdout.write_all(b"\n")?;
+    } else {
+        println!("{:<10} {} (every count: --json)", "run.json", run_json.url);
+    }
+    if fail_on_shortcut && !flagged.is_empty() {
+        return Err(Error::Conservation(format!(
+            "validation flagged a shortcut between positives and negatives in {} (--fail-on-shortcut); see {}",
+            flagged.join(", "),
+            output.child("validation/shortcuts.json").url
+        )));
     }
     Ok(())
 }
@@ -379,7 +418,8 @@ async fn main_inner(cli: Cli) -> Result<()> {
             stage,
             config,
             fail_on_shortcut,
-        } => run_stage(stage, config, fail_on_shortcut).await,
+            json,
+        } => run_stage(stage, config, fail_on_shortcut, json).await,
         Command::ServeCutouts {
             coadds,
             synthetic_sky,

@@ -91,31 +91,86 @@ pub fn rows(ours: &Config, request: &Config) -> Vec<ParityRow> {
     ]
 }
 
-/// Renders the table; `run`'s negatives funnel fills the last column, and
-/// a run without that stage is an error.
+/// Widths that keep every line of the table within 100 columns.
+const KEY_WIDTH: usize = 31;
+const VALUE_WIDTH: usize = 14;
+const REMOVED_WIDTH: usize = 8;
+const LINE_WIDTH: usize = 100;
+
+/// Shorter than [`Provenance::label`], to fit the table.
+fn short_label(p: Provenance) -> &'static str {
+    match p {
+        Provenance::ProjectChoice => "project choice, unverified",
+        other => other.label(),
+    }
+}
+
+/// `s` cut to `width` characters, marking a cut with `~`.
+fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+        out.push('~');
+        out
+    }
+}
+
+/// Renders the table, at most 100 columns wide: values too long for their
+/// column are listed below it. `run`'s negatives funnel fills the `removed`
+/// column, and a run without that stage is an error.
 pub fn render(ours: &Config, request: &Config, run: Option<&RunManifest>) -> Result<String> {
     let funnel = run.map(RunManifest::negatives).transpose()?;
     let mut lines = vec![format!(
-        "{:<34} {:<28} {:<28} {:<46} {}",
-        "parameter", ours.profile, "request_v1", "provenance", "rows removed"
+        "  {:<KEY_WIDTH$} {:<VALUE_WIDTH$} {:<VALUE_WIDTH$} {:>REMOVED_WIDTH$}  provenance",
+        "parameter",
+        clip(&ours.profile, VALUE_WIDTH),
+        "request_v1",
+        "removed"
     )];
+    let mut long_values = Vec::new();
     for r in rows(ours, request) {
         let removed = match (r.reason, funnel) {
-            (Some(reason), Some(f)) => format!("{} ({reason})", f.rejected.get(reason)),
-            (Some(reason), None) => format!("- ({reason})"),
+            (Some(reason), Some(f)) => f.rejected.get(reason).to_string(),
+            (Some(_), None) => "-".into(),
             (None, _) => String::new(),
         };
-        let flag = if r.ours != r.request_v1 { "*" } else { " " };
+        let differs = r.ours != r.request_v1;
+        let cell = |v: &str| {
+            if v.chars().count() > VALUE_WIDTH {
+                "(below)".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         lines.push(format!(
-            "{flag}{:<33} {:<28} {:<28} {:<46} {removed}",
+            "{} {:<KEY_WIDTH$} {:<VALUE_WIDTH$} {:<VALUE_WIDTH$} {:>REMOVED_WIDTH$}  {}",
+            if differs { '*' } else { ' ' },
             r.key,
-            r.ours,
-            r.request_v1,
-            r.provenance.label()
+            cell(&r.ours),
+            cell(&r.request_v1),
+            removed,
+            short_label(r.provenance)
         ));
+        if r.ours.chars().count() > VALUE_WIDTH || r.request_v1.chars().count() > VALUE_WIDTH {
+            let both = format!("  {}: {} {}", r.key, ours.profile, r.ours);
+            if !differs && both.len() + " (both)".len() <= LINE_WIDTH {
+                long_values.push(format!("{both} (both)"));
+            } else {
+                long_values.push(both);
+                long_values.push(format!("  {}: request_v1 {}", r.key, r.request_v1));
+            }
+        }
     }
-    if let Some(f) = funnel {
-        lines.push(format!("input rows: {}, kept: {}", f.input_rows, f.kept));
+    if !long_values.is_empty() {
+        lines.push("values too long for the table:".into());
+        lines.extend(long_values);
+    }
+    if let (Some(f), Some(run)) = (funnel, run) {
+        lines.push(format!(
+            "removed: rows the negatives funnel rejected for that parameter ({} rows in, {} kept; {})",
+            f.input_rows, f.kept, run.source
+        ));
     }
     lines.push("* differs from the request_v1 value".into());
     Ok(lines.join("\n"))
@@ -160,7 +215,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("Paper IV abstract") && line.contains("17 (mag_z_faint)"),
+            line.contains("Paper IV abstract") && line.split_whitespace().any(|w| w == "17"),
             "{line}"
         );
         let dec = table
@@ -168,7 +223,35 @@ mod tests {
             .find(|l| l.contains("selection.dec_min"))
             .unwrap();
         assert!(dec.starts_with(' '), "{dec}");
-        assert!(table.contains("input rows: 100, kept: 83"), "{table}");
+        assert!(table.contains("100 rows in, 83 kept"), "{table}");
+    }
+
+    #[test]
+    fn fits_100_columns_and_lists_long_values_below() {
+        let ours = Config::load("paper_iv", &[]).unwrap();
+        let req = Config::load("request_v1", &[]).unwrap();
+        let table = render(&ours, &req, Some(&run_with_mag_z_faint(17))).unwrap();
+        for line in table.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}",
+                line.len()
+            );
+        }
+        // A value too long for its column is named in the row and given whole below.
+        let ring = serde_json::to_string(&ours.n2.ring_proxy.value).unwrap();
+        assert!(ring.len() > VALUE_WIDTH, "{ring}");
+        let row = table
+            .lines()
+            .find(|l| l.contains("n2.ring_proxy") && l.contains("(below)"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(!row.contains(&ring), "{row}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("  n2.ring_proxy:") && l.contains(&ring)),
+            "{table}"
+        );
     }
 
     #[test]
