@@ -11,6 +11,7 @@
 //! * [`SweepsLogicalCodec`] and [`SweepsPhysicalCodec`] let the table and the
 //!   scan travel to a Ballista scheduler and its executors.
 
+mod bad_files;
 mod codec;
 mod listing;
 mod location;
@@ -19,11 +20,12 @@ mod schema;
 mod source;
 mod table;
 
+pub use bad_files::{bad_file_error, bad_file_message, find_bad_file, OnBadFile, SkippedFile};
 pub use codec::{
     decode_tagged, encode_tagged, schema_from_bytes, schema_to_bytes, SweepsLogicalCodec,
     SweepsPhysicalCodec,
 };
-pub use listing::{list_fits_files, SweepFile};
+pub use listing::{list_fits_files, Listed, SweepFile};
 pub use location::{Location, ObjectUrl};
 pub use object_stores::EnvObjectStoreRegistry;
 pub use schema::{scan_schema, unify_schemas, ROW_INDEX_COLUMN, SWEEP_FILE_COLUMN};

@@ -93,16 +93,25 @@ fn is_fits_name(name: &str) -> bool {
     name.ends_with(".fits") || name.ends_with(".fit")
 }
 
+/// The files at a location: those whose header was read, and those that
+/// could not be read, each with its error (see [`crate::bad_file_message`]).
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub files: Vec<(SweepFile, Arc<BinTableLayout>)>,
+    pub bad: Vec<crate::SkippedFile>,
+}
+
+/// The smallest FITS file: one 2880-byte header block.
+const FITS_BLOCK: u64 = 2880;
+
 /// Lists the FITS files at `location` and reads each one's header, sorted by URL.
 ///
 /// An empty match is an error: a typo in a location must not become an empty
-/// training set.
-pub async fn list_fits_files(
-    runtime: &RuntimeEnv,
-    location: &str,
-) -> Result<Vec<(SweepFile, Arc<BinTableLayout>)>> {
+/// training set. A file whose header cannot be read is returned in `bad`.
+pub async fn list_fits_files(runtime: &RuntimeEnv, location: &str) -> Result<Listed> {
     let loc = Listing::parse(location)?;
     let store = runtime.object_store(loc.at.store_url())?;
+    let mut others = Vec::new();
     let mut metas = if loc.single_file {
         vec![store.head(&loc.prefix).await.map_err(|e| {
             DataFusionError::Plan(format!("sweeps file '{location}' cannot be read: {e}"))
@@ -115,36 +124,70 @@ pub async fn list_fits_files(
             .map_err(|e| {
                 DataFusionError::Plan(format!("cannot list sweeps at '{location}': {e}"))
             })?;
-        listed
-            .into_iter()
-            .filter(|m| loc.accepts(&m.location))
-            .collect()
+        let (fits, rest): (Vec<_>, Vec<_>) =
+            listed.into_iter().partition(|m| loc.accepts(&m.location));
+        others = rest;
+        fits
     };
     if metas.is_empty() {
+        let hint = match others.len() {
+            0 => "it is empty or does not exist".to_string(),
+            n => {
+                others.sort_by(|a, b| a.location.cmp(&b.location));
+                let names: Vec<&str> = others
+                    .iter()
+                    .take(3)
+                    .filter_map(|m| m.location.filename())
+                    .collect();
+                let more = if n > 3 { ", ..." } else { "" };
+                format!(
+                    "it holds {n} other file{} ({}{more}) but none named *.fits or *.fit",
+                    if n == 1 { "" } else { "s" },
+                    names.join(", ")
+                )
+            }
+        };
         return Err(DataFusionError::Plan(format!(
-            "no FITS files found at sweeps location '{location}'"
+            "no FITS files found at sweeps location '{location}': {hint}; \
+             set inputs.sweeps to a folder, prefix or glob of sweep FITS files"
         )));
     }
     metas.sort_by(|a, b| a.location.cmp(&b.location));
-    futures::stream::iter(metas)
-        .map(|meta| {
-            let store = Arc::clone(&store);
-            let url = loc.url_of(&meta.location);
-            async move {
-                let layout = read_layout(store.as_ref(), &meta.location, meta.size, &url).await?;
-                let file = SweepFile {
-                    url,
-                    size: meta.size,
-                    data_offset: layout.data_offset,
-                    row_len: layout.row_len as u64,
-                    nrows: layout.nrows,
-                };
-                Ok((file, Arc::new(layout)))
-            }
-        })
-        .buffered(HEADER_READ_CONCURRENCY)
-        .try_collect()
-        .await
+    let read: Vec<(String, Result<(SweepFile, Arc<BinTableLayout>)>)> =
+        futures::stream::iter(metas)
+            .map(|meta| {
+                let store = Arc::clone(&store);
+                let url = loc.url_of(&meta.location);
+                async move {
+                    let read = read_layout(store.as_ref(), &meta.location, meta.size, &url)
+                        .await
+                        .map(|layout| {
+                            let file = SweepFile {
+                                url: url.clone(),
+                                size: meta.size,
+                                data_offset: layout.data_offset,
+                                row_len: layout.row_len as u64,
+                                nrows: layout.nrows,
+                            };
+                            (file, Arc::new(layout))
+                        });
+                    (url, read)
+                }
+            })
+            .buffered(HEADER_READ_CONCURRENCY)
+            .collect()
+            .await;
+    let mut listed = Listed::default();
+    for (url, read) in read {
+        match read {
+            Ok(file) => listed.files.push(file),
+            Err(e) => listed.bad.push(crate::SkippedFile {
+                error: crate::bad_files::cause_of(&url, &e),
+                file: url,
+            }),
+        }
+    }
+    Ok(listed)
 }
 
 /// Reads and checks the header of one file, in the byte ranges the fits
@@ -155,7 +198,17 @@ pub(crate) async fn read_layout(
     size: u64,
     url: &str,
 ) -> Result<BinTableLayout> {
-    let fits_err = |e| DataFusionError::External(Box::new(e));
+    if size < FITS_BLOCK {
+        let what = match size {
+            0 => "the file is empty (0 bytes)".to_string(),
+            n => format!("the file is {n} bytes, shorter than one {FITS_BLOCK}-byte FITS header"),
+        };
+        return Err(crate::bad_file_error(
+            url,
+            format!("{what}: not a FITS file; download it again or remove it"),
+        ));
+    }
+    let fits_err = |e| crate::bad_file_error(url, e);
     let mut probe = HeaderProbe::new(size, url);
     let mut prefix = Vec::new();
     loop {
@@ -163,7 +216,7 @@ pub(crate) async fn read_layout(
         let bytes = store
             .get_range(path, have..probe.want())
             .await
-            .map_err(|e| DataFusionError::External(format!("{url}: reading header: {e}").into()))?;
+            .map_err(|e| crate::bad_file_error(url, format!("reading the header: {e}")))?;
         prefix.extend_from_slice(&bytes);
         if let Some(layout) = probe.feed(&prefix).map_err(fits_err)? {
             layout.check_file_size(size).map_err(fits_err)?;

@@ -29,6 +29,14 @@ impl EnvObjectStoreRegistry {
     }
 
     fn build_s3(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+        if !has_s3_credentials(|name| std::env::var(name).ok()) {
+            return Err(DataFusionError::Configuration(format!(
+                "s3://{bucket}: no S3 credentials in the environment: set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for an S3-compatible store), \
+                 AWS_SKIP_SIGNATURE=true for a public bucket, or AWS_EC2_METADATA_DISABLED=false \
+                 to use an EC2 instance role"
+            )));
+        }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         let endpoint = std::env::var("AWS_ENDPOINT_URL")
             .or_else(|_| std::env::var("AWS_ENDPOINT"))
@@ -47,6 +55,20 @@ impl EnvObjectStoreRegistry {
         })?;
         Ok(Arc::new(store))
     }
+}
+
+/// Whether the environment names a way to sign S3 requests. Without one,
+/// the S3 client would fall back to the EC2 instance metadata service and,
+/// off EC2, fail minutes later with a message about token requests; that
+/// fallback is taken only when asked for (`AWS_EC2_METADATA_DISABLED=false`).
+fn has_s3_credentials(var: impl Fn(&str) -> Option<String>) -> bool {
+    let set = |name: &str| var(name).is_some_and(|v| !v.trim().is_empty());
+    set("AWS_ACCESS_KEY_ID")
+        || set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || var("AWS_SKIP_SIGNATURE").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || var("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("false"))
 }
 
 impl ObjectStoreRegistry for EnvObjectStoreRegistry {
@@ -76,5 +98,31 @@ impl ObjectStoreRegistry for EnvObjectStoreRegistry {
             }
             _ => self.inner.get_store(url),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_any_documented_source() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(!has_s3_credentials(env(&[])));
+        assert!(!has_s3_credentials(env(&[("AWS_ACCESS_KEY_ID", " ")])));
+        assert!(!has_s3_credentials(env(&[("AWS_SKIP_SIGNATURE", "false")])));
+        assert!(has_s3_credentials(env(&[("AWS_ACCESS_KEY_ID", "k")])));
+        assert!(has_s3_credentials(env(&[("AWS_SKIP_SIGNATURE", "TRUE")])));
+        assert!(has_s3_credentials(env(&[(
+            "AWS_EC2_METADATA_DISABLED",
+            "false"
+        )])));
     }
 }

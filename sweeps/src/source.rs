@@ -410,55 +410,87 @@ impl FileOpener for FitsOpener {
             .range
             .as_ref()
             .map(|r| (r.start.max(0) as u64, r.end.max(0) as u64));
+        // Every error of the file carries its URL in the one form a client
+        // finds it by, to leave the file out of a retry (`scan.on_bad_file`).
+        let mark_url = Arc::new(url.clone());
+        let opened = open_range(
+            store, local, schema, batch_rows, limit, path, size, url, range,
+        );
         Ok(Box::pin(async move {
-            let layout = cached_layout(store.as_ref(), &path, size, &url).await?;
-            let (start, mut end) = rows_in_range(&layout, range);
-            if let Some(limit) = limit {
-                end = end.min(start.saturating_add(limit as u64));
-            }
-            let (data_offset, row_len) = (layout.data_offset, layout.row_len as u64);
-            let decoder = Arc::new(FileDecoder::try_new(Arc::clone(&layout), &schema, &url)?);
-            let ranges: Vec<(u64, u64)> = (start..end)
-                .step_by(batch_rows.max(1) as usize)
-                .map(|first| (first, (end - first).min(batch_rows)))
-                .collect();
-            let url = Arc::new(url);
-            if local && decoder.needs_bytes() && start < end {
-                let file = LocalRows::open(&path, layout, url)?;
-                let stream = futures::stream::iter(ranges)
-                    .map(move |(first, rows)| decoder.decode(&file.map(first, rows)?, first, rows));
-                return Ok(stream.boxed());
-            }
-            let stream = futures::stream::iter(ranges)
-                .map(move |(first, rows)| {
-                    let (store, path, url, decoder) = (
-                        Arc::clone(&store),
-                        path.clone(),
-                        Arc::clone(&url),
-                        Arc::clone(&decoder),
-                    );
-                    async move {
-                        let bytes = if decoder.needs_bytes() {
-                            let from = data_offset + first * row_len;
-                            let to = from + rows * row_len;
-                            store.get_range(&path, from..to).await.map_err(|e| {
-                                DataFusionError::External(
-                                    format!("{url}: reading bytes {from}..{to}: {e}").into(),
-                                )
-                            })?
-                        } else {
-                            bytes::Bytes::new()
-                        };
-                        Ok::<_, DataFusionError>((decoder, bytes, first, rows))
-                    }
-                })
-                .buffered(PREFETCH)
-                .map(|r| {
-                    r.and_then(|(decoder, bytes, first, rows)| decoder.decode(&bytes, first, rows))
-                });
-            Ok(stream.boxed())
+            let stream = opened.await.map_err(|e| mark(&mark_url, e))?;
+            Ok(stream
+                .map(move |batch| batch.map_err(|e| mark(&mark_url, e)))
+                .boxed())
         }))
     }
+}
+
+/// `e`, marked as an error of the file at `url` unless it already is.
+fn mark(url: &str, e: DataFusionError) -> DataFusionError {
+    if crate::find_bad_file(&e.to_string()).is_some() {
+        e
+    } else {
+        crate::bad_file_error(url, e)
+    }
+}
+
+/// The batches of the rows of one file starting in `range`.
+#[allow(clippy::too_many_arguments)]
+async fn open_range(
+    store: Arc<dyn ObjectStore>,
+    local: bool,
+    schema: SchemaRef,
+    batch_rows: u64,
+    limit: Option<usize>,
+    path: Path,
+    size: u64,
+    url: String,
+    range: Option<(u64, u64)>,
+) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
+    let layout = cached_layout(store.as_ref(), &path, size, &url).await?;
+    let (start, mut end) = rows_in_range(&layout, range);
+    if let Some(limit) = limit {
+        end = end.min(start.saturating_add(limit as u64));
+    }
+    let (data_offset, row_len) = (layout.data_offset, layout.row_len as u64);
+    let decoder = Arc::new(FileDecoder::try_new(Arc::clone(&layout), &schema, &url)?);
+    let ranges: Vec<(u64, u64)> = (start..end)
+        .step_by(batch_rows.max(1) as usize)
+        .map(|first| (first, (end - first).min(batch_rows)))
+        .collect();
+    let url = Arc::new(url);
+    if local && decoder.needs_bytes() && start < end {
+        let file = LocalRows::open(&path, layout, url)?;
+        let stream = futures::stream::iter(ranges)
+            .map(move |(first, rows)| decoder.decode(&file.map(first, rows)?, first, rows));
+        return Ok(stream.boxed());
+    }
+    let stream = futures::stream::iter(ranges)
+        .map(move |(first, rows)| {
+            let (store, path, url, decoder) = (
+                Arc::clone(&store),
+                path.clone(),
+                Arc::clone(&url),
+                Arc::clone(&decoder),
+            );
+            async move {
+                let bytes = if decoder.needs_bytes() {
+                    let from = data_offset + first * row_len;
+                    let to = from + rows * row_len;
+                    store.get_range(&path, from..to).await.map_err(|e| {
+                        DataFusionError::External(
+                            format!("{url}: reading bytes {from}..{to}: {e}").into(),
+                        )
+                    })?
+                } else {
+                    bytes::Bytes::new()
+                };
+                Ok::<_, DataFusionError>((decoder, bytes, first, rows))
+            }
+        })
+        .buffered(PREFETCH)
+        .map(|r| r.and_then(|(decoder, bytes, first, rows)| decoder.decode(&bytes, first, rows)));
+    Ok(stream.boxed())
 }
 
 #[cfg(test)]

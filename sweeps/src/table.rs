@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::ScalarValue;
@@ -20,6 +20,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
+use crate::bad_files::{OnBadFile, SkippedFile};
 use crate::listing::{list_fits_files, SweepFile};
 use crate::location::ObjectUrl;
 use crate::schema::SWEEP_FILE_COLUMN;
@@ -53,6 +54,8 @@ pub struct SweepsTable {
     /// The files' unified columns and `row_index`, then `sweep_file`.
     table_schema: TableSchema,
     options: SweepsOptions,
+    /// Files at the location left out because they could not be read.
+    skipped: Arc<Vec<SkippedFile>>,
 }
 
 /// The table schema of a scan over files with the given file schema.
@@ -84,25 +87,135 @@ pub(crate) fn file_range(path: Path, size: u64, range: Option<(i64, i64)>) -> Pa
 }
 
 impl SweepsTable {
-    /// Lists the files at `location`, reads their headers and unifies their schemas.
+    /// Lists the files at `location`, reads their headers and unifies their
+    /// schemas; a file that cannot be read is an error.
     pub async fn open(
         runtime: &RuntimeEnv,
         location: &str,
         options: SweepsOptions,
     ) -> Result<Self> {
+        Self::open_with(runtime, location, options, OnBadFile::Fail).await
+    }
+
+    /// As [`open`](Self::open), with `on_bad_file` deciding what a file
+    /// whose header cannot be read, or whose columns cannot join the
+    /// others', does to the table: fail, or be left out and listed in
+    /// [`skipped`](Self::skipped).
+    pub async fn open_with(
+        runtime: &RuntimeEnv,
+        location: &str,
+        options: SweepsOptions,
+        on_bad_file: OnBadFile,
+    ) -> Result<Self> {
         let listed = list_fits_files(runtime, location).await?;
-        let file_schema = unify_schemas(
-            listed
-                .iter()
-                .map(|(file, layout)| (file.url.as_str(), scan_schema(layout))),
-        )?;
-        let files = listed.into_iter().map(|(file, _)| file).collect();
-        Ok(Self::from_parts(
-            location.to_string(),
-            Arc::new(files),
-            file_schema,
-            options,
-        ))
+        let mut skipped = listed.bad;
+        if on_bad_file == OnBadFile::Fail {
+            if let Some(first) = skipped.first() {
+                let more = match skipped.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more unreadable files)", n - 1),
+                };
+                return Err(DataFusionError::External(
+                    format!(
+                        "{}{more}",
+                        crate::bad_file_message(&first.file, &first.error)
+                    )
+                    .into(),
+                ));
+            }
+            let file_schema = unify_schemas(
+                listed
+                    .files
+                    .iter()
+                    .map(|(file, layout)| (file.url.as_str(), scan_schema(layout))),
+            )?;
+            let files = listed.files.into_iter().map(|(file, _)| file).collect();
+            return Ok(Self::from_parts(
+                location.to_string(),
+                Arc::new(files),
+                file_schema,
+                options,
+            ));
+        }
+        // One file at a time against the union so far: a file whose columns
+        // cannot join it is left out, not the files before it.
+        let mut unified: Option<SchemaRef> = None;
+        let mut files = Vec::with_capacity(listed.files.len());
+        for (file, layout) in listed.files {
+            let schema = scan_schema(&layout);
+            let next = match &unified {
+                None => unify_schemas([(file.url.as_str(), schema)]),
+                Some(so_far) => {
+                    let without_row_index = Arc::new(Schema::new(
+                        so_far.fields()[..so_far.fields().len() - 1].to_vec(),
+                    ));
+                    unify_schemas([
+                        ("the files before it", without_row_index),
+                        (file.url.as_str(), schema),
+                    ])
+                }
+            };
+            match next {
+                Ok(schema) => {
+                    unified = Some(schema);
+                    files.push(file);
+                }
+                Err(e) => skipped.push(SkippedFile {
+                    file: file.url.clone(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        let Some(file_schema) = unified else {
+            let first = skipped
+                .first()
+                .map(|s| crate::bad_file_message(&s.file, &s.error));
+            return Err(DataFusionError::Plan(format!(
+                "none of the {} FITS files at sweeps location '{location}' can be read; the first: {}",
+                skipped.len(),
+                first.unwrap_or_default()
+            )));
+        };
+        skipped.sort_by(|a, b| a.file.cmp(&b.file));
+        let mut table =
+            Self::from_parts(location.to_string(), Arc::new(files), file_schema, options);
+        table.skipped = Arc::new(skipped);
+        Ok(table)
+    }
+
+    /// The table without the file `bad` names (found unreadable while
+    /// scanning), which joins the skipped files. `None` if the table has no
+    /// such file; an error if no file would be left.
+    pub fn without(&self, bad: SkippedFile) -> Result<Option<Self>> {
+        if !self.files.iter().any(|f| f.url == bad.file) {
+            return Ok(None);
+        }
+        let files: Vec<SweepFile> = self
+            .files
+            .iter()
+            .filter(|f| f.url != bad.file)
+            .cloned()
+            .collect();
+        if files.is_empty() {
+            return Err(DataFusionError::Plan(format!(
+                "no readable sweep files left at '{}': the last one, {}",
+                self.location,
+                crate::bad_file_message(&bad.file, &bad.error)
+            )));
+        }
+        let mut skipped = self.skipped.as_ref().clone();
+        skipped.push(bad);
+        skipped.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(Some(Self {
+            files: Arc::new(files),
+            skipped: Arc::new(skipped),
+            ..self.clone()
+        }))
+    }
+
+    /// The files left out of the table, each with its error.
+    pub fn skipped(&self) -> &[SkippedFile] {
+        &self.skipped
     }
 
     /// Rebuilds a table from what a plan carried (see the codecs).
@@ -117,6 +230,7 @@ impl SweepsTable {
             files,
             table_schema: sweeps_table_schema(file_schema),
             options,
+            skipped: Arc::new(Vec::new()),
         }
     }
 
