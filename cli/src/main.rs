@@ -51,7 +51,8 @@ impl ConfigArgs {
         Config::load(&self.config, &self.overrides)
     }
     async fn engine(&self) -> Result<Engine> {
-        Engine::connect(EngineKind::from_flag(self.scheduler.as_deref())).await
+        let settings = self.load()?.engine;
+        Engine::connect_with(EngineKind::from_flag(self.scheduler.as_deref()), &settings).await
     }
 }
 

@@ -40,8 +40,12 @@ fn seconds(s: f64) -> String {
 
 fn negatives(s: &NegativesSection) -> String {
     let pools = counts(&s.pools);
+    let skipped = match s.skipped_sweep_files.len() {
+        0 => String::new(),
+        n => format!(" ({n} unreadable, skipped: see run.json)"),
+    };
     format!(
-        "{} rows in {} sweep files, {} kept{}, {}",
+        "{} rows in {} sweep files{skipped}, {} kept{}, {}",
         thousands(s.input_rows),
         s.sweep_files,
         thousands(s.kept),

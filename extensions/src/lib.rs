@@ -13,6 +13,7 @@ use ballista_core::extension::SessionConfigExt;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::error::Result;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
@@ -42,11 +43,25 @@ pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
 
 /// A runtime whose object stores come from the process environment.
 pub fn runtime_env(_config: &SessionConfig) -> Result<Arc<RuntimeEnv>> {
-    Ok(Arc::new(
-        RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::new(EnvObjectStoreRegistry::new()))
-            .build()?,
-    ))
+    runtime_env_with_memory_limit(None)
+}
+
+/// As [`runtime_env`], with the operators' memory reservations bounded by
+/// `limit_bytes`: spilling operators (sorts, aggregates) share it fairly and
+/// spill to the temporary directory; a reservation that cannot fit fails the
+/// query with DataFusion's "Resources exhausted" error, naming the largest
+/// consumers, instead of growing the process until the kernel kills it.
+pub fn runtime_env_with_memory_limit(limit_bytes: Option<usize>) -> Result<Arc<RuntimeEnv>> {
+    let mut builder = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(EnvObjectStoreRegistry::new()));
+    if let Some(bytes) = limit_bytes {
+        let top = std::num::NonZeroUsize::new(3).expect("3 is not zero");
+        builder = builder.with_memory_pool(Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(bytes),
+            top,
+        )));
+    }
+    Ok(Arc::new(builder.build()?))
 }
 
 /// Settings every lenspipe session runs with, embedded or on a cluster.
@@ -70,7 +85,15 @@ pub fn cluster_session_config() -> SessionConfig {
 
 /// A session state with the lenspipe functions and object stores.
 pub fn session_state(config: SessionConfig) -> Result<SessionState> {
-    let runtime = runtime_env(&config)?;
+    session_state_with_memory_limit(config, None)
+}
+
+/// As [`session_state`], with a memory limit (see [`runtime_env_with_memory_limit`]).
+pub fn session_state_with_memory_limit(
+    config: SessionConfig,
+    limit_bytes: Option<usize>,
+) -> Result<SessionState> {
+    let runtime = runtime_env_with_memory_limit(limit_bytes)?;
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)

@@ -66,6 +66,8 @@ pub struct Config {
     pub output: String,
     #[serde(default)]
     pub scan: Scan,
+    #[serde(default)]
+    pub engine: EngineSettings,
     pub selection: Selection,
     pub n2: N2,
     pub bins: Bins,
@@ -104,6 +106,10 @@ pub struct Inputs {
 pub struct Scan {
     pub target_partition_mib: u64,
     pub batch_rows: usize,
+    /// A sweep file that cannot be read: `fail` the run (default) or
+    /// `skip` it, listing it with its error in run.json.
+    #[serde(default)]
+    pub on_bad_file: lenspipe_sweeps::OnBadFile,
 }
 
 impl Default for Scan {
@@ -111,8 +117,20 @@ impl Default for Scan {
         Self {
             target_partition_mib: 64,
             batch_rows: 8192,
+            on_bad_file: lenspipe_sweeps::OnBadFile::Fail,
         }
     }
+}
+
+/// How the in-process engine runs (cluster executors take their own
+/// `--memory-pool-size`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Memory the engine's operators may reserve (MiB); above it they spill
+    /// to disk or the job fails with an error. Null: no limit.
+    #[serde(default)]
+    pub memory_limit_mib: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -235,6 +235,10 @@ pub struct NegativesSection {
     pub pools: BTreeMap<String, u64>,
     pub n2_categories: BTreeMap<String, u64>,
     pub sweep_files: usize,
+    /// Sweep files left out under `scan.on_bad_file: skip`, each with its
+    /// error; their rows are in none of the counts.
+    #[serde(default)]
+    pub skipped_sweep_files: Vec<lenspipe_sweeps::SkippedFile>,
     pub output: String,
     pub output_files: Vec<String>,
     /// Null when the run had no lens catalog.
@@ -469,6 +473,7 @@ mod tests {
             pools: BTreeMap::from([("N1".into(), 3)]),
             n2_categories: BTreeMap::new(),
             sweep_files: 1,
+            skipped_sweep_files: Vec::new(),
             output: "file:///x/negatives".into(),
             output_files: vec!["part-0.parquet".into()],
             lens_catalog: None,

@@ -227,3 +227,55 @@ fn a_rerun_replaces_the_output_and_a_bad_location_fails_clearly() {
     // The earlier output is untouched.
     assert_eq!(parquet_keys(&out.join("negatives")).0, first);
 }
+
+#[test]
+fn a_memory_limit_fails_a_job_with_an_error_not_a_kill() {
+    // The known-lens exclusion collects the lens catalog's HEALPix cells
+    // (about 33,000 lenses) into a hash table the scan probes: more than a
+    // one-MiB budget holds, well within 512 MiB.
+    let tmp = tempfile::tempdir().unwrap();
+    let sweeps = tmp.path().join("sweeps");
+    synth(&sweeps, 1, 5_000, 13, &[]);
+    let run = |out: &Path, limit: &str| {
+        lenspipe()
+            .args(["run", "negatives", "--config", "paper_iv"])
+            .arg("--set")
+            .arg(format!("inputs.sweeps={}", sweeps.display()))
+            .arg("--set")
+            .arg(format!("output={}", out.display()))
+            .arg("--set")
+            .arg(format!("engine.memory_limit_mib={limit}"))
+            .output()
+            .unwrap()
+    };
+    let tight = run(&tmp.path().join("tight"), "1");
+    let stderr = String::from_utf8_lossy(&tight.stderr);
+    // An error exit, not a signal.
+    assert_eq!(tight.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("engine.memory_limit_mib = 1 MiB"))
+        .unwrap_or_else(|| panic!("no line names the limit:\n{stderr}"));
+    assert!(line.contains("raise it"), "{line}");
+    assert!(!tmp.path().join("tight/negatives/_SUCCESS").exists());
+
+    // With room, the same job keeps the same rows as with no limit.
+    let roomy = tmp.path().join("roomy");
+    let out = run(&roomy, "512");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unlimited = tmp.path().join("unlimited");
+    let out = run(&unlimited, "null");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        parquet_keys(&roomy.join("negatives")).0,
+        parquet_keys(&unlimited.join("negatives")).0
+    );
+}

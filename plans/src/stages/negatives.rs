@@ -142,6 +142,7 @@ impl Funnel {
                 .collect(),
             n2_categories: named(&self.categories),
             sweep_files: 0,
+            skipped_sweep_files: Vec::new(),
             output: String::new(),
             output_files: Vec::new(),
             lens_catalog: None,
@@ -168,33 +169,59 @@ pub fn params(config: &Config) -> Params {
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
-    let sweeps = engine.register_sweeps(config).await?;
+    engine.check_writable(&output).await?;
+    let mut sweeps = engine.register_sweeps(config).await?;
     let lenses = register_lenses(engine, config, &output).await?;
-    let df = NEGATIVES.dataframe(&engine.ctx, params(config)).await?;
-    let planned = started.elapsed();
-    let written = write(engine, df, output.child("negatives"), run_id, |folder| {
-        Funnel::counters(WriteSpec::new(folder, OUTPUT_COLUMN_NAMES))
-    })
-    .await?;
-    let funnel = Funnel::from_counts(&written.summaries.counts)?;
-    // Checked before the output is made visible.
-    let files = written
-        .commit_if(|s| {
-            funnel.check(sweeps.total_rows())?;
-            if s.rows_written != funnel.kept() {
-                return Err(Error::Conservation(format!(
-                    "{} rows written but {} kept",
-                    s.rows_written,
-                    funnel.kept()
-                )));
+    let mut planned = std::time::Duration::ZERO;
+    let mut attempt = 0;
+    // A file that passed the header checks but fails while scanned (cut
+    // short since, missing a column the plan needs, unreadable object) stops
+    // the job; under `scan.on_bad_file: skip` the job runs again without it,
+    // so no file is ever half counted.
+    let (funnel, files) = loop {
+        let outcome = async {
+            let df = NEGATIVES.dataframe(&engine.ctx, params(config)).await?;
+            planned = started.elapsed();
+            let version = match attempt {
+                0 => run_id.to_string(),
+                n => format!("{run_id}-retry{n}"),
+            };
+            let written = write(engine, df, output.child("negatives"), &version, |folder| {
+                Funnel::counters(WriteSpec::new(folder, OUTPUT_COLUMN_NAMES))
+            })
+            .await?;
+            let funnel = Funnel::from_counts(&written.summaries.counts)?;
+            // Checked before the output is made visible.
+            let files = written
+                .commit_if(|s| {
+                    funnel.check(sweeps.total_rows())?;
+                    if s.rows_written != funnel.kept() {
+                        return Err(Error::Conservation(format!(
+                            "{} rows written but {} kept",
+                            s.rows_written,
+                            funnel.kept()
+                        )));
+                    }
+                    Ok(())
+                })
+                .await?;
+            Ok::<_, Error>((funnel, files))
+        }
+        .await;
+        match outcome {
+            Ok(done) => break done,
+            Err(e) => {
+                let e = engine.explain(e, config);
+                sweeps = engine.without_bad_file(&sweeps, e, config)?;
+                attempt += 1;
             }
-            Ok(())
-        })
-        .await?;
+        }
+    };
 
     let min_nobs = &config.selection.min_nobs.value;
     let section = NegativesSection {
         sweep_files: sweeps.files().len(),
+        skipped_sweep_files: sweeps.skipped().to_vec(),
         output: output.child("negatives").url,
         output_files: files,
         lens_catalog: lenses.as_ref().map(|c| LensCatalogCounts {
