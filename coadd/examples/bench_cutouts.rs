@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use lenspipe_coadd::files::map_file;
 use lenspipe_coadd::{brick_path, BrickImages, CutoutSpec, Resampling};
 
 fn main() {
@@ -41,14 +42,12 @@ fn main() {
     let started = Instant::now();
     let (mut n, mut checksum) = (0usize, 0f64);
     for (brick, targets) in &by_brick {
-        // Reading the files is part of the work, as in the stage.
+        // Mapping the files is part of the work, as in the stage.
         let files = "grz"
             .chars()
             .map(|b| {
-                (
-                    b,
-                    std::fs::read(format!("{root}/{}", brick_path(brick, b))).ok(),
-                )
+                let path = std::path::PathBuf::from(format!("{root}/{}", brick_path(brick, b)));
+                (b, map_file(&path).expect("map brick file"))
             })
             .collect();
         let mut images = BrickImages::new(brick, files).expect("brick");

@@ -14,7 +14,6 @@
 //! off the brick are dropped and the remaining weights renormalised.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use lenspipe_fits::tiled::copy_overlap;
 use lenspipe_fits::TiledImage;
@@ -63,9 +62,11 @@ pub struct Cutout {
 }
 
 /// A decoded tile and when it was last used.
-type Used = (Arc<Vec<f32>>, u64);
+type Used = (Vec<f32>, u64);
 
-/// Decoded tiles of one band, least recently used evicted first.
+/// Decoded tiles of one band, least recently used evicted first. An
+/// evicted tile's buffer is reused for the next decode, so once the cache
+/// is full no tile allocates.
 struct TileCache {
     tiles: HashMap<(usize, usize), Used>,
     clock: u64,
@@ -78,25 +79,39 @@ impl TileCache {
         image: &TiledImage<B>,
         tx: usize,
         ty: usize,
-    ) -> Result<Arc<Vec<f32>>> {
+    ) -> Result<&[f32]> {
         self.clock += 1;
-        if let Some((tile, used)) = self.tiles.get_mut(&(tx, ty)) {
-            *used = self.clock;
-            return Ok(Arc::clone(tile));
-        }
-        let tile = Arc::new(image.decode_tile(tx, ty)?);
-        if self.tiles.len() >= self.capacity {
-            if let Some(oldest) = self
-                .tiles
-                .iter()
-                .min_by_key(|(_, (_, u))| *u)
-                .map(|(k, _)| *k)
-            {
-                self.tiles.remove(&oldest);
+        let clock = self.clock;
+        if !self.tiles.contains_key(&(tx, ty)) {
+            let mut buffer = Vec::new();
+            if self.tiles.len() >= self.capacity {
+                if let Some(oldest) = self
+                    .tiles
+                    .iter()
+                    .min_by_key(|(_, (_, u))| *u)
+                    .map(|(k, _)| *k)
+                {
+                    buffer = self
+                        .tiles
+                        .remove(&oldest)
+                        .map(|(b, _)| b)
+                        .unwrap_or_default();
+                }
             }
+            let (_, _, w, h) = image.tile_rect(tx, ty);
+            buffer.resize(w * h, 0.0);
+            image.decode_tile_into(tx, ty, &mut buffer)?;
+            self.tiles.insert((tx, ty), (buffer, clock));
         }
-        self.tiles.insert((tx, ty), (Arc::clone(&tile), self.clock));
-        Ok(tile)
+        match self.tiles.get_mut(&(tx, ty)) {
+            Some((tile, used)) => {
+                *used = clock;
+                Ok(tile.as_slice())
+            }
+            None => Err(CoaddError::Invalid(format!(
+                "tile ({tx}, {ty}) left the cache"
+            ))),
+        }
     }
 }
 
@@ -130,7 +145,7 @@ impl<B: AsRef<[u8]>> Band<B> {
         for ty in clip.1 / th..=(clip.1 + clip.3 - 1) / th {
             for tx in clip.0 / tw..=(clip.0 + clip.2 - 1) / tw {
                 let tile = self.cache.get(&self.image, tx, ty)?;
-                copy_overlap(&tile, self.image.tile_rect(tx, ty), &mut buf, clip);
+                copy_overlap(tile, self.image.tile_rect(tx, ty), &mut buf, clip);
             }
         }
         let (ox, oy) = ((cx0 - x0) as usize, (cy0 - y0) as usize);

@@ -1,13 +1,14 @@
 //! Cutouts from Legacy Surveys DR10 coadd bricks.
 //!
-//! The crate does no I/O: the caller reads files (local or object storage)
-//! and hands over their bytes. [`bricks`] names the files and finds the brick
+//! The caller reads files (local or object storage) and hands over their
+//! bytes; [`files`] maps local files so only the pages a cutout needs are read. [`bricks`] names the files and finds the brick
 //! of a position, [`wcs`] projects between sky and pixels, [`cutout`] makes
 //! `native` or `lanczos3` cutouts from a brick's tile-compressed images.
 
 pub mod bricks;
 pub mod cutout;
 pub mod error;
+pub mod files;
 pub mod wcs;
 
 pub use bricks::{brick_path, Brick, BrickIndex, SURVEY_BRICKS};

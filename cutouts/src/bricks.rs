@@ -4,8 +4,11 @@
 //!
 //! [`BrickReader`] is shared by the cutout stage ([`BrickSource`]) and by
 //! `lenspipe serve-cutouts` ([`BrickProvider`]): it finds a target's brick,
-//! reads the brick's band files whole and keeps a few bricks open, so that
-//! targets grouped by brick decode each tile once.
+//! maps a local brick's band files (only the pages a cutout touches are
+//! read) or fetches a remote one whole after checking its size against its
+//! header, and keeps a few bricks open, so that targets grouped by brick
+//! decode each tile once. A brick that cannot be read or decoded is the
+//! target's `bad_brick` status, not a failed shard.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
+use lenspipe_coadd::files::{map_file, Mmap};
 use lenspipe_coadd::{brick_path, BrickImages, BrickIndex, CoaddError, SURVEY_BRICKS};
 use lenspipe_sweeps::Location;
 use lenspipe_viewer::server::{CutoutProvider, ProviderError};
@@ -26,11 +30,38 @@ use crate::CutoutStatus;
 /// Bricks kept open at once per reader.
 const OPEN_BRICKS: usize = 4;
 
+/// Bytes of a remote file read first to find where its image ends.
+const HEADER_PREFIX: u64 = 1 << 20;
+
+/// How much longer than its headers say a remote brick file may be (room
+/// for a trailing extension) before it is refused rather than fetched.
+const EXTRA_BYTES: u64 = 1 << 20;
+
+/// A band file's bytes: mapped when local, fetched when remote.
+pub enum BrickBytes {
+    Mapped(Mmap),
+    Fetched(Bytes),
+}
+
+impl AsRef<[u8]> for BrickBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            BrickBytes::Mapped(m) => m,
+            BrickBytes::Fetched(b) => b,
+        }
+    }
+}
+
+/// An open brick, or why its targets get no pixels.
+type Opened = std::result::Result<Arc<Mutex<BrickImages<BrickBytes>>>, CutoutStatus>;
+
 /// Reads bricks under one coadd root.
 pub struct BrickReader {
     root: Location,
     index: OnceCell<Option<Arc<BrickIndex>>>,
-    open: Mutex<VecDeque<Arc<Mutex<BrickImages<Bytes>>>>>,
+    open: Mutex<VecDeque<Arc<Mutex<BrickImages<BrickBytes>>>>>,
+    /// Bricks found unreadable, so their other targets do not read them again.
+    bad: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for BrickReader {
@@ -50,11 +81,63 @@ impl BrickReader {
             root,
             index: OnceCell::new(),
             open: Mutex::new(VecDeque::new()),
+            bad: Mutex::new(Vec::new()),
         })
     }
 
     async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
         self.root.child(relative).get_bytes().await
+    }
+
+    /// A band file: `Ok(None)` if it does not exist, `Err` with a message
+    /// if it cannot be read or is far larger than its headers say.
+    async fn band_file(
+        &self,
+        relative: &str,
+    ) -> Result<std::result::Result<Option<BrickBytes>, String>> {
+        let at = self.root.child(relative);
+        if let Some(path) = at.to_file_path() {
+            return Ok(map_file(&path)
+                .map(|m| m.map(BrickBytes::Mapped))
+                .map_err(|e| format!("{}: {e}", at.url)));
+        }
+        let size = match at.store.head(&at.path).await {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(format!("{}: {e}", at.url))),
+        };
+        let prefix = match at
+            .store
+            .get_range(&at.path, 0..size.min(HEADER_PREFIX))
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(format!("{}: {e}", at.url))),
+        };
+        let extent = match lenspipe_fits::tiled::compressed_extent(&prefix, &at.url) {
+            Ok(n) => n,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if size > extent.saturating_add(EXTRA_BYTES) {
+            return Ok(Err(format!(
+                "{}: the file is {size} bytes but its headers describe {extent}; not read",
+                at.url
+            )));
+        }
+        match at.get_bytes().await {
+            Ok(Some(b)) => Ok(Ok(Some(BrickBytes::Fetched(b)))),
+            Ok(None) => Ok(Ok(None)),
+            Err(e) => Ok(Err(format!("{}: {e}", at.url))),
+        }
+    }
+
+    fn mark_bad(&self, name: &str, why: &str) -> Result<CutoutStatus> {
+        tracing::warn!("coadd brick {name} is unreadable, its targets get bad_brick: {why}");
+        self.bad
+            .lock()
+            .map_err(|_| poisoned())?
+            .push(name.to_owned());
+        Ok(CutoutStatus::BadBrick)
     }
 
     /// The survey-bricks table, if the root has one.
@@ -92,12 +175,17 @@ impl BrickReader {
     }
 
     /// The open brick `name`, reading its band files if it is not open.
-    async fn brick(
-        &self,
-        name: &str,
-        bands: &str,
-    ) -> Result<std::result::Result<Arc<Mutex<BrickImages<Bytes>>>, CutoutStatus>> {
+    async fn brick(&self, name: &str, bands: &str) -> Result<Opened> {
         {
+            if self
+                .bad
+                .lock()
+                .map_err(|_| poisoned())?
+                .iter()
+                .any(|b| b == name)
+            {
+                return Ok(Err(CutoutStatus::BadBrick));
+            }
             let open = self.open.lock().map_err(|_| poisoned())?;
             if let Some(found) = open
                 .iter()
@@ -108,16 +196,17 @@ impl BrickReader {
         }
         let mut files = Vec::new();
         for band in bands.chars() {
-            files.push((band, self.get(&brick_path(name, band)).await?));
+            match self.band_file(&brick_path(name, band)).await? {
+                Ok(file) => files.push((band, file)),
+                Err(why) => return Ok(Err(self.mark_bad(name, &why)?)),
+            }
         }
         let images = match BrickImages::new(name, files) {
             Ok(images) => images,
             Err(CoaddError::MissingBrick { .. }) => return Ok(Err(CutoutStatus::MissingBrick)),
             Err(e) => {
-                return Err(DataFusionError::Execution(format!(
-                    "{}/coadd brick {name}: {e}",
-                    self.root.url
-                )))
+                let why = format!("{}/coadd brick {name}: {e}", self.root.url);
+                return Ok(Err(self.mark_bad(name, &why)?));
             }
         };
         let images = Arc::new(Mutex::new(images));
@@ -157,10 +246,11 @@ impl BrickReader {
             Err(CoaddError::MissingBrick { .. }) => {
                 Ok(Cutout::failed(CutoutStatus::MissingBrick, 1))
             }
-            Err(e) => Err(DataFusionError::Execution(format!(
-                "{}/coadd brick {brick}: {e}",
-                self.root.url
-            ))),
+            // A tile that does not decode: the brick is corrupt.
+            Err(e) => {
+                let why = format!("{}/coadd brick {brick}: {e}", self.root.url);
+                Ok(Cutout::failed(self.mark_bad(&brick, &why)?, 1))
+            }
         }
     }
 }

@@ -7,6 +7,11 @@
 //! 32 bits, anything else means each difference is a unary-coded high part
 //! (zeros ended by a one) followed by `fs` low bits. Differences are zigzag
 //! mapped (even → non-negative, odd → negative) and accumulate modulo 2^32.
+//!
+//! The decoder keeps 57 to 63 bits in a 64-bit word refilled eight bytes at
+//! a time, so a typical pixel (a unary run and its low bits within the
+//! word) costs one leading-zero count and three shifts, with no branch per
+//! bit; long runs and the last bytes of a stream take a slower path.
 
 /// Bits of the per-block code for 32-bit pixels.
 const FS_BITS: u32 = 5;
@@ -18,9 +23,10 @@ struct Bits<'a> {
     data: &'a [u8],
     /// Next byte to load.
     pos: usize,
-    /// Loaded bits, left-aligned.
+    /// Loaded bits, left-aligned. Bits below the first `len` are either zero
+    /// or the true bits of the bytes that follow, so OR-ing a reload is exact.
     buf: u64,
-    /// Number of valid bits in `buf`.
+    /// Number of valid bits in `buf` (at most 64).
     len: u32,
 }
 
@@ -34,7 +40,26 @@ impl<'a> Bits<'a> {
         }
     }
 
+    /// Tops `buf` up to at least 57 valid bits where the data allows.
+    #[inline(always)]
     fn refill(&mut self) {
+        if self.len > 56 {
+            return;
+        }
+        if let Some(w) = self.data.get(self.pos..self.pos + 8) {
+            let w = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            self.buf |= w >> self.len;
+            let bytes = (63 - self.len) >> 3;
+            self.pos += bytes as usize;
+            self.len += bytes << 3;
+        } else {
+            self.refill_tail();
+        }
+    }
+
+    /// The last bytes of the stream, one at a time.
+    #[cold]
+    fn refill_tail(&mut self) {
         while self.len <= 56 {
             let Some(&b) = self.data.get(self.pos) else {
                 return;
@@ -46,6 +71,7 @@ impl<'a> Bits<'a> {
     }
 
     /// The next `n` bits (0 ≤ n ≤ 32) as an integer.
+    #[inline(always)]
     fn read(&mut self, n: u32) -> Result<u32, String> {
         if n == 0 {
             return Ok(0);
@@ -74,7 +100,7 @@ impl<'a> Bits<'a> {
             }
             let z = self.buf.leading_zeros();
             if z < self.len {
-                self.buf <<= z + 1;
+                self.buf = self.buf << z << 1;
                 self.len -= z + 1;
                 return Ok(zeros + u64::from(z));
             }
@@ -85,26 +111,65 @@ impl<'a> Bits<'a> {
         }
     }
 
+    /// One difference of a block with `fs` low bits (fs ≤ 24).
+    #[inline(always)]
+    fn difference(&mut self, fs: u32) -> Result<u32, String> {
+        self.refill();
+        let z = self.buf.leading_zeros();
+        if z + 1 + fs <= self.len {
+            // The whole code is in the word: z ≤ 62, so the shifts are in range.
+            let rest = self.buf << z << 1;
+            let low = (rest >> 1) >> (63 - fs);
+            self.buf = rest << fs;
+            self.len -= z + 1 + fs;
+            let d = (u64::from(z) << fs) | low;
+            return u32::try_from(d).map_err(|_| self.too_big());
+        }
+        self.difference_slow(fs)
+    }
+
+    #[cold]
+    fn difference_slow(&mut self, fs: u32) -> Result<u32, String> {
+        let high = self.unary()?;
+        let low = u64::from(self.read(fs)?);
+        high.checked_mul(1 << fs)
+            .and_then(|h| u32::try_from(h | low).ok())
+            .ok_or_else(|| self.too_big())
+    }
+
+    fn too_big(&self) -> String {
+        format!(
+            "corrupt Rice data: a difference exceeds 32 bits near byte {}",
+            self.pos + 4
+        )
+    }
+
     fn ended(&self) -> String {
         format!(
             "Rice data ends after {} bytes, before all pixels were decoded",
-            self.data.len()
+            self.data.len() + 4
         )
     }
 }
 
 /// Undoes the zigzag mapping of a difference.
+#[inline(always)]
 fn unzigzag(d: u32) -> u32 {
-    if d & 1 == 0 {
-        d >> 1
-    } else {
-        !(d >> 1)
-    }
+    (d >> 1) ^ 0u32.wrapping_sub(d & 1)
 }
 
 /// Decodes `out.len()` pixels compressed with 32-bit Rice coding in blocks
-/// of `blocksize` pixels. The error message says what is wrong.
-pub(crate) fn decode_i32(input: &[u8], out: &mut [i32], blocksize: usize) -> Result<(), String> {
+/// of `blocksize` pixels. Each decoded integer is stored as the bits of an
+/// `f32` (`f32::from_bits(v as u32)`), and `block` is called on each block
+/// as soon as it is decoded, while it is in the first-level cache, to turn
+/// the integers into pixel values in place. The error message says what is
+/// wrong.
+pub(crate) fn decode_in_place(
+    input: &[u8],
+    out: &mut [f32],
+    blocksize: usize,
+    mut block: impl FnMut(&mut [f32]),
+) -> Result<(), String> {
     if out.is_empty() {
         return Ok(());
     }
@@ -116,14 +181,14 @@ pub(crate) fn decode_i32(input: &[u8], out: &mut [i32], blocksize: usize) -> Res
         .ok_or_else(|| format!("Rice data is {} bytes, too short", input.len()))?;
     let mut last = u32::from_be_bytes([first[0], first[1], first[2], first[3]]);
     let mut bits = Bits::new(input.get(4..).unwrap_or_default());
-    for block in out.chunks_mut(blocksize) {
+    for chunk in out.chunks_mut(blocksize) {
         let fs = i64::from(bits.read(FS_BITS)?) - 1;
         if fs < 0 {
-            block.fill(last as i32);
+            chunk.fill(f32::from_bits(last));
         } else if fs == FS_MAX {
-            for px in block.iter_mut() {
+            for px in chunk.iter_mut() {
                 last = last.wrapping_add(unzigzag(bits.read(32)?));
-                *px = last as i32;
+                *px = f32::from_bits(last);
             }
         } else if fs > FS_MAX {
             return Err(format!(
@@ -133,22 +198,23 @@ pub(crate) fn decode_i32(input: &[u8], out: &mut [i32], blocksize: usize) -> Res
             ));
         } else {
             let fs = fs as u32;
-            for px in block.iter_mut() {
-                let high = bits.unary()?;
-                let low = u64::from(bits.read(fs)?);
-                let d = high
-                    .checked_mul(1 << fs)
-                    .and_then(|h| u32::try_from(h | low).ok())
-                    .ok_or_else(|| {
-                        format!(
-                            "corrupt Rice data: a difference exceeds 32 bits near byte {}",
-                            bits.pos + 4
-                        )
-                    })?;
-                last = last.wrapping_add(unzigzag(d));
-                *px = last as i32;
+            for px in chunk.iter_mut() {
+                last = last.wrapping_add(unzigzag(bits.difference(fs)?));
+                *px = f32::from_bits(last);
             }
         }
+        block(chunk);
+    }
+    Ok(())
+}
+
+/// Decodes `out.len()` integers (see [`decode_in_place`]).
+#[cfg(test)]
+pub(crate) fn decode_i32(input: &[u8], out: &mut [i32], blocksize: usize) -> Result<(), String> {
+    let mut bits = vec![0f32; out.len()];
+    decode_in_place(input, &mut bits, blocksize, |_| {})?;
+    for (o, b) in out.iter_mut().zip(&bits) {
+        *o = b.to_bits() as i32;
     }
     Ok(())
 }

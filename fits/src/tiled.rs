@@ -13,7 +13,7 @@
 //! pixel buffers are row-major (`y` major).
 
 use crate::column::TForm;
-use crate::dither::{dequantize, Dither};
+use crate::dither::{Dequantizer, Dither};
 use crate::error::{Location, Result};
 use crate::header::{next_header_offset, read_header_at, Header};
 use crate::rice;
@@ -195,6 +195,16 @@ impl<B: AsRef<[u8]>> TiledImage<B> {
 
     /// Decodes tile `(tx, ty)`: its pixels row-major, `tile_rect` sized.
     pub fn decode_tile(&self, tx: usize, ty: usize) -> Result<Vec<f32>> {
+        let (_, _, w, h) = self.tile_rect(tx, ty);
+        let mut out = vec![0f32; w * h];
+        self.decode_tile_into(tx, ty, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes tile `(tx, ty)` into `out`, which must hold exactly its
+    /// `tile_rect` pixels (row-major). Rice tiles allocate nothing: the
+    /// integers are decoded into `out` and unquantised there block by block.
+    pub fn decode_tile_into(&self, tx: usize, ty: usize, out: &mut [f32]) -> Result<()> {
         let (nx, ny) = self.tile_grid();
         if tx >= nx || ty >= ny {
             return Err(self.loc().data(
@@ -205,35 +215,34 @@ impl<B: AsRef<[u8]>> TiledImage<B> {
         let index = ty * nx + tx;
         let (_, _, w, h) = self.tile_rect(tx, ty);
         let n = w * h;
+        if out.len() != n {
+            return Err(self.loc().data(
+                self.heap_offset,
+                format!(
+                    "tile ({tx}, {ty}) has {n} pixels but the buffer holds {}",
+                    out.len()
+                ),
+            ));
+        }
         let entry = self.tiles.get(index).ok_or_else(|| {
             self.loc()
                 .data(self.heap_offset, format!("tile {index} has no table row"))
         })?;
         if entry.rice.0 > 0 {
             let data = self.heap_slice(entry.rice, index, "COMPRESSED_DATA")?;
-            let mut q = vec![0i32; n];
-            rice::decode_i32(data, &mut q, self.blocksize).map_err(|m| {
-                self.loc().data(
-                    self.heap_offset + entry.rice.1,
-                    format!("tile ({tx}, {ty}): {m}"),
-                )
-            })?;
-            let mut out = Vec::with_capacity(n);
             // The dither sequence is keyed by the 1-based tile row plus ZDITHER0 - 1.
             let row = index as i64 + self.dither_seed;
-            dequantize(
-                &q,
-                &mut out,
-                entry.scale,
-                entry.zero,
-                self.dither,
-                row,
-                entry.blank,
-            );
-            return Ok(out);
+            let mut dq = Dequantizer::new(entry.scale, entry.zero, self.dither, row, entry.blank);
+            return rice::decode_in_place(data, out, self.blocksize, |block| dq.apply(block))
+                .map_err(|m| {
+                    self.loc().data(
+                        self.heap_offset + entry.rice.1,
+                        format!("tile ({tx}, {ty}): {m}"),
+                    )
+                });
         }
         match entry.gzip {
-            Some(d) if d.0 > 0 => self.gzip_tile(d, index, n),
+            Some(d) if d.0 > 0 => self.gzip_tile(d, index, out),
             _ => Err(self.loc().data(
                 self.heap_offset,
                 format!("tile ({tx}, {ty}) has no data in COMPRESSED_DATA or GZIP_COMPRESSED_DATA"),
@@ -242,7 +251,8 @@ impl<B: AsRef<[u8]>> TiledImage<B> {
     }
 
     /// A losslessly stored tile: gzip of the big-endian float32 pixels.
-    fn gzip_tile(&self, d: Descriptor, index: usize, n: usize) -> Result<Vec<f32>> {
+    fn gzip_tile(&self, d: Descriptor, index: usize, out: &mut [f32]) -> Result<()> {
+        let n = out.len();
         let at = self.heap_offset + d.1;
         let inflate = self.inflate.ok_or_else(|| {
             self.loc().unsupported(
@@ -262,10 +272,10 @@ impl<B: AsRef<[u8]>> TiledImage<B> {
                 ),
             ));
         }
-        Ok(raw
-            .chunks_exact(4)
-            .map(|b| f32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+        for (o, b) in out.iter_mut().zip(raw.chunks_exact(4)) {
+            *o = f32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(())
     }
 
     fn heap_slice(&self, (len, off): Descriptor, index: usize, column: &str) -> Result<&[u8]> {
@@ -312,6 +322,33 @@ impl<B: AsRef<[u8]>> TiledImage<B> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Where the first tile-compressed image HDU's data ends (padded to 2880
+/// bytes), from the file's first bytes: the length the file needs. Errors
+/// when `prefix` ends before that HDU's header does, so a caller can refuse
+/// a remote file far larger than its headers say before fetching it.
+pub fn compressed_extent(prefix: &[u8], source: &str) -> Result<u64> {
+    let mut offset = 0u64;
+    let mut hdu = 0usize;
+    loop {
+        if offset >= prefix.len() as u64 {
+            return Err(Location { source, hdu }.truncated(
+                prefix.len() as u64,
+                format!(
+                    "no tile-compressed image header (ZIMAGE = T) in the first {} bytes",
+                    prefix.len()
+                ),
+            ));
+        }
+        let h = read_header_at(prefix, offset, hdu, source)?;
+        let next = next_header_offset(&h)?;
+        if h.logical("ZIMAGE")? == Some(true) {
+            return Ok(next);
+        }
+        offset = next;
+        hdu += 1;
     }
 }
 

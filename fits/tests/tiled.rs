@@ -183,6 +183,52 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(img.decode_tile(99, 0).is_err());
 }
 
+#[test]
+fn the_extent_of_a_compressed_image_comes_from_its_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = make_cases(dir.path());
+    for c in &cases {
+        // astropy writes the primary HDU and the compressed image, padded.
+        let n = lenspipe_fits::tiled::compressed_extent(&c.fits, &c.name).unwrap();
+        assert_eq!(n, c.fits.len() as u64, "{}", c.name);
+        // The headers alone are enough: a prefix up to the table data.
+        let data = data_offset_of_hdu1(&c.fits);
+        let m = lenspipe_fits::tiled::compressed_extent(&c.fits[..data], &c.name).unwrap();
+        assert_eq!(m, n, "{}", c.name);
+    }
+    // A prefix that ends inside the compressed image's header is an error.
+    let c = &cases[0];
+    let e = lenspipe_fits::tiled::compressed_extent(&c.fits[..2880], "p.fits").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Truncated, "{e}");
+    assert!(e.to_string().contains("p.fits"), "{e}");
+}
+
+/// Decoding into a reused buffer gives the same pixels as a fresh one, and
+/// a buffer of the wrong size is an error.
+#[test]
+fn tiles_decode_into_a_reused_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = make_cases(dir.path());
+    for c in cases.iter().filter(|c| !c.name.starts_with("special")) {
+        let img = TiledImage::open(c.fits.as_slice(), &c.name).unwrap();
+        let (nx, ny) = img.tile_grid();
+        let mut buf = Vec::new();
+        for ty in 0..ny {
+            for tx in 0..nx {
+                let (x0, y0, w, h) = img.tile_rect(tx, ty);
+                buf.resize(w * h, f32::INFINITY);
+                img.decode_tile_into(tx, ty, &mut buf).unwrap();
+                let want: Vec<f32> = (y0..y0 + h)
+                    .flat_map(|y| c.expected[y * c.width + x0..y * c.width + x0 + w].to_vec())
+                    .collect();
+                assert_same_bits(&c.name, &buf, &want, "reused buffer");
+            }
+        }
+        let mut short = vec![0f32; 3];
+        assert!(img.decode_tile_into(0, 0, &mut short).is_err());
+    }
+}
+
 /// Where HDU 1's data starts: after the card block holding its END card.
 fn data_offset_of_hdu1(file: &[u8]) -> usize {
     let end = (2880..file.len())

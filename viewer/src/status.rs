@@ -29,6 +29,9 @@ pub enum CutoutStatus {
     /// Cut from coadd bricks: the brick that holds the target has no image
     /// file under the coadd root.
     MissingBrick,
+    /// Cut from coadd bricks: the brick's image file could not be read or
+    /// decoded (truncated, corrupt, unsupported, or larger than its header).
+    BadBrick,
 }
 
 impl CutoutStatus {
@@ -43,6 +46,7 @@ impl CutoutStatus {
             CutoutStatus::BadResponse => "bad_response".into(),
             CutoutStatus::OffFootprint => "off_footprint".into(),
             CutoutStatus::MissingBrick => "missing_brick".into(),
+            CutoutStatus::BadBrick => "bad_brick".into(),
         }
     }
 
@@ -63,6 +67,7 @@ impl std::str::FromStr for CutoutStatus {
             "bad_response" => Self::BadResponse,
             "off_footprint" => Self::OffFootprint,
             "missing_brick" => Self::MissingBrick,
+            "bad_brick" => Self::BadBrick,
             other => match other.strip_prefix("http_").and_then(|c| c.parse().ok()) {
                 Some(code) => Self::Http(code),
                 None => return Err(format!("'{s}' is not a cutout status")),
@@ -90,6 +95,7 @@ mod tests {
             "bad_response",
             "off_footprint",
             "missing_brick",
+            "bad_brick",
             "http_429",
         ] {
             let status: CutoutStatus = name.parse().unwrap();
