@@ -4,6 +4,7 @@
 pub mod cutouts;
 pub mod negatives;
 pub mod positives;
+pub mod matching;
 pub mod stratify;
 pub mod validate;
 
