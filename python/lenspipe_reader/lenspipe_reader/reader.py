@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -86,15 +87,19 @@ def load(folder, split=None, normalisation="asinh", columns=()):
     for needed in ("label", "split", "weight", "galaxy_id", "image", "cutout_status"):
         if needed not in data.schema.names:
             raise ValueError(f"{folder}: no column {needed!r} (cutouts of a lenspipe sample are expected)")
-    condition = pc.field("cutout_status") == "ok"
-    if split is not None:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split {split!r} is not train, val or test")
-        condition = condition & (pc.field("split") == split)
+    if split is not None and split not in ("train", "val", "test"):
+        raise ValueError(f"split {split!r} is not train, val or test")
     table = data.to_table(
-        columns=["galaxy_id", "label", "split", "weight", "image", *columns], filter=condition
+        columns=["galaxy_id", "label", "split", "weight", "image", "cutout_status", *columns]
     )
-    table = table.sort_by("galaxy_id")
+    # lenspipe writes strings as Utf8View; filter and sort on plain strings.
+    for i, field in enumerate(table.schema):
+        if str(field.type) == "string_view":
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    keep = pc.equal(table.column("cutout_status"), "ok")
+    if split is not None:
+        keep = pc.and_(keep, pc.equal(table.column("split"), split))
+    table = table.filter(keep).sort_by("galaxy_id")
     n = table.num_rows
     image = table.column("image").combine_chunks()
     values = image.values.to_numpy(zero_copy_only=False) if n else np.zeros(0, np.float32)
