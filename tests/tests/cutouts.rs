@@ -614,3 +614,102 @@ json.dump([float(v) for v in np.stack(planes).ravel()], sys.stdout)
         );
     }
 }
+
+/// A brick that cannot be used ends as its targets' `bad_brick`, never as a
+/// failed run or an allocation of whatever the store holds: an object far
+/// larger than its headers describe is refused before it is fetched, and a
+/// local file cut short is found when its tiles are decoded. Targets in
+/// other bricks are untouched.
+#[test]
+fn bricks_larger_than_their_headers_or_cut_short_are_bad_brick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("coadds");
+    let bricks = r#"[{"name": "1500p020", "ra": 150.0, "dec": 2.0}, {"name": "1502p020", "ra": 150.2, "dec": 2.0}]"#;
+    let sources = r#"[{"ra": 150.0011, "dec": 2.0013, "flux": 40.0, "sigma": 1.5}, {"ra": 150.2, "dec": 2.0, "flux": 30.0, "sigma": 1.5}]"#;
+    run_ok(
+        python()
+            .args(["coadd/tests/py/make_bricks.py"])
+            .arg(&root)
+            .args(["--bricks", bricks, "--sources", sources, "--size", "400"]),
+    );
+    let targets = tmp.path().join("targets.parquet");
+    let script = "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
+                  pq.write_table(pa.table({'galaxy_id': ['a', 'c'], 'ra': [150.0011, 150.2], 'dec': [2.0013, 2.0],\n\
+                  'label': [1, 0], 'brickname': ['1500p020', '1502p020']}), sys.argv[1])";
+    run_ok(python().args(["-c", script]).arg(&targets));
+    let band_file = |root: &Path, band: char| {
+        root.join(format!(
+            "coadd/150/1502p020/legacysurvey-1502p020-image-{band}.fits.fz"
+        ))
+    };
+    let statuses = |out: &Path| {
+        let got = rows(&out.join("cutouts"), false);
+        (
+            got["by_id"]["a"][0]["status"].as_str().unwrap().to_string(),
+            got["by_id"]["c"][0]["status"].as_str().unwrap().to_string(),
+        )
+    };
+
+    // In S3: 1502p020's r band carries 16 MiB after its last HDU.
+    let padded_root = tmp.path().join("padded");
+    run_ok(Command::new("cp").arg("-r").arg(&root).arg(&padded_root));
+    let padded = band_file(&padded_root, 'r');
+    let len = std::fs::metadata(&padded).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&padded)
+        .unwrap()
+        .set_len(len + (16 << 20))
+        .unwrap();
+    let s3 = lenspipe_tests::S3Server::start();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    s3.upload_dir("coadds", &empty, "");
+    run_ok(
+        lenspipe()
+            .args(["cp", &format!("{}/", padded_root.display()), "s3://coadds/dr10/"])
+            .envs(s3.env()),
+    );
+    let out = tmp.path().join("s3-run");
+    let run = run_ok(
+        cutouts(
+            &out,
+            &[
+                ("cutouts.source", "bricks"),
+                ("cutouts.resampling", "native"),
+                ("inputs.coadds", "s3://coadds/dr10"),
+                ("inputs.cutout_targets", &targets.display().to_string()),
+            ],
+        )
+        .envs(s3.env()),
+    );
+    assert_eq!(statuses(&out), ("ok".into(), "bad_brick".into()));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("1502p020") && stderr.contains("headers describe"),
+        "the refused brick is not named with its reason:\n{stderr}"
+    );
+
+    // Locally: 1502p020's g band cut to half its length.
+    let cut_root = tmp.path().join("cut");
+    run_ok(Command::new("cp").arg("-r").arg(&root).arg(&cut_root));
+    let cut = band_file(&cut_root, 'g');
+    let len = std::fs::metadata(&cut).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let out = tmp.path().join("local-run");
+    run_ok(&mut cutouts(
+        &out,
+        &[
+            ("cutouts.source", "bricks"),
+            ("cutouts.resampling", "native"),
+            ("inputs.coadds", &cut_root.display().to_string()),
+            ("inputs.cutout_targets", &targets.display().to_string()),
+        ],
+    ));
+    assert_eq!(statuses(&out), ("ok".into(), "bad_brick".into()));
+}
