@@ -184,7 +184,7 @@ fn split(rows: &[&Vec<f64>], columns: usize, depth: usize, path: String) -> Node
 pub async fn tree_of(positives: &DataFrame, columns: &[String]) -> Result<Node> {
     let batches = positives
         .clone()
-        .select(columns.iter().map(|c| col(c.as_str())).collect())?
+        .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())?
         .collect()
         .await?;
     let mut rows = Vec::new();
