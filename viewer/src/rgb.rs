@@ -41,32 +41,8 @@ impl Default for RgbParams {
 /// height x width. None if the slice length is not 3 * height * width.
 /// Non-finite pixels count as 0.
 pub fn sdss_rgb(image: &[f32], height: usize, width: usize, p: &RgbParams) -> Option<Vec<u8>> {
-    let n = height * width;
-    if image.len() != 3 * n || p.planes.iter().any(|pl| *pl > 2) {
-        return None;
-    }
-    let sq = p.q.sqrt();
-    let mut out = vec![0u8; 3 * n];
-    for i in 0..n {
-        let mut v = [0f32; 3];
-        let mut sum = 0f32;
-        for b in 0..3 {
-            let x = image[b * n + i];
-            let x = if x.is_finite() { x } else { 0.0 };
-            v[b] = x * p.scales[b] + p.m;
-            sum += v[b].max(0.0);
-        }
-        let mut intensity = sum / 3.0;
-        let f = (p.q * intensity).asinh() / sq;
-        if intensity == 0.0 {
-            intensity = 1e-6;
-        }
-        for b in 0..3 {
-            let c = (v[b] * f / intensity).clamp(0.0, 1.0);
-            out[3 * i + p.planes[b]] = (c * 255.0).round() as u8;
-        }
-    }
-    Some(out)
+    let table: Vec<(usize, f32)> = p.planes.iter().copied().zip(p.scales).collect();
+    mapped(image, &table, p.m, p.q, height * width)
 }
 
 /// The viewer's (RGB plane, scale) for a band, from the same `sdss_rgb`
@@ -87,27 +63,35 @@ pub fn band_plane_scale(band: char) -> Option<(usize, f32)> {
 /// intensity is the mean over the bands given; a plane no band maps to stays
 /// black. None for an unknown band or a slice of the wrong length.
 pub fn viewer_rgb(image: &[f32], bands: &str, height: usize, width: usize) -> Option<Vec<u8>> {
-    let n = height * width;
     let table: Vec<(usize, f32)> = bands.chars().map(band_plane_scale).collect::<Option<_>>()?;
-    if table.is_empty() || image.len() != table.len() * n {
+    let defaults = RgbParams::default();
+    mapped(image, &table, defaults.m, defaults.q, height * width)
+}
+
+/// The mapping itself: band `b` of the CHW `image` (planes of `n` pixels)
+/// goes to RGB plane `table[b].0` scaled by `table[b].1`.
+fn mapped(image: &[f32], table: &[(usize, f32)], m: f32, q: f32, n: usize) -> Option<Vec<u8>> {
+    if table.is_empty() || image.len() != table.len() * n || table.iter().any(|(pl, _)| *pl > 2) {
         return None;
     }
-    let (m, q) = (0.02f32, 20f32);
     let sq = q.sqrt();
-    let nb = table.len() as f32;
+    let bands = table.len() as f32;
     let mut out = vec![0u8; 3 * n];
+    let mut v = vec![0f32; table.len()];
     for i in 0..n {
-        let value = |b: usize| {
+        let mut sum = 0f32;
+        for (b, &(_, scale)) in table.iter().enumerate() {
             let x = image[b * n + i];
-            (if x.is_finite() { x } else { 0.0 }) * table[b].1 + m
-        };
-        let mut intensity = (0..table.len()).map(|b| value(b).max(0.0)).sum::<f32>() / nb;
+            v[b] = (if x.is_finite() { x } else { 0.0 }) * scale + m;
+            sum += v[b].max(0.0);
+        }
+        let mut intensity = sum / bands;
         let f = (q * intensity).asinh() / sq;
         if intensity == 0.0 {
             intensity = 1e-6;
         }
         for (b, &(plane, _)) in table.iter().enumerate() {
-            let c = (value(b) * f / intensity).clamp(0.0, 1.0);
+            let c = (v[b] * f / intensity).clamp(0.0, 1.0);
             out[3 * i + plane] = (c * 255.0).round() as u8;
         }
     }

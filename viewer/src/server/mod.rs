@@ -55,18 +55,23 @@ pub fn target_key(ra: f64, dec: f64) -> String {
     format!("{ra:.6},{dec:.6}")
 }
 
-/// The viewer's cutout endpoints: two FITS names, two JPEG names.
-pub const CUTOUT_PATHS: [&str; 4] = ["fits-cutout", "cutout.fits", "jpeg-cutout", "cutout.jpg"];
+/// The viewer's cutout endpoints and what each answers with.
+pub const CUTOUT_PATHS: [(&str, Format); 4] = [
+    ("fits-cutout", Format::Fits),
+    ("cutout.fits", Format::Fits),
+    ("jpeg-cutout", Format::Jpeg),
+    ("cutout.jpg", Format::Jpeg),
+];
 
 /// What a cutout endpoint answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     Fits,
     Jpeg,
 }
 
 impl Format {
-    fn content_type(self) -> &'static str {
+    pub fn content_type(self) -> &'static str {
         match self {
             Format::Fits => "image/fits",
             Format::Jpeg => "image/jpeg",
@@ -93,11 +98,11 @@ pub fn router(
     });
     let mut app = Router::new().route("/stats", get(stats_json));
     for prefix in ["/viewer", ""] {
-        for path in CUTOUT_PATHS.map(|p| format!("{prefix}/{p}")) {
-            let handler = if path.ends_with("fits") || path.ends_with("fits-cutout") {
-                get(fits_cutout)
-            } else {
-                get(jpeg_cutout)
+        for (name, format) in CUTOUT_PATHS {
+            let path = format!("{prefix}/{name}");
+            let handler = match format {
+                Format::Fits => get(fits_cutout),
+                Format::Jpeg => get(jpeg_cutout),
             };
             app = app
                 .route(&format!("{path}/"), handler.clone())
