@@ -4,16 +4,14 @@
 -- Draw: within each (stratum, pool) the negatives are ordered by a hash of
 -- their galaxy_id and the seed, and the first `quota` are taken. The order
 -- depends on nothing but the rows and the seed, so the sample is the same
--- whatever the partitioning or the number of executors. Each drawn negative
--- carries its quota's draw_weight: 1.0, or target/quota where a cell of
--- sampling.match_on falls short.
+-- whatever the partitioning or the number of executors.
 --
 -- Split: a hash of the nested HEALPix pixel at split.nside (128 by default) and the split seed,
 -- cut at the configured fractions, so every object of a pixel (lens or not)
 -- lands in the same split.
 WITH drawn AS (
     -- The small quota table first: it is the broadcast build side.
-    SELECT n.*, q.draw_weight
+    SELECT n.*
     FROM quotas q
     JOIN (
         SELECT *,
@@ -31,7 +29,7 @@ labelled AS (
     FROM positives_strata p
     LEFT JOIN grade_weights w ON p.grade = w.grade
     UNION ALL
-    SELECT 0 AS label, pool, confuser_category, stratum, draw_weight AS weight,
+    SELECT 0 AS label, pool, confuser_category, stratum, 1.0 AS weight,
            galaxy_id, CAST(NULL AS VARCHAR) AS lens_name, CAST(NULL AS VARCHAR) AS grade,
            ra, dec, type, nobs_z, nobs_z_bin, type_bin,
            mag_g, mag_r, mag_z, psfsize_z, healpix_64, healpix_128, sweep_file, row_index

@@ -8,7 +8,6 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod auc;
-pub mod balance;
 pub mod checks;
 pub mod multivariate;
 pub mod report;

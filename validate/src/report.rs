@@ -70,9 +70,6 @@ pub struct ReportInput {
     pub histograms: Vec<FeatureHist>,
     pub aucs: Vec<FeatureAuc>,
     pub funnels: Vec<Funnel>,
-    /// Balance of the matched columns before and after matching.
-    #[serde(default)]
-    pub balance: Vec<crate::balance::BalanceRow>,
     #[serde(default)]
     pub options: ReportOptions,
 }
@@ -128,11 +125,11 @@ impl From<std::io::Error> for ReportError {
     }
 }
 
-pub(crate) fn draw_err<E: std::fmt::Display>(e: E) -> ReportError {
+fn draw_err<E: std::fmt::Display>(e: E) -> ReportError {
     ReportError::Draw(e.to_string())
 }
 
-pub(crate) const FONT: &str = "sans-serif";
+const FONT: &str = "sans-serif";
 
 fn ensure_font() {
     static ONCE: Once = Once::new();
@@ -160,13 +157,7 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 /// Renders into an RGB buffer (pre-filled with `bg`) and writes it as PNG.
-pub(crate) fn render_png<F>(
-    path: &Path,
-    w: u32,
-    h: u32,
-    bg: [u8; 3],
-    draw: F,
-) -> Result<(), ReportError>
+fn render_png<F>(path: &Path, w: u32, h: u32, bg: [u8; 3], draw: F) -> Result<(), ReportError>
 where
     F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), ReportError>,
 {
@@ -299,7 +290,6 @@ pub fn write_report(input: &ReportInput, dir: &Path) -> Result<ReportFiles, Repo
             html.push_str("</table>\n");
         }
     }
-    crate::balance::section(&input.balance, dir, &mut pngs, &mut html)?;
     html.push_str("</body></html>\n");
     let html_path = dir.join("report.html");
     fs::write(&html_path, html)?;
@@ -632,7 +622,7 @@ fn funnel(f: &Funnel, path: &Path) -> Result<(), ReportError> {
     })
 }
 
-pub(crate) fn esc(s: &str) -> String {
+fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -4,7 +4,6 @@
 pub mod cutouts;
 pub mod negatives;
 pub mod positives;
-pub mod matching;
 pub mod stratify;
 pub mod validate;
 

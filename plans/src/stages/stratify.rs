@@ -24,7 +24,6 @@ use crate::plan::{Params, SqlPlan, JOIN_NSIDE, STRATIFY};
 use crate::sink::{
     column_names, committed, read_committed, register_committed, write, CounterRows, Location,
 };
-use crate::stages::matching;
 use crate::stages::positives::PositiveStatus;
 use lenspipe_sinks::WriteSpec;
 
@@ -143,15 +142,11 @@ async fn read_stage(engine: &Engine, output: &Location, stage: &str) -> Result<D
     read_committed(engine, &dir, &manifest).await
 }
 
-/// The quotas the draw joins with; `weighted`: each drawn negative of a
-/// short (stratum, pool) weighs `target / quota` (matching only, so the
-/// unmatched sample keeps weight 1.0 everywhere).
-fn quotas_batch(quotas: &[Quota], weighted: bool) -> Result<RecordBatch> {
+fn quotas_batch(quotas: &[Quota]) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("stratum", DataType::Utf8, false),
         Field::new("pool", DataType::Utf8, false),
         Field::new("quota", DataType::Int64, false),
-        Field::new("draw_weight", DataType::Float64, false),
     ]));
     Ok(RecordBatch::try_new(
         schema,
@@ -165,13 +160,6 @@ fn quotas_batch(quotas: &[Quota], weighted: bool) -> Result<RecordBatch> {
             Arc::new(Int64Array::from_iter_values(
                 quotas.iter().map(|q| q.quota as i64),
             )),
-            Arc::new(Float64Array::from_iter_values(quotas.iter().map(|q| {
-                if weighted {
-                    matching::draw_weight(q)
-                } else {
-                    1.0
-                }
-            }))),
         ],
     )?)
 }
@@ -216,7 +204,7 @@ struct StrataCounts {
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
-    let tree = register_strata(engine, config, &output).await?;
+    register_strata(engine, config, &output).await?;
     let strata = count_strata(engine).await?;
     let quotas = plan_quotas(
         &strata.positives,
@@ -227,12 +215,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     register_sampling_tables(engine, config, &output, &quotas).await?;
     let (counts, files) = draw_and_split(engine, config, &output, run_id, &strata, &quotas).await?;
     let leakage = measure_leakage(engine, config, &output).await?;
-    let matching = match &tree {
-        Some(tree) => Some(summarise_matching(engine, config, tree, &strata, &quotas).await?),
-        None => None,
-    };
     let section = Section::Stratify(StratifySection {
-        matching,
         output: output.child("sample").url,
         output_files: files,
         timings_s: Timings {
@@ -246,36 +229,16 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
 }
 
 /// Registers the matched positives and the negatives, each with its
-/// stratum label, as `positives_strata` and `negatives_strata`. With
-/// `sampling.match_on` the label ends with the matching cell (and
-/// `base_stratum` keeps it without); the cells' tree is returned.
-async fn register_strata(
-    engine: &Engine,
-    config: &Config,
-    output: &Location,
-) -> Result<Option<matching::Node>> {
+/// stratum label, as `positives_strata` and `negatives_strata`.
+async fn register_strata(engine: &Engine, config: &Config, output: &Location) -> Result<()> {
     let stratum = stratum_expr(&config.sampling.extra_strata);
-    let mut positives = read_stage(engine, output, "positives")
+    let positives = read_stage(engine, output, "positives")
         .await?
         .filter(col("status").eq(lit(PositiveStatus::Matched.as_str())))?
         .with_column("stratum", stratum.clone())?;
-    let mut negatives = read_stage(engine, output, "negatives")
+    let negatives = read_stage(engine, output, "negatives")
         .await?
         .with_column("stratum", stratum)?;
-    let columns = &config.sampling.match_on.value;
-    let mut tree = None;
-    if !columns.is_empty() {
-        matching::check_columns(&positives, &negatives, columns)?;
-        let cells = matching::tree_of(&positives, columns).await?;
-        let label = matching::matched_stratum(col("base_stratum"), &cells, columns);
-        positives = positives
-            .with_column_renamed("stratum", "base_stratum")?
-            .with_column("stratum", label.clone())?;
-        negatives = negatives
-            .with_column_renamed("stratum", "base_stratum")?
-            .with_column("stratum", label)?;
-        tree = Some(cells);
-    }
     for name in [
         "positives_strata",
         "negatives_strata",
@@ -291,7 +254,7 @@ async fn register_strata(
     engine
         .ctx
         .register_table("negatives_strata", negatives.into_view())?;
-    Ok(tree)
+    Ok(())
 }
 
 async fn count_strata(engine: &Engine) -> Result<StrataCounts> {
@@ -342,11 +305,7 @@ async fn register_sampling_tables(
 ) -> Result<()> {
     let tables = output.child("catalog");
     engine
-        .register_shared_batch(
-            "quotas",
-            quotas_batch(quotas, !config.sampling.match_on.value.is_empty())?,
-            &tables,
-        )
+        .register_shared_batch("quotas", quotas_batch(quotas)?, &tables)
         .await?;
     engine
         .register_shared_batch(
@@ -531,77 +490,10 @@ fn summarise(
             .collect(),
         split_fractions,
         leakage,
-        matching: None,
         output: String::new(),
         output_files: Vec::new(),
         timings_s: Timings::default(),
     }
-}
-
-/// The base stratum of a matched stratum label (the cell is its last part).
-fn base_of(stratum: &str) -> &str {
-    stratum.rsplit_once('|').map_or(stratum, |(base, _)| base)
-}
-
-/// Cells, shortfalls, weights and balance of a matched draw.
-async fn summarise_matching(
-    engine: &Engine,
-    config: &Config,
-    tree: &matching::Node,
-    strata: &StrataCounts,
-    quotas: &[Quota],
-) -> Result<matching::MatchingSummary> {
-    let mut positives_base: BTreeMap<String, u64> = BTreeMap::new();
-    for (s, n) in &strata.positives {
-        *positives_base.entry(base_of(s).to_string()).or_default() += n;
-    }
-    let mut pool_base: BTreeMap<String, u64> = BTreeMap::new();
-    for ((s, _), n) in &strata.negatives {
-        *pool_base.entry(base_of(s).to_string()).or_default() += n;
-    }
-    let mut drawn_per_stratum: BTreeMap<&str, u64> = BTreeMap::new();
-    for q in quotas {
-        *drawn_per_stratum.entry(q.stratum.as_str()).or_default() += q.quota;
-    }
-    let positives_without_negatives = strata
-        .positives
-        .iter()
-        .filter(|(s, _)| drawn_per_stratum.get(s.as_str()).copied().unwrap_or(0) == 0)
-        .map(|(_, n)| n)
-        .sum();
-    let drawn: u64 = quotas.iter().map(|q| q.quota).sum();
-    let balance = matching::balance(
-        engine,
-        &config.sampling.match_on.value,
-        config.sampling.seed.value,
-        &positives_base,
-        &pool_base,
-        drawn,
-    )
-    .await?;
-    Ok(matching::MatchingSummary {
-        columns: config.sampling.match_on.value.clone(),
-        method: "k-d cells of the positives (median splits, columns in turn),                  stable hash draw per (stratum, cell, pool)"
-            .into(),
-        cell_positives: matching::CELL_POSITIVES,
-        cells: tree.leaves().len(),
-        cells_with_positives: strata.positives.len(),
-        positives_without_negatives,
-        shortfalls: quotas
-            .iter()
-            .filter(|q| q.quota < q.target)
-            .map(|q| matching::CellShortfall {
-                stratum: q.stratum.clone(),
-                pool: q.pool.clone(),
-                target: q.target,
-                drawn: q.quota,
-                weight: matching::draw_weight(q),
-            })
-            .collect(),
-        negatives_effective_sample_size: matching::effective_sample_size(quotas),
-        negatives_drawn: drawn,
-        balance,
-    })
 }
 
 #[cfg(test)]
