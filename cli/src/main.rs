@@ -202,12 +202,11 @@ async fn run_stage(
 ) -> Result<()> {
     let config = args.load()?;
     let engine = args.engine().await?;
-    // A run.json that does not parse stops the run before anything is written.
-    lenspipe_plans::manifest::RunManifest::read(&Location::resolve(
-        &engine.runtime(),
-        &config.output,
-    )?)
-    .await?;
+    // An output that takes no write, or a run.json there that does not
+    // parse, stops the run before any work.
+    let output = Location::resolve(&engine.runtime(), &config.output)?;
+    engine.check_writable(&output).await?;
+    lenspipe_plans::manifest::RunManifest::read(&output).await?;
     let id = run_id();
     let catalog = [Stage::Negatives, Stage::Positives, Stage::Stratify];
     let all = [
@@ -287,7 +286,6 @@ async fn run_stage(
             println!("{}", summary::stage_line(name, &section));
         }
     }
-    let output = Location::resolve(&engine.runtime(), &config.output)?;
     let run_json = output.child("run.json");
     if json {
         let bytes = run_json

@@ -40,6 +40,18 @@ fn grouped(n: u64) -> String {
     out
 }
 
+/// Rows of every sweep file in `dir`, as astropy reads their headers.
+fn header_rows(dir: &Path) -> u64 {
+    let script = "import glob, sys\n\
+                  from astropy.io import fits\n\
+                  print(sum(fits.getheader(f, 1)['NAXIS2'] for f in glob.glob(sys.argv[1] + '/*.fits')))";
+    let out = run_ok(Command::new("python3").args(["-c", script]).arg(dir));
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a row count")
+}
+
 #[test]
 fn version_names_the_commit_it_was_built_from() {
     let out = run_ok(lenspipe().arg("--version"));
@@ -135,7 +147,7 @@ fn a_run_prints_one_line_per_stage_and_the_run_json_with_json() {
         neg["input_rows"].as_u64().unwrap(),
         neg["kept"].as_u64().unwrap(),
     );
-    assert_eq!(rows_in, 96_000);
+    assert_eq!(rows_in, header_rows(&sweeps));
     assert!(
         lines[0].contains(&format!("{} rows in", grouped(rows_in)))
             && lines[0].contains(&format!("{} kept", grouped(kept))),
@@ -164,5 +176,8 @@ fn a_run_prints_one_line_per_stage_and_the_run_json_with_json() {
     let on_disk: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(from_stdout, on_disk);
-    assert_eq!(from_stdout["stages"]["negatives"]["input_rows"], 96_000);
+    assert_eq!(
+        from_stdout["stages"]["negatives"]["input_rows"],
+        header_rows(&sweeps)
+    );
 }

@@ -21,6 +21,7 @@ use lenspipe_coadd::files::{map_file, Mmap};
 use lenspipe_coadd::{brick_path, BrickImages, BrickIndex, CoaddError, SURVEY_BRICKS};
 use lenspipe_sweeps::Location;
 use lenspipe_viewer::server::{CutoutProvider, ProviderError};
+use object_store::ObjectStoreExt;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::source::{Cutout, PixelSource, Target};

@@ -249,10 +249,17 @@ fn a_run_with_credentials_never_writes_them_to_output_logs_or_plans() {
         &mut problems,
     );
     let run_json = read_json(&fetched.join("run.json"));
-    for stage in ["negatives", "positives", "sample", "cutouts"] {
+    // (folder, run.json section, the file that marks the folder complete;
+    // the cutout shards keep their own manifest).
+    for (folder, stage, marker) in [
+        ("negatives", "negatives", "_SUCCESS"),
+        ("positives", "positives", "_SUCCESS"),
+        ("sample", "stratify", "_SUCCESS"),
+        ("cutouts", "cutouts", "_manifest.json"),
+    ] {
         assert!(
-            fetched.join(stage).join("_SUCCESS").exists(),
-            "{stage} was not committed"
+            fetched.join(folder).join(marker).exists(),
+            "{folder} was not completed"
         );
         assert!(
             run_json["stages"].get(stage).is_some(),

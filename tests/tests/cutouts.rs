@@ -667,7 +667,11 @@ fn bricks_larger_than_their_headers_or_cut_short_are_bad_brick() {
     s3.upload_dir("coadds", &empty, "");
     run_ok(
         lenspipe()
-            .args(["cp", &format!("{}/", padded_root.display()), "s3://coadds/dr10/"])
+            .args([
+                "cp",
+                &format!("{}/", padded_root.display()),
+                "s3://coadds/dr10/",
+            ])
             .envs(s3.env()),
     );
     let out = tmp.path().join("s3-run");

@@ -169,7 +169,6 @@ pub fn params(config: &Config) -> Params {
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
-    engine.check_writable(&output).await?;
     let mut sweeps = engine.register_sweeps(config).await?;
     let lenses = register_lenses(engine, config, &output).await?;
     let mut planned = std::time::Duration::ZERO;
