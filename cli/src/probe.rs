@@ -39,11 +39,10 @@ pub fn probe(target: &str, timeout: Duration) -> Result<()> {
                 Some(q) => format!("{}?{q}", url.path()),
                 None => url.path().to_string(),
             };
-            write!(
-                stream,
-                "GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-            )
-            .map_err(unreachable)?;
+            // One write: the request leaves in one segment, as servers expect.
+            let request =
+                format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).map_err(unreachable)?;
             // The status line is all that is needed; 64 bytes hold it.
             let mut head = [0u8; 64];
             let mut n = 0;
@@ -85,13 +84,22 @@ mod tests {
     fn serve_once(answer: &'static str) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        // Answers the first connection that sends a request: a test running
-        // beside this one may connect to a port it just freed and this
-        // listener reused, and send nothing.
+        // Answers the first connection that sends a whole request: a test
+        // running beside this one may connect to a port it just freed and
+        // this listener reused, and send nothing. The request is read to its
+        // end before answering: closing a socket with unread bytes resets
+        // the connection, and the client would see that instead of the answer.
         std::thread::spawn(move || {
             for mut s in listener.incoming().flatten() {
+                let mut request = Vec::new();
                 let mut buf = [0u8; 512];
-                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                while !request.ends_with(b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                }
+                if request.ends_with(b"\r\n\r\n") {
                     let _ = s.write_all(answer.as_bytes());
                     break;
                 }
