@@ -97,7 +97,7 @@ fn is_fits_name(name: &str) -> bool {
 /// could not be read, each with its error (see [`crate::bad_file_message`]).
 #[derive(Debug, Default)]
 pub struct Listed {
-    pub files: Vec<(SweepFile, Arc<BinTableLayout>)>,
+    pub files: Vec<ListedFile>,
     pub bad: Vec<crate::SkippedFile>,
 }
 
@@ -153,30 +153,29 @@ pub async fn list_fits_files(runtime: &RuntimeEnv, location: &str) -> Result<Lis
         )));
     }
     metas.sort_by(|a, b| a.location.cmp(&b.location));
-    let read: Vec<(String, Result<(SweepFile, Arc<BinTableLayout>)>)> =
-        futures::stream::iter(metas)
-            .map(|meta| {
-                let store = Arc::clone(&store);
-                let url = loc.url_of(&meta.location);
-                async move {
-                    let read = read_layout(store.as_ref(), &meta.location, meta.size, &url)
-                        .await
-                        .map(|layout| {
-                            let file = SweepFile {
-                                url: url.clone(),
-                                size: meta.size,
-                                data_offset: layout.data_offset,
-                                row_len: layout.row_len as u64,
-                                nrows: layout.nrows,
-                            };
-                            (file, Arc::new(layout))
-                        });
-                    (url, read)
-                }
-            })
-            .buffered(HEADER_READ_CONCURRENCY)
-            .collect()
-            .await;
+    let read: Vec<(String, Result<ListedFile>)> = futures::stream::iter(metas)
+        .map(|meta| {
+            let store = Arc::clone(&store);
+            let url = loc.url_of(&meta.location);
+            async move {
+                let read = read_layout(store.as_ref(), &meta.location, meta.size, &url)
+                    .await
+                    .map(|layout| {
+                        let file = SweepFile {
+                            url: url.clone(),
+                            size: meta.size,
+                            data_offset: layout.data_offset,
+                            row_len: layout.row_len as u64,
+                            nrows: layout.nrows,
+                        };
+                        (file, Arc::new(layout))
+                    });
+                (url, read)
+            }
+        })
+        .buffered(HEADER_READ_CONCURRENCY)
+        .collect()
+        .await;
     let mut listed = Listed::default();
     for (url, read) in read {
         match read {
@@ -189,6 +188,9 @@ pub async fn list_fits_files(runtime: &RuntimeEnv, location: &str) -> Result<Lis
     }
     Ok(listed)
 }
+
+/// A sweep file whose header was read, with its layout.
+pub type ListedFile = (SweepFile, Arc<BinTableLayout>);
 
 /// Reads and checks the header of one file, in the byte ranges the fits
 /// crate's [`HeaderProbe`] asks for (64 KiB first, more if the header is longer).

@@ -78,10 +78,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A canary's name and every form of its value.
+type CanaryForms = (&'static str, Vec<Vec<u8>>);
+
 /// Every (what, canary name) a leak shows in `bytes`.
 fn leaks(what: &str, bytes: &[u8]) -> Vec<String> {
-    static FORMS: std::sync::OnceLock<Vec<(&'static str, Vec<Vec<u8>>)>> =
-        std::sync::OnceLock::new();
+    static FORMS: std::sync::OnceLock<Vec<CanaryForms>> = std::sync::OnceLock::new();
     let all = FORMS.get_or_init(|| {
         canaries()
             .into_iter()

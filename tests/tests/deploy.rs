@@ -373,6 +373,14 @@ fn every_kubernetes_pod_and_container_is_hardened() {
     }
 }
 
+/// A policy's pods, the components it admits (None: any lenspipe pod) and
+/// the ports it opens.
+type Admitted = (
+    &'static str,
+    Option<&'static [&'static str]>,
+    &'static [i64],
+);
+
 fn labels_match(selector: &Value, labels: &Value) -> bool {
     selector["matchLabels"]
         .as_mapping()
@@ -411,7 +419,7 @@ fn network_policies_admit_the_scheduler_only_from_lenspipe_executors_and_clients
             .unwrap_or_else(|| panic!("no NetworkPolicy for the {component} pods"))
     };
     // (allowed source components, allowed ports) per policy; None: any lenspipe pod.
-    let expect: [(&str, Option<&[&str]>, &[i64]); 3] = [
+    let expect: [Admitted; 3] = [
         ("scheduler", Some(&["executor", "client"]), &[50050]),
         ("executor", None, &[50051, 50052]),
         ("client", Some(&[]), &[]),
