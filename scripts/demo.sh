@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 step() { echo "demo $1/5: $2"; }
 
-step 1 "building lenspipe (cargo build --workspace --bins; the first build takes ~20 min on 2 cores)"
+step 1 "cargo build --workspace --bins (the first build takes ~20 min on 2 cores)"
 # --workspace: building one package alone would resolve other DataFusion features and rebuild it.
 cargo build --workspace --bins
 lenspipe=$target_dir/debug/lenspipe
@@ -19,7 +19,7 @@ lenspipe=$target_dir/debug/lenspipe
 if [[ -d data/sweeps ]]; then
   step 2 "synthetic sweeps: reusing data/sweeps (remove it to write new ones)"
 else
-  step 2 "synthetic sweeps: 16 DR10-format files of 100,000 rows, lenscat lenses planted, into data/sweeps"
+  step 2 "synthetic sweeps into data/sweeps: 16 DR10-format files of 100,000 rows, lenses planted"
   "$lenspipe" synth --out data/sweeps --files 16 --rows-per-file 100000 --seed 1 \
     --plant ./data/positives/lenscat_catalog.csv
 fi
@@ -33,14 +33,14 @@ server=$!
 trap 'kill $server 2>/dev/null; rm -f "$server_out"' EXIT
 for _ in $(seq 100); do [[ -s $server_out ]] && break; sleep 0.1; done
 viewer_url=$(head -1 "$server_out")
-step 3 "a local stand-in for the Legacy Surveys viewer (synthetic sky) at $viewer_url"
+step 3 "a stand-in for the viewer (synthetic sky): $viewer_url"
 
 step 4 "lenspipe run all --config paper_iv: negatives, positives, stratify, cutouts, validate"
 # A local server needs no politeness limits: raise them for the demo.
 "$lenspipe" run all --config paper_iv --set "cutouts.viewer_url=$viewer_url" \
   --set cutouts.concurrency=16 --set cutouts.rate_per_s=2000 "$@"
 
-step 5 "lenspipe parity: each selection parameter, the request's value, its provenance, rows removed"
+step 5 "lenspipe parity: each parameter beside the request's, its provenance, rows removed"
 "$lenspipe" parity --run runs/paper_iv/run.json
 
 echo "next: bash scripts/install.sh (lenspipe on PATH); every count is in runs/paper_iv/run.json"

@@ -297,7 +297,7 @@ async fn run_stage(
         stdout.write_all(&bytes)?;
         stdout.write_all(b"\n")?;
     } else {
-        println!("{:<10} {} (every count: --json)", "run.json", run_json.url);
+        println!("{:<9} {} (every count: --json)", "run.json", run_json.url);
     }
     if fail_on_shortcut && !flagged.is_empty() {
         return Err(Error::Conservation(format!(

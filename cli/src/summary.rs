@@ -135,7 +135,7 @@ fn validate(s: &ValidateSection) -> String {
         },
         shortcuts,
         s.multivariate_auc
-            .map(|auc| format!(" (all features AUC {auc:.2})"))
+            .map(|auc| format!(" (joint AUC {auc:.2})"))
             .unwrap_or_default(),
         seconds(s.timings_s.total)
     )
@@ -163,7 +163,7 @@ pub fn stage_line(name: &str, section: &Value) -> String {
         _ => None,
     };
     format!(
-        "{name:<10} {}",
+        "{name:<9} {}",
         text.unwrap_or_else(|| "done (counts in run.json)".into())
     )
 }
@@ -193,14 +193,14 @@ mod tests {
         let line = stage_line("validate", &section);
         assert_eq!(
             line,
-            "validate   1,200 cutouts, 1,190 passed (not_ok_status 10); \
-             SHORTCUT: mag_z, dec (all features AUC 0.61), 12 s"
+            "validate  1,200 cutouts, 1,190 passed (not_ok_status 10); \
+             SHORTCUT: mag_z, dec (joint AUC 0.61), 12 s"
         );
     }
 
     #[test]
     fn an_unreadable_section_points_at_run_json() {
         let line = stage_line("negatives", &serde_json::json!({"kept": 1}));
-        assert_eq!(line, "negatives  done (counts in run.json)");
+        assert_eq!(line, "negatives done (counts in run.json)");
     }
 }

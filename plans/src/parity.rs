@@ -168,7 +168,7 @@ pub fn render(ours: &Config, request: &Config, run: Option<&RunManifest>) -> Res
     }
     if let (Some(f), Some(run)) = (funnel, run) {
         lines.push(format!(
-            "removed: rows the negatives funnel rejected for that parameter ({} rows in, {} kept; {})",
+            "removed: rows the negatives funnel rejected for that parameter\n         ({} rows in, {} kept; {})",
             f.input_rows, f.kept, run.source
         ));
     }
