@@ -49,7 +49,56 @@ pub fn bin(name: &str) -> PathBuf {
         "{} is missing after building the workspace binaries",
         path.display()
     );
+    // `cargo test` rebuilds the tests but not other packages' binaries: a
+    // scheduler or executor from an older build would test old code.
+    if let Some((source, changed)) = newest_source_of(&path) {
+        let built = std::fs::metadata(&path).and_then(|m| m.modified());
+        assert!(
+            built.is_ok_and(|built| built >= changed),
+            "{} is older than its source {}: run `cargo build --workspace --bins` \
+             before `cargo test` (scripts/test.sh does both)",
+            path.display(),
+            source.display()
+        );
+    }
     path
+}
+
+/// The most recently changed source file of this checkout that the binary
+/// at `path` was built from, as cargo's dep-info file beside it lists them
+/// (`path.d`: `binary: source source ...`, spaces in paths escaped).
+fn newest_source_of(path: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let mut dep_info = path.as_os_str().to_owned();
+    dep_info.push(".d");
+    let text = std::fs::read_to_string(dep_info).ok()?;
+    let (_, sources) = text.lines().next()?.split_once(": ")?;
+    let root = repo();
+    let mut newest: Option<(PathBuf, std::time::SystemTime)> = None;
+    let mut current = String::new();
+    let mut chars = sources.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => current.push(chars.next().unwrap_or(' ')),
+            ' ' => {
+                consider(&root, std::mem::take(&mut current), &mut newest);
+            }
+            c => current.push(c),
+        }
+    }
+    consider(&root, current, &mut newest);
+    newest
+}
+
+fn consider(root: &Path, source: String, newest: &mut Option<(PathBuf, std::time::SystemTime)>) {
+    let source = PathBuf::from(source);
+    if !source.starts_with(root) {
+        return;
+    }
+    if let Ok(changed) = std::fs::metadata(&source).and_then(|m| m.modified()) {
+        if newest.as_ref().is_none_or(|(_, t)| changed > *t) {
+            *newest = Some((source, changed));
+        }
+    }
 }
 
 /// Runs a command to completion, panicking with its output if it fails.
