@@ -50,9 +50,13 @@ impl ConfigArgs {
     fn load(&self) -> Result<Config> {
         Config::load(&self.config, &self.overrides)
     }
-    async fn engine(&self) -> Result<Engine> {
-        let settings = self.load()?.engine;
-        Engine::connect_with(EngineKind::from_flag(self.scheduler.as_deref()), &settings).await
+    /// The engine the flags name, with `config`'s engine settings.
+    async fn engine(&self, config: &Config) -> Result<Engine> {
+        Engine::connect_with(
+            EngineKind::from_flag(self.scheduler.as_deref()),
+            &config.engine,
+        )
+        .await
     }
 }
 
@@ -171,7 +175,7 @@ fn run_id() -> String {
 
 async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()> {
     let config = args.load()?;
-    let engine = args.engine().await?;
+    let engine = args.engine(&config).await?;
     engine.register_sweeps(&config).await?;
     let df = engine.ctx.sql(&query).await?;
     match out {
@@ -201,7 +205,7 @@ async fn run_stage(
     json: bool,
 ) -> Result<()> {
     let config = args.load()?;
-    let engine = args.engine().await?;
+    let engine = args.engine(&config).await?;
     // An output that takes no write, or a run.json there that does not
     // parse, stops the run before any work.
     let output = Location::resolve(&engine.runtime(), &config.output)?;

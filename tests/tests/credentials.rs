@@ -116,6 +116,14 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The files of `files` whose name ends in `.{ext}`.
+fn with_extension<'a>(files: &'a [PathBuf], ext: &str) -> Vec<&'a PathBuf> {
+    files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect()
+}
+
 /// Every text of every Parquet file decoded by pyarrow (compressed pages
 /// would hide a value from a byte scan): the schema metadata and every
 /// string or binary cell, one file per line of output.
@@ -275,10 +283,7 @@ fn a_run_with_credentials_never_writes_them_to_output_logs_or_plans() {
             &std::fs::read(f).unwrap(),
         ));
     }
-    let parquet: Vec<&PathBuf> = output_files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
+    let parquet = with_extension(&output_files, "parquet");
     assert!(
         parquet.len() >= 4,
         "expected Parquet shards of every stage: {output_files:?}"
@@ -320,10 +325,7 @@ print(get("/api/state"))
     cluster.stop();
     drop(viewer);
     let cluster_files = files(&cluster.state_dir);
-    let logs: Vec<&PathBuf> = cluster_files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
+    let logs = with_extension(&cluster_files, "log");
     assert!(
         logs.len() >= 2,
         "scheduler and executor logs: {cluster_files:?}"

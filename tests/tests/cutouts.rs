@@ -650,17 +650,23 @@ fn bricks_larger_than_their_headers_or_cut_short_are_bad_brick() {
         )
     };
 
+    // A copy of the coadds with one band file of 1502p020 set to a new length.
+    let resized = |name: &str, band: char, new_len: fn(u64) -> u64| {
+        let copy = tmp.path().join(name);
+        run_ok(Command::new("cp").arg("-r").arg(&root).arg(&copy));
+        let file = band_file(&copy, band);
+        let len = std::fs::metadata(&file).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(new_len(len))
+            .unwrap();
+        copy
+    };
+
     // In S3: 1502p020's r band carries 16 MiB after its last HDU.
-    let padded_root = tmp.path().join("padded");
-    run_ok(Command::new("cp").arg("-r").arg(&root).arg(&padded_root));
-    let padded = band_file(&padded_root, 'r');
-    let len = std::fs::metadata(&padded).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&padded)
-        .unwrap()
-        .set_len(len + (16 << 20))
-        .unwrap();
+    let padded_root = resized("padded", 'r', |len| len + (16 << 20));
     let s3 = lenspipe_tests::S3Server::start();
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -695,16 +701,7 @@ fn bricks_larger_than_their_headers_or_cut_short_are_bad_brick() {
     );
 
     // Locally: 1502p020's g band cut to half its length.
-    let cut_root = tmp.path().join("cut");
-    run_ok(Command::new("cp").arg("-r").arg(&root).arg(&cut_root));
-    let cut = band_file(&cut_root, 'g');
-    let len = std::fs::metadata(&cut).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&cut)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    let cut_root = resized("cut", 'g', |len| len / 2);
     let out = tmp.path().join("local-run");
     run_ok(&mut cutouts(
         &out,
