@@ -44,5 +44,6 @@ step 5 "lenspipe parity: each parameter beside the request's, its provenance, ro
 "$lenspipe" parity --run runs/paper_iv/run.json
 
 echo "next: bash scripts/install.sh (lenspipe on PATH); every count is in runs/paper_iv/run.json"
-echo "      bash scripts/test.sh (the tests); the binary built here: $lenspipe"
+echo "      bash scripts/test.sh (the tests)"
+echo "      the binary built here: $lenspipe"
 echo "open: $PWD/runs/paper_iv/validation/report.html"
