@@ -247,8 +247,20 @@ pub struct Sampling {
     /// Extra strata beyond nobs_z_bin x type_bin: a column and its bin edges.
     #[serde(default)]
     pub extra_strata: Vec<ExtraStratum>,
+    /// Numeric sample columns the negatives are matched on, inside each
+    /// stratum (docs/matching.md); empty: strata alone, as before.
+    #[serde(default = "no_matching")]
+    pub match_on: Param<Vec<String>>,
     /// Weight per grade of the positives; unlisted grades weigh 1.0.
     pub grade_weights: Param<BTreeMap<String, f64>>,
+}
+
+fn no_matching() -> Param<Vec<String>> {
+    Param {
+        value: Vec::new(),
+        provenance: Provenance::ProjectChoice,
+        note: None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,8 +353,12 @@ pub struct Validation {
 }
 
 /// Profiles shipped with the binary, so `--config paper_iv` works anywhere.
-pub const BUILTIN_PROFILES: [(&str, &str); 2] = [
+pub const BUILTIN_PROFILES: [(&str, &str); 3] = [
     ("paper_iv", include_str!("../../configs/paper_iv.yaml")),
+    (
+        "paper_iv_matched",
+        include_str!("../../configs/paper_iv_matched.yaml"),
+    ),
     ("request_v1", include_str!("../../configs/request_v1.yaml")),
 ];
 
@@ -462,6 +478,20 @@ impl Config {
                     "sampling.extra_strata.{}: edges must increase",
                     s.column
                 ));
+            }
+        }
+        for (i, column) in self.sampling.match_on.value.iter().enumerate() {
+            let ok_name = !column.is_empty()
+                && column
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok_name {
+                return bad(&format!(
+                    "sampling.match_on: '{column}' is not a column name"
+                ));
+            }
+            if self.sampling.match_on.value[..i].contains(column) {
+                return bad(&format!("sampling.match_on: '{column}' is listed twice"));
             }
         }
         let c = &self.cutouts;

@@ -308,6 +308,10 @@ pub struct StratifySection {
     /// Class (`positive`, `negative`), then split (`train`, `val`, `test`).
     pub split_fractions: BTreeMap<String, BTreeMap<String, SplitShare>>,
     pub leakage: Leakage,
+    /// Negatives matched to the positives on `sampling.match_on`: cells,
+    /// shortfalls, weights and balance before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching: Option<crate::stages::matching::MatchingSummary>,
     pub output: String,
     pub output_files: Vec<String>,
     pub timings_s: Timings,

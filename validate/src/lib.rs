@@ -8,6 +8,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod auc;
+pub mod balance;
 pub mod checks;
 pub mod multivariate;
 pub mod report;

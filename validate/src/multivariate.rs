@@ -217,6 +217,66 @@ fn fit(
     w
 }
 
+/// One standardised input of a [`LinearScore`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreTerm {
+    /// Weight of `(x - mean) / std`; 0 for a constant column.
+    pub weight: f64,
+    pub mean: f64,
+    pub std: f64,
+    /// Stands in for a NaN or infinite value.
+    pub median: f64,
+}
+
+/// The log-odds of a logistic regression fitted on every row:
+/// `intercept + sum weight * (x - mean) / std`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearScore {
+    pub intercept: f64,
+    pub terms: Vec<ScoreTerm>,
+}
+
+impl LinearScore {
+    /// The score of one row (one value per column), in the terms' order.
+    pub fn value(&self, row: &[f64]) -> f64 {
+        let mut t = self.intercept;
+        for (term, v) in self.terms.iter().zip(row) {
+            if term.weight != 0.0 {
+                let v = if v.is_finite() { *v } else { term.median };
+                t += term.weight * ((v - term.mean) / term.std);
+            }
+        }
+        t
+    }
+}
+
+/// Fits a logistic regression of `labels` on `columns` (all rows, no
+/// folds) and returns its linear score. None with a single class.
+pub fn logistic_score(
+    columns: &[&[f64]],
+    labels: &[bool],
+    params: &LogisticParams,
+) -> Option<LinearScore> {
+    let positives = labels.iter().filter(|l| **l).count();
+    if positives == 0 || positives == labels.len() {
+        return None;
+    }
+    let rows: Vec<usize> = (0..labels.len()).collect();
+    let sc = Scaler::fit(columns, &rows);
+    let w = fit(columns, labels, &rows, &sc, params);
+    Some(LinearScore {
+        intercept: w[0],
+        terms: (0..columns.len())
+            .map(|j| ScoreTerm {
+                weight: if sc.is_constant(j) { 0.0 } else { w[j + 1] },
+                mean: sc.mean[j],
+                std: sc.std[j],
+                median: sc.median[j],
+            })
+            .collect(),
+    })
+}
+
 /// Cross-validated logistic regression. `columns[j][i]` is feature j of row
 /// i; NaN/inf are imputed with the training median; `groups[i]` assigns
 /// row i to a held-out unit (split id, HEALPix pixel, ...).
@@ -399,6 +459,23 @@ fn cholesky_solve(h: &mut [f64], g: &[f64], k: usize) -> Option<Vec<f64>> {
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
+
+    #[test]
+    fn the_linear_score_ranks_by_the_separating_column_and_imputes_the_median() {
+        // Positives are larger in column 0; column 1 is constant.
+        let x0: Vec<f64> = (0..200)
+            .map(|i| (i % 100) as f64 + if i < 100 { 30.0 } else { 0.0 })
+            .collect();
+        let x1 = vec![2.0; 200];
+        let y: Vec<bool> = (0..200).map(|i| i < 100).collect();
+        let score = logistic_score(&[&x0, &x1], &y, &LogisticParams::default()).unwrap();
+        assert!(score.terms[0].weight > 0.0);
+        assert_eq!(score.terms[1].weight, 0.0);
+        assert!(score.value(&[90.0, 2.0]) > score.value(&[10.0, 2.0]));
+        let median = score.terms[0].median;
+        assert_eq!(score.value(&[f64::NAN, 2.0]), score.value(&[median, 2.0]));
+        assert!(logistic_score(&[&x0], &[true; 200], &LogisticParams::default()).is_none());
+    }
 
     #[allow(clippy::type_complexity)]
     fn data(n: usize, signal: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>, Vec<u64>) {

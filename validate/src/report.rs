@@ -70,6 +70,9 @@ pub struct ReportInput {
     pub histograms: Vec<FeatureHist>,
     pub aucs: Vec<FeatureAuc>,
     pub funnels: Vec<Funnel>,
+    /// Balance of the matched columns before and after matching.
+    #[serde(default)]
+    pub balance: Vec<crate::balance::BalanceRow>,
     #[serde(default)]
     pub options: ReportOptions,
 }
@@ -125,11 +128,11 @@ impl From<std::io::Error> for ReportError {
     }
 }
 
-fn draw_err<E: std::fmt::Display>(e: E) -> ReportError {
+pub(crate) fn draw_err<E: std::fmt::Display>(e: E) -> ReportError {
     ReportError::Draw(e.to_string())
 }
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 fn ensure_font() {
     static ONCE: Once = Once::new();
@@ -157,7 +160,13 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 /// Renders into an RGB buffer (pre-filled with `bg`) and writes it as PNG.
-fn render_png<F>(path: &Path, w: u32, h: u32, bg: [u8; 3], draw: F) -> Result<(), ReportError>
+pub(crate) fn render_png<F>(
+    path: &Path,
+    w: u32,
+    h: u32,
+    bg: [u8; 3],
+    draw: F,
+) -> Result<(), ReportError>
 where
     F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), ReportError>,
 {
@@ -290,6 +299,7 @@ pub fn write_report(input: &ReportInput, dir: &Path) -> Result<ReportFiles, Repo
             html.push_str("</table>\n");
         }
     }
+    crate::balance::section(&input.balance, dir, &mut pngs, &mut html)?;
     html.push_str("</body></html>\n");
     let html_path = dir.join("report.html");
     fs::write(&html_path, html)?;
@@ -622,7 +632,7 @@ fn funnel(f: &Funnel, path: &Path) -> Result<(), ReportError> {
     })
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

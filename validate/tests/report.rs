@@ -101,6 +101,13 @@ fn writes_report_with_every_png() {
                 },
             ],
         }],
+        balance: vec![lenspipe_validate::balance::BalanceRow {
+            name: "mag_z".into(),
+            auc_before: Some(0.26),
+            auc_after: Some(0.51),
+            smd_before: Some(-1.1),
+            smd_after: Some(0.02),
+        }],
         options: ReportOptions::default(),
     };
     // LENSPIPE_VALIDATE_REPORT_DIR keeps the report for a look.
@@ -109,7 +116,8 @@ fn writes_report_with_every_png() {
         std::env::temp_dir().join(format!("lenspipe-validate-report-{}", std::process::id()))
     });
     let files = write_report(&input, &dir).unwrap();
-    assert_eq!(files.pngs.len(), 1 + 2 + 3 + 1);
+    assert_eq!(files.pngs.len(), 1 + 2 + 3 + 1 + 1);
+    assert!(html_has_balance(&files.html));
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert!(html.contains("&lt;test&gt;"));
     for p in &files.pngs {
@@ -138,4 +146,10 @@ fn writes_report_with_every_png() {
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The matching section lists each matched column with its AUCs.
+fn html_has_balance(path: &std::path::Path) -> bool {
+    let html = std::fs::read_to_string(path).unwrap();
+    html.contains("Matching balance") && html.contains("<td>mag_z</td><td>0.260</td><td>0.510</td>")
 }

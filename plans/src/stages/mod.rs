@@ -2,6 +2,7 @@
 //! Parquet under the output URL and records its counts in `run.json`.
 
 pub mod cutouts;
+pub mod matching;
 pub mod negatives;
 pub mod positives;
 pub mod stratify;

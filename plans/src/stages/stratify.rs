@@ -24,6 +24,7 @@ use crate::plan::{Params, SqlPlan, JOIN_NSIDE, STRATIFY};
 use crate::sink::{
     column_names, committed, read_committed, register_committed, write, CounterRows, Location,
 };
+use crate::stages::matching;
 use crate::stages::positives::PositiveStatus;
 use lenspipe_sinks::WriteSpec;
 
@@ -71,6 +72,19 @@ fn apportion(total: u64, weights: &[u64]) -> Vec<u64> {
     parts
 }
 
+/// How a stratum's target is shared between the pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolShare {
+    /// `n2_fraction` of the target from N2, the rest from N1; a short pool
+    /// stays short (the unmatched draw, as the request's pipeline does it).
+    Fixed,
+    /// The same split where both pools can supply it; where one cannot, the
+    /// other supplies the rest. Matched cells need negatives like their
+    /// positives whatever their pool: every bright DEV galaxy is an N2 ring
+    /// candidate, so bright early-type cells have no N1 rows at all.
+    Spill,
+}
+
 /// The per-stratum, per-pool targets: `negatives_per_positive` times the
 /// positives, spread like the positives, `n2_fraction` of each from N2.
 pub fn plan_quotas(
@@ -78,6 +92,7 @@ pub fn plan_quotas(
     negatives: &BTreeMap<(String, String), u64>,
     negatives_per_positive: f64,
     n2_fraction: f64,
+    share: PoolShare,
 ) -> Vec<Quota> {
     let total_positives: u64 = positives.values().sum();
     let total = (total_positives as f64 * negatives_per_positive).round() as u64;
@@ -86,12 +101,23 @@ pub fn plan_quotas(
     let targets = apportion(total, &weights);
     let mut quotas = Vec::new();
     for (stratum, target) in strata.into_iter().zip(targets) {
-        let n2 = (target as f64 * n2_fraction).round() as u64;
-        for (pool, pool_target) in [("N1", target - n2), ("N2", n2)] {
-            let available = negatives
+        let available = |pool: &str| {
+            negatives
                 .get(&(stratum.clone(), pool.to_string()))
                 .copied()
-                .unwrap_or(0);
+                .unwrap_or(0)
+        };
+        let mut n2 = (target as f64 * n2_fraction).round() as u64;
+        if share == PoolShare::Spill {
+            let (n1_available, n2_available) = (available("N1"), available("N2"));
+            // N2 takes what N1 cannot supply, and N1 what N2 cannot; both
+            // short together leaves the shortfall on N1.
+            n2 = n2
+                .max(target.saturating_sub(n1_available))
+                .min(n2_available);
+        }
+        for (pool, pool_target) in [("N1", target - n2), ("N2", n2)] {
+            let available = available(pool);
             quotas.push(Quota {
                 stratum: stratum.clone(),
                 pool: pool.into(),
@@ -142,11 +168,15 @@ async fn read_stage(engine: &Engine, output: &Location, stage: &str) -> Result<D
     read_committed(engine, &dir, &manifest).await
 }
 
-fn quotas_batch(quotas: &[Quota]) -> Result<RecordBatch> {
+/// The quotas the draw joins with; `weighted`: each drawn negative of a
+/// short (stratum, pool) weighs `target / quota` (matching only, so the
+/// unmatched sample keeps weight 1.0 everywhere).
+fn quotas_batch(quotas: &[Quota], weighted: bool) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("stratum", DataType::Utf8, false),
         Field::new("pool", DataType::Utf8, false),
         Field::new("quota", DataType::Int64, false),
+        Field::new("draw_weight", DataType::Float64, false),
     ]));
     Ok(RecordBatch::try_new(
         schema,
@@ -160,6 +190,13 @@ fn quotas_batch(quotas: &[Quota]) -> Result<RecordBatch> {
             Arc::new(Int64Array::from_iter_values(
                 quotas.iter().map(|q| q.quota as i64),
             )),
+            Arc::new(Float64Array::from_iter_values(quotas.iter().map(|q| {
+                if weighted {
+                    matching::draw_weight(q)
+                } else {
+                    1.0
+                }
+            }))),
         ],
     )?)
 }
@@ -188,6 +225,11 @@ fn string_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
     Ok(cast(array, &DataType::Utf8)?)
 }
 
+/// The column the draw orders each stratum's negatives by before the hash:
+/// with `sampling.match_on` the distance to the cell's nearest positive,
+/// otherwise 0 for every row.
+const MATCH_DISTANCE: &str = "match_distance";
+
 /// The writer's counter of sample rows by (label, pool, split).
 const COUNT_SAMPLE: &str = "sample";
 
@@ -204,18 +246,28 @@ struct StrataCounts {
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
-    register_strata(engine, config, &output).await?;
+    let cells = register_strata(engine, config, &output).await?;
     let strata = count_strata(engine).await?;
     let quotas = plan_quotas(
         &strata.positives,
         &strata.negatives,
         config.sampling.negatives_per_positive.value,
         config.sampling.n2_fraction.value,
+        if config.sampling.match_on.value.is_empty() {
+            PoolShare::Fixed
+        } else {
+            PoolShare::Spill
+        },
     );
     register_sampling_tables(engine, config, &output, &quotas).await?;
     let (counts, files) = draw_and_split(engine, config, &output, run_id, &strata, &quotas).await?;
     let leakage = measure_leakage(engine, config, &output).await?;
+    let matching = match &cells {
+        Some(cells) => Some(summarise_matching(engine, config, cells, &strata, &quotas).await?),
+        None => None,
+    };
     let section = Section::Stratify(StratifySection {
+        matching,
         output: output.child("sample").url,
         output_files: files,
         timings_s: Timings {
@@ -229,16 +281,57 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
 }
 
 /// Registers the matched positives and the negatives, each with its
-/// stratum label, as `positives_strata` and `negatives_strata`.
-async fn register_strata(engine: &Engine, config: &Config, output: &Location) -> Result<()> {
+/// stratum label, as `positives_strata` and `negatives_strata`. With
+/// `sampling.match_on` the label ends with the matching cell (and
+/// `base_stratum` keeps it without); the cells are returned.
+async fn register_strata(
+    engine: &Engine,
+    config: &Config,
+    output: &Location,
+) -> Result<Option<matching::Cells>> {
     let stratum = stratum_expr(&config.sampling.extra_strata);
-    let positives = read_stage(engine, output, "positives")
+    let mut positives = read_stage(engine, output, "positives")
         .await?
         .filter(col("status").eq(lit(PositiveStatus::Matched.as_str())))?
         .with_column("stratum", stratum.clone())?;
-    let negatives = read_stage(engine, output, "negatives")
+    let mut negatives = read_stage(engine, output, "negatives")
         .await?
-        .with_column("stratum", stratum)?;
+        .with_column("stratum", stratum)?
+        .with_column(MATCH_DISTANCE, lit(0.0))?;
+    let columns = &config.sampling.match_on.value;
+    let mut matched = None;
+    if !columns.is_empty() {
+        matching::check_columns(&positives, &negatives, columns)?;
+        let cells = matching::cells_of(
+            engine,
+            &positives,
+            &negatives,
+            columns,
+            config.sampling.seed.value,
+            config.sampling.negatives_per_positive.value,
+        )
+        .await?;
+        let label = matching::matched_stratum(col("base_stratum"), &cells, columns);
+        positives = cells
+            .with_values(
+                positives.with_column_renamed("stratum", "base_stratum")?,
+                col("base_stratum"),
+                columns,
+            )?
+            .with_column("stratum", label.clone())?;
+        negatives = cells
+            .with_values(
+                negatives.with_column_renamed("stratum", "base_stratum")?,
+                col("base_stratum"),
+                columns,
+            )?
+            .with_column(
+                MATCH_DISTANCE,
+                cells.distance_expr(col("base_stratum"), columns),
+            )?
+            .with_column("stratum", label)?;
+        matched = Some(cells);
+    }
     for name in [
         "positives_strata",
         "negatives_strata",
@@ -254,7 +347,7 @@ async fn register_strata(engine: &Engine, config: &Config, output: &Location) ->
     engine
         .ctx
         .register_table("negatives_strata", negatives.into_view())?;
-    Ok(())
+    Ok(matched)
 }
 
 async fn count_strata(engine: &Engine) -> Result<StrataCounts> {
@@ -305,7 +398,11 @@ async fn register_sampling_tables(
 ) -> Result<()> {
     let tables = output.child("catalog");
     engine
-        .register_shared_batch("quotas", quotas_batch(quotas)?, &tables)
+        .register_shared_batch(
+            "quotas",
+            quotas_batch(quotas, !config.sampling.match_on.value.is_empty())?,
+            &tables,
+        )
         .await?;
     engine
         .register_shared_batch(
@@ -490,10 +587,76 @@ fn summarise(
             .collect(),
         split_fractions,
         leakage,
+        matching: None,
         output: String::new(),
         output_files: Vec::new(),
         timings_s: Timings::default(),
     }
+}
+
+/// The base stratum of a matched stratum label (the cell is its last part).
+fn base_of(stratum: &str) -> &str {
+    stratum.rsplit_once('|').map_or(stratum, |(base, _)| base)
+}
+
+/// Cells, shortfalls, weights and balance of a matched draw.
+async fn summarise_matching(
+    engine: &Engine,
+    config: &Config,
+    cells: &matching::Cells,
+    strata: &StrataCounts,
+    quotas: &[Quota],
+) -> Result<matching::MatchingSummary> {
+    let mut positives_base: BTreeMap<String, u64> = BTreeMap::new();
+    for (s, n) in &strata.positives {
+        *positives_base.entry(base_of(s).to_string()).or_default() += n;
+    }
+    let mut pool_base: BTreeMap<String, u64> = BTreeMap::new();
+    for ((s, _), n) in &strata.negatives {
+        *pool_base.entry(base_of(s).to_string()).or_default() += n;
+    }
+    let mut drawn_per_stratum: BTreeMap<&str, u64> = BTreeMap::new();
+    for q in quotas {
+        *drawn_per_stratum.entry(q.stratum.as_str()).or_default() += q.quota;
+    }
+    let positives_without_negatives = strata
+        .positives
+        .iter()
+        .filter(|(s, _)| drawn_per_stratum.get(s.as_str()).copied().unwrap_or(0) == 0)
+        .map(|(_, n)| n)
+        .sum();
+    let drawn: u64 = quotas.iter().map(|q| q.quota).sum();
+    let balance = matching::balance(
+        engine,
+        &config.sampling.match_on.value,
+        config.sampling.seed.value,
+        &positives_base,
+        &pool_base,
+        drawn,
+    )
+    .await?;
+    Ok(matching::MatchingSummary {
+        columns: config.sampling.match_on.value.clone(),
+        method: matching::METHOD.into(),
+        cell_positives: matching::CELL_POSITIVES,
+        cells: cells.count(),
+        cells_with_positives: strata.positives.len(),
+        positives_without_negatives,
+        shortfalls: quotas
+            .iter()
+            .filter(|q| q.quota < q.target)
+            .map(|q| matching::CellShortfall {
+                stratum: q.stratum.clone(),
+                pool: q.pool.clone(),
+                target: q.target,
+                drawn: q.quota,
+                weight: matching::draw_weight(q),
+            })
+            .collect(),
+        negatives_effective_sample_size: matching::effective_sample_size(quotas),
+        negatives_drawn: drawn,
+        balance,
+    })
 }
 
 #[cfg(test)]
@@ -517,17 +680,44 @@ mod tests {
             (("3-5|DEV".to_string(), "N2".to_string()), 5),
             (("6-10|REX".to_string(), "N1".to_string()), 1000),
         ]);
-        let q = plan_quotas(&pos, &neg, 100.0, 0.15);
-        let get = |s: &str, p: &str| {
+        let q = plan_quotas(&pos, &neg, 100.0, 0.15, PoolShare::Fixed);
+        let get = |q: &[Quota], s: &str, p: &str| {
             q.iter()
                 .find(|x| x.stratum == s && x.pool == p)
                 .unwrap()
                 .clone()
         };
-        assert_eq!(get("3-5|DEV", "N1").quota, 170);
-        assert_eq!(get("3-5|DEV", "N2").target, 30);
-        assert_eq!(get("3-5|DEV", "N2").quota, 5);
-        assert_eq!(get("6-10|REX", "N2").available, 0);
+        assert_eq!(get(&q, "3-5|DEV", "N1").quota, 170);
+        assert_eq!(get(&q, "3-5|DEV", "N2").target, 30);
+        assert_eq!(get(&q, "3-5|DEV", "N2").quota, 5);
+        assert_eq!(get(&q, "6-10|REX", "N2").available, 0);
         assert_eq!(q.iter().map(|x| x.target).sum::<u64>(), 400);
+
+        // Spilling, the pool that has rows supplies what the other lacks.
+        let q = plan_quotas(&pos, &neg, 100.0, 0.15, PoolShare::Spill);
+        assert_eq!(get(&q, "3-5|DEV", "N1").quota, 195);
+        assert_eq!(get(&q, "3-5|DEV", "N2").quota, 5);
+        assert_eq!(get(&q, "6-10|REX", "N1").quota, 200);
+        assert!(q.iter().all(|x| x.quota == x.target));
+        assert_eq!(q.iter().map(|x| x.target).sum::<u64>(), 400);
+    }
+
+    #[test]
+    fn spilling_fills_an_empty_n1_cell_from_n2_and_keeps_a_joint_shortfall_on_n1() {
+        let pos = BTreeMap::from([("a".to_string(), 2u64), ("b".to_string(), 2)]);
+        let neg = BTreeMap::from([
+            (("a".to_string(), "N2".to_string()), 50u64),
+            (("b".to_string(), "N1".to_string()), 3),
+            (("b".to_string(), "N2".to_string()), 4),
+        ]);
+        let q = plan_quotas(&pos, &neg, 5.0, 0.15, PoolShare::Spill);
+        let quota = |s: &str, p: &str| {
+            let x = q.iter().find(|x| x.stratum == s && x.pool == p).unwrap();
+            (x.target, x.quota)
+        };
+        assert_eq!(quota("a", "N1"), (0, 0));
+        assert_eq!(quota("a", "N2"), (10, 10));
+        assert_eq!(quota("b", "N1"), (6, 3));
+        assert_eq!(quota("b", "N2"), (4, 4));
     }
 }

@@ -684,6 +684,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         histograms,
         aucs: report.feature_aucs(),
         funnels: funnels(run.as_ref()),
+        balance: crate::stages::matching::report_rows(run.as_ref()),
         options: ReportOptions::default(),
     };
     write_report(&input_report, &folder)?;
