@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, embedded (no cluster, no network): synthetic DR10 sweeps with
 # the lenscat lenses planted; positives, negatives, stratified sample and
-# splits; cutouts from a local server answering the viewer's API over a
-# synthetic sky (lenspipe serve-cutouts on loopback); validation and its
-# report. Everything lands under ./runs/paper_iv/ (Parquet, run.json,
+# splits, the negatives matched to the lenses (profile paper_iv_matched);
+# cutouts from a local server answering the viewer's API over a synthetic sky
+# (lenspipe serve-cutouts on loopback); validation and its report.
+# Everything lands under ./runs/paper_iv_matched/ (Parquet, run.json,
 # validation/report.html). One line per step on stdout; cargo's build output
 # goes to stderr, as it comes. Extra arguments go to `lenspipe run all`.
 set -euo pipefail
@@ -19,8 +20,10 @@ lenspipe=$target_dir/debug/lenspipe
 if [[ -d data/sweeps ]]; then
   step 2 "synthetic sweeps: reusing data/sweeps (remove it to write new ones)"
 else
-  step 2 "synthetic sweeps into data/sweeps: 16 DR10-format files of 100,000 rows, lenses planted"
-  "$lenspipe" synth --out data/sweeps --files 16 --rows-per-file 100000 --seed 1 \
+  # Few files of many rows: the pool holds enough bright early types for
+  # every lens to find negatives like it.
+  step 2 "synthetic sweeps into data/sweeps: 4 DR10-format files of 400,000 rows, lenses planted"
+  "$lenspipe" synth --out data/sweeps --files 4 --rows-per-file 400000 --seed 1 \
     --plant ./data/positives/lenscat_catalog.csv
 fi
 
@@ -35,15 +38,18 @@ for _ in $(seq 100); do [[ -s $server_out ]] && break; sleep 0.1; done
 viewer_url=$(head -1 "$server_out")
 step 3 "a stand-in for the viewer (synthetic sky): $viewer_url"
 
-step 4 "lenspipe run all --config paper_iv: negatives, positives, stratify, cutouts, validate"
-# A local server needs no politeness limits: raise them for the demo.
-"$lenspipe" run all --config paper_iv --set "cutouts.viewer_url=$viewer_url" \
-  --set cutouts.concurrency=16 --set cutouts.rate_per_s=2000 "$@"
+step 4 "lenspipe run all --config paper_iv_matched: negatives, positives, stratify, cutouts, validate"
+# A local server needs no politeness limits: raise them for the demo. The
+# synthetic pool holds a few thousand bright early types, enough for two
+# matched negatives per lens (the profile's 100 needs DR10's pool).
+"$lenspipe" run all --config paper_iv_matched --set "cutouts.viewer_url=$viewer_url" \
+  --set cutouts.concurrency=16 --set cutouts.rate_per_s=2000 \
+  --set sampling.negatives_per_positive=2 "$@"
 
 step 5 "lenspipe parity: each parameter beside the request's, its provenance, rows removed"
-"$lenspipe" parity --run runs/paper_iv/run.json
+"$lenspipe" parity --run runs/paper_iv_matched/run.json
 
-echo "next: bash scripts/install.sh (lenspipe on PATH); every count is in runs/paper_iv/run.json"
+echo "next: bash scripts/install.sh (lenspipe on PATH); every count is in runs/paper_iv_matched/run.json"
 echo "      bash scripts/test.sh (the tests)"
 echo "      the binary built here: $lenspipe"
-echo "open: $PWD/runs/paper_iv/validation/report.html"
+echo "open: $PWD/runs/paper_iv_matched/validation/report.html"
