@@ -448,7 +448,9 @@ async fn stratify_plan_draws_the_quotas_and_splits_by_pixel() {
     let mut pos_columns = common.to_vec();
     pos_columns.extend(["lens_name", "grade"]);
     let mut neg_columns = common.to_vec();
-    neg_columns.extend(["pool", "confuser_category"]);
+    // The draw orders by match_distance first: NULL in every row here, so
+    // the hash alone orders them, as with 0 throughout without matching.
+    neg_columns.extend(["pool", "confuser_category", "match_distance"]);
     let positives = strata_table(
         &pos_columns,
         &[
@@ -472,15 +474,24 @@ async fn stratify_plan_draws_the_quotas_and_splits_by_pixel() {
         "negatives_strata",
         strata_table(&neg_columns, &negatives),
     );
-    let quotas = [("a", "N1", 3i64), ("a", "N2", 1)];
+    // N2 as a short matched cell: each drawn row stands for two.
+    let quotas = [("a", "N1", 3i64, 1.0), ("a", "N2", 1, 2.0)];
     let quota_rows: Vec<Vec<(&str, ScalarValue)>> = quotas
         .iter()
-        .map(|(st, p, q)| vec![("stratum", s(st)), ("pool", s(p)), ("quota", i(*q))])
+        .map(|(st, p, q, w)| {
+            vec![
+                ("stratum", s(st)),
+                ("pool", s(p)),
+                ("quota", i(*q)),
+                ("draw_weight", f(*w)),
+            ]
+        })
         .collect();
     let quota_schema = Arc::new(Schema::new(vec![
         Field::new("stratum", DataType::Utf8, false),
         Field::new("pool", DataType::Utf8, false),
         Field::new("quota", DataType::Int64, false),
+        Field::new("draw_weight", DataType::Float64, false),
     ]));
     register(
         &engine,
@@ -516,15 +527,16 @@ async fn stratify_plan_draws_the_quotas_and_splits_by_pixel() {
             ((1, "positive".to_string()), 2),
         ])
     );
+    // Positives weigh their grade's weight, negatives their quota's draw weight.
     let weights = crate::stages::column_f64(&out, "weight").unwrap();
     let grades = column_strings(&out, "grade").unwrap();
-    for (w, g) in weights.iter().zip(&grades) {
-        let want = if g.as_deref() == Some("probable") {
-            0.5
-        } else {
-            1.0
+    for ((w, g), p) in weights.iter().zip(&grades).zip(&pools) {
+        let want = match (p.as_deref(), g.as_deref()) {
+            (Some("N2"), _) => 2.0,
+            (_, Some("probable")) => 0.5,
+            _ => 1.0,
         };
-        assert_eq!(*w, want, "{g:?}");
+        assert_eq!(*w, want, "{p:?} {g:?}");
     }
     // One split per pixel, and the same draw again.
     let pixels = crate::stages::column_i64(&out, "split_pixel").unwrap();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::report::{draw_err, esc, render_png, ReportError, FONT};
+use crate::report::{auc_axes, draw_err, esc, render_png, ReportError, FONT};
 
 /// One matched column's balance (values from run.json; None: not measured).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,21 +67,7 @@ fn chart(rows: &[BalanceRow], path: &Path) -> Result<(), ReportError> {
     let n = rows.len();
     let h = (80 + 36 * n) as u32;
     render_png(path, 720, h, [255, 255, 255], |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("AUC before (orange) and after (blue) matching", (FONT, 18))
-            .margin(10)
-            .x_label_area_size(28)
-            .y_label_area_size(8)
-            .build_cartesian_2d(0.0..1.0, 0.0..n as f64)
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_desc("AUC")
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(draw_err)?;
+        let mut chart = auc_axes(root, "AUC before (orange) and after (blue) matching", n)?;
         let row = |i: usize| (n - 1 - i) as f64;
         let bar = |v: Option<f64>| v.filter(|v| v.is_finite()).unwrap_or(0.0);
         chart

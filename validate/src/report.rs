@@ -3,6 +3,7 @@
 //! one self-contained `report.html` that references them by relative path.
 
 use lenspipe_viewer::rgb::{sdss_rgb, RgbParams};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
@@ -476,27 +477,41 @@ fn histogram(hst: &FeatureHist, bins: usize, path: &Path) -> Result<(), ReportEr
     })
 }
 
+/// A chart with AUC from 0 to 1 across and one row per feature down.
+pub(crate) type AucChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The axes of an AUC bar chart of `rows` rows.
+pub(crate) fn auc_axes<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    caption: &str,
+    rows: usize,
+) -> Result<AucChart<'a, 'b>, ReportError> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 18))
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(8)
+        .build_cartesian_2d(0.0..1.0, 0.0..rows as f64)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc("AUC")
+        .label_style((FONT, 12))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(chart)
+}
+
 fn auc_chart(aucs: &[FeatureAuc], path: &Path) -> Result<(), ReportError> {
     let mut v: Vec<&FeatureAuc> = aucs.iter().collect();
     v.sort_by(|a, b| (b.auc - 0.5).abs().total_cmp(&(a.auc - 0.5).abs()));
     let n = v.len();
     let h = (70 + 24 * n) as u32;
     render_png(path, 720, h, [255, 255, 255], |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("AUC per feature (positives vs negatives)", (FONT, 18))
-            .margin(10)
-            .x_label_area_size(28)
-            .y_label_area_size(8)
-            .build_cartesian_2d(0.0..1.0, 0.0..n as f64)
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_desc("AUC")
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(draw_err)?;
+        let mut chart = auc_axes(root, "AUC per feature (positives vs negatives)", n)?;
         let row = |i: usize| (n - 1 - i) as f64;
         chart
             .draw_series(v.iter().enumerate().map(|(i, a)| {

@@ -99,6 +99,35 @@ impl Node {
         }
     }
 
+    /// The nested CASE that finds a row's leaf, each leaf giving `leaf(label)`;
+    /// `columns[c]` is the value of column `c` the tree cuts on, as Float64.
+    fn case(&self, columns: &[Expr], leaf: &dyn Fn(&str) -> Expr) -> Expr {
+        match self {
+            Node::Leaf(label) => leaf(label),
+            Node::Split {
+                column,
+                edge,
+                missing,
+                below,
+                above,
+            } => {
+                let value = columns[*column].clone();
+                when(
+                    value.clone().is_null().or(value.clone().eq(lit(f64::NAN))),
+                    leaf(missing),
+                )
+                .when(value.lt(lit(*edge)), below.case(columns, leaf))
+                .otherwise(above.case(columns, leaf))
+                .unwrap_or_else(|_| lit("invalid"))
+            }
+        }
+    }
+
+    /// The cell label of a row as an engine expression.
+    pub fn expr(&self, columns: &[Expr]) -> Expr {
+        self.case(columns, &|label| lit(label.to_string()))
+    }
+
     /// The squared standardised distance of a row to the nearest positive
     /// of its cell, as an engine expression: the draw takes the negatives
     /// nearest to the cell's positives first. `points` holds each leaf's
@@ -109,74 +138,29 @@ impl Node {
         scales: &[f64],
         points: &BTreeMap<String, Vec<Vec<f64>>>,
     ) -> Expr {
-        match self {
-            Node::Leaf(label) => {
-                let nearest: Vec<Expr> = points
-                    .get(label)
-                    .into_iter()
-                    .flatten()
-                    .map(|point| {
-                        let mut sum = lit(0.0);
-                        for ((value, p), scale) in columns.iter().zip(point).zip(scales) {
-                            if p.is_nan() {
-                                continue;
-                            }
-                            let z = (value.clone() - lit(*p)) / lit(*scale);
-                            sum = sum + coalesce(vec![z.clone() * z, lit(0.0)]);
+        self.case(columns, &|label| {
+            let nearest: Vec<Expr> = points
+                .get(label)
+                .into_iter()
+                .flatten()
+                .map(|point| {
+                    let mut sum = lit(0.0);
+                    for ((value, p), scale) in columns.iter().zip(point).zip(scales) {
+                        if p.is_nan() {
+                            continue;
                         }
-                        sum
-                    })
-                    .collect();
-                match nearest.len() {
-                    0 => lit(0.0),
-                    1 => nearest.into_iter().next().unwrap_or(lit(0.0)),
-                    _ => least(nearest),
-                }
+                        let z = (value.clone() - lit(*p)) / lit(*scale);
+                        sum = sum + coalesce(vec![z.clone() * z, lit(0.0)]);
+                    }
+                    sum
+                })
+                .collect();
+            match nearest.len() {
+                0 => lit(0.0),
+                1 => nearest.into_iter().next().unwrap_or(lit(0.0)),
+                _ => least(nearest),
             }
-            Node::Split {
-                column,
-                edge,
-                missing,
-                below,
-                above,
-            } => {
-                let value = columns[*column].clone();
-                when(
-                    value.clone().is_null().or(value.clone().eq(lit(f64::NAN))),
-                    Node::Leaf(missing.clone()).distance_expr(columns, scales, points),
-                )
-                .when(
-                    value.lt(lit(*edge)),
-                    below.distance_expr(columns, scales, points),
-                )
-                .otherwise(above.distance_expr(columns, scales, points))
-                .unwrap_or_else(|_| lit(0.0))
-            }
-        }
-    }
-
-    /// The cell label of a row as an engine expression; `columns[c]` is the
-    /// value column `c` of the tree cuts on, as Float64.
-    pub fn expr(&self, columns: &[Expr]) -> Expr {
-        match self {
-            Node::Leaf(label) => lit(label.clone()),
-            Node::Split {
-                column,
-                edge,
-                missing,
-                below,
-                above,
-            } => {
-                let value = columns[*column].clone();
-                when(
-                    value.clone().is_null().or(value.clone().eq(lit(f64::NAN))),
-                    lit(missing.clone()),
-                )
-                .when(value.lt(lit(*edge)), below.expr(columns))
-                .otherwise(above.expr(columns))
-                .unwrap_or_else(|_| lit("invalid"))
-            }
-        }
+        })
     }
 }
 
@@ -458,27 +442,16 @@ impl Cells {
         for (k, c) in columns.iter().enumerate() {
             df = df.with_column(&value_column(k), value_expr(c))?;
         }
-        let scored: Vec<(&String, &LinearScore)> = self
-            .trees
-            .iter()
-            .filter_map(|t| t.score.as_ref().map(|s| (&t.stratum, s)))
-            .collect();
-        let score = match scored.split_first() {
-            None => lit(0.0),
-            Some(((s, first), rest)) => {
-                let mut case = when(
-                    stratum.clone().eq(lit((*s).clone())),
-                    score_expr(first, columns),
-                );
-                for (s, score) in rest {
-                    case = case.when(
-                        stratum.clone().eq(lit((*s).clone())),
-                        score_expr(score, columns),
-                    );
-                }
-                case.otherwise(lit(0.0)).unwrap_or_else(|_| lit(0.0))
-            }
-        };
+        // A stratum without a score (a single class) has a tree that never cuts on it.
+        let score = self.case(
+            stratum,
+            |t| {
+                t.score
+                    .as_ref()
+                    .map_or(lit(0.0), |score| score_expr(score, columns))
+            },
+            lit(0.0),
+        );
         Ok(df.with_column(SCORE_COLUMN, score)?)
     }
 
@@ -487,41 +460,38 @@ impl Cells {
         self.trees.iter().map(|t| t.tree.leaves().len()).sum()
     }
 
-    /// The cell label of a row (its stratum in `stratum`) as an engine expression.
-    pub fn expr(&self, stratum: Expr, columns: &[String]) -> Expr {
+    /// `per_stratum(t)` for the rows of each tree's stratum, `otherwise` for the rest.
+    fn case(
+        &self,
+        stratum: Expr,
+        per_stratum: impl Fn(&StratumCells) -> Expr,
+        otherwise: Expr,
+    ) -> Expr {
         let mut trees = self.trees.iter();
         let Some(first) = trees.next() else {
-            return lit("m");
+            return otherwise;
         };
         let mut case = when(
             stratum.clone().eq(lit(first.stratum.clone())),
-            first.expr(columns),
+            per_stratum(first),
         );
         for t in trees {
-            case = case.when(stratum.clone().eq(lit(t.stratum.clone())), t.expr(columns));
+            case = case.when(stratum.clone().eq(lit(t.stratum.clone())), per_stratum(t));
         }
-        // A stratum without positives draws nothing: one cell is enough.
-        case.otherwise(lit("m")).unwrap_or_else(|_| lit("invalid"))
+        case.otherwise(otherwise.clone()).unwrap_or(otherwise)
+    }
+
+    /// The cell label of a row (its stratum in `stratum`) as an engine
+    /// expression. A stratum without positives draws nothing: one cell is
+    /// enough there.
+    pub fn expr(&self, stratum: Expr, columns: &[String]) -> Expr {
+        self.case(stratum, |t| t.expr(columns), lit("m"))
     }
 
     /// The distance the draw orders each cell's negatives by (see
     /// [`Node::distance_expr`]); 0 in strata without positives.
     pub fn distance_expr(&self, stratum: Expr, columns: &[String]) -> Expr {
-        let mut trees = self.trees.iter();
-        let Some(first) = trees.next() else {
-            return lit(0.0);
-        };
-        let mut case = when(
-            stratum.clone().eq(lit(first.stratum.clone())),
-            first.distance_expr(columns),
-        );
-        for t in trees {
-            case = case.when(
-                stratum.clone().eq(lit(t.stratum.clone())),
-                t.distance_expr(columns),
-            );
-        }
-        case.otherwise(lit(0.0)).unwrap_or_else(|_| lit(0.0))
+        self.case(stratum, |t| t.distance_expr(columns), lit(0.0))
     }
 }
 
