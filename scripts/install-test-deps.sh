@@ -6,7 +6,9 @@
 #     screenshots), moto[server] (an S3-compatible server process), boto3,
 #     kubernetes-validate (the Kubernetes OpenAPI schemas, to check
 #     deploy/k8s/), pyyaml (reads the Job in deploy/k8s/), legacystamps
-#     (a published viewer client, run against serve-cutouts);
+#     (a published viewer client, run against serve-cutouts), torch (the
+#     reader's PyTorch Dataset; PyPI's Linux wheel brings ~3 GB of CUDA
+#     libraries, about 2 minutes, while cargo builds);
 #   Debian packages: chromium (opens the validation report in a real
 #     browser), time (GNU time), curl, iproute2 (ss), binutils (objcopy, for
 #     the compose test's image).
@@ -17,13 +19,13 @@ say() { echo "install-test-deps: $*" >&2; }
 
 # --- Python packages: import name, then what pip installs ---------------------
 pip_specs=(-r bench/requirements.txt 'moto[server]>=5' boto3 scikit-learn pillow
-  'kubernetes-validate>=1.37' pyyaml requests 'legacystamps==1.2.2')
+  'kubernetes-validate>=1.37' pyyaml requests 'legacystamps==1.2.2' torch)
 missing_py=$(python3 - <<'EOF'
 import importlib.metadata as md, importlib.util as iu
 need = {"numpy": None, "astropy": None, "pyarrow": None, "scipy": None,
         "sklearn": None, "PIL": None, "moto": None, "boto3": None,
         "kubernetes_validate": None, "yaml": None, "requests": None,
-        "flask": None, "legacystamps": "1.2.2"}
+        "flask": None, "legacystamps": "1.2.2", "torch": None}
 missing = []
 for module, version in need.items():
     if iu.find_spec(module) is None:

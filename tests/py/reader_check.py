@@ -8,7 +8,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python", "lenspipe_reader"))
+# The reader as pip installed it (LENSPIPE_READER_PATH), else the source tree.
+sys.path.insert(0, os.environ.get("LENSPIPE_READER_PATH")
+                or os.path.join(os.path.dirname(__file__), "..", "..", "python", "lenspipe_reader"))
 import lenspipe_reader  # noqa: E402
 from lenspipe_output import dataset  # noqa: E402
 
@@ -54,9 +56,19 @@ except ValueError as e:
     assert "nope" in str(e)
 torch_tested = False
 if hasattr(lenspipe_reader, "CutoutDataset"):
+    import torch
+    from torch.utils.data import DataLoader
+
     d = lenspipe_reader.CutoutDataset(folder, split=None)
+    assert len(d) == len(norm)
     image, label, weight = d[0]
     assert tuple(image.shape) == (len(bands), size, size) and int(label) == int(norm.labels[0])
+    # Batches as a training loop sees them: the normalised arrays, in order.
+    batch = next(iter(DataLoader(d, batch_size=4)))
+    assert tuple(batch[0].shape) == (4, len(bands), size, size)
+    assert torch.equal(batch[0], torch.from_numpy(norm.images[:4]))
+    assert batch[1].tolist() == [int(v) for v in norm.labels[:4]]
+    assert batch[2].dtype == torch.float32
     torch_tested = True
-json.dump({"rows": len(raw), "labels": sorted(set(int(v) for v in raw.labels)),
+json.dump({"rows": len(raw), "reader": os.path.dirname(lenspipe_reader.__file__), "labels": sorted(set(int(v) for v in raw.labels)),
            "by_split": by_split, "torch": torch_tested}, sys.stdout)

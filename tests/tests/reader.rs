@@ -55,12 +55,42 @@ fn reader_returns_the_committed_cutouts_as_arrays() {
             .args(set("cutouts.rate_per_s", "2000")),
     );
 
+    // Installed with pip from the repository, as docs/training.md says
+    // (no build isolation: setuptools is already here and no network is needed).
+    let installed = tmp.path().join("site");
+    run_ok(
+        python()
+            .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-build-isolation",
+                "--no-deps",
+            ])
+            .arg("--root-user-action=ignore")
+            .arg("--target")
+            .arg(&installed)
+            .arg("./python/lenspipe_reader"),
+    );
     let report = run_ok(
         python()
+            .env("LENSPIPE_READER_PATH", &installed)
             .arg(Path::new("tests/py/reader_check.py"))
             .arg(out.join("cutouts")),
     );
     let facts: Value = serde_json::from_slice(&report.stdout).unwrap();
     assert!(facts["rows"].as_u64().unwrap() > 10, "{facts}");
+    assert!(
+        facts["reader"]
+            .as_str()
+            .unwrap()
+            .starts_with(installed.to_str().unwrap()),
+        "{facts}"
+    );
     assert_eq!(facts["labels"], serde_json::json!([0, 1]), "{facts}");
+    // torch is a test dependency (scripts/install-test-deps.sh): the
+    // PyTorch Dataset is always exercised.
+    assert_eq!(facts["torch"], true, "{facts}");
 }
