@@ -4,6 +4,7 @@
 use lenspipe_plans::manifest::{
     CutoutsSection, NegativesSection, PositivesSection, StratifySection, ValidateSection,
 };
+use lenspipe_plans::stages::matching::FeatureBalance;
 use serde_json::Value;
 
 /// `1234567` as `1,234,567`.
@@ -86,8 +87,12 @@ fn stratify(s: &StratifySection) -> String {
             .map(|share| share.rows)
             .sum()
     };
+    let balance = s
+        .matching
+        .as_ref()
+        .map_or(String::new(), |m| unbalanced(&m.balance));
     format!(
-        "{} positives, {}{} negatives ({} N2{}), split {}/{}/{}, {}",
+        "{} positives, {}{} negatives ({} N2{}), split {}/{}/{}{balance}, {}",
         thousands(s.positives),
         thousands(s.negatives_drawn),
         if s.shortfall {
@@ -102,6 +107,27 @@ fn stratify(s: &StratifySection) -> String {
         thousands(split("test")),
         seconds(s.timings_s.total)
     )
+}
+
+/// AUC distance from 0.5 at which a matched column counts as unbalanced
+/// (the validation report's default shortcut margin).
+const UNBALANCED_MARGIN: f64 = 0.1;
+
+/// `; UNBALANCED mag_z 0.06, ...` for matched columns the drawn negatives
+/// still separate from the positives (at most three named), else nothing.
+fn unbalanced(balance: &[FeatureBalance]) -> String {
+    let off: Vec<String> = balance
+        .iter()
+        .filter_map(|b| {
+            let auc = b.auc_after?;
+            ((auc - 0.5).abs() >= UNBALANCED_MARGIN).then(|| format!("{} {auc:.2}", b.column))
+        })
+        .collect();
+    match off.len() {
+        0 => String::new(),
+        n if n > 3 => format!("; UNBALANCED {} and {} more", off[..3].join(", "), n - 3),
+        _ => format!("; UNBALANCED {}", off.join(", ")),
+    }
 }
 
 fn cutouts(s: &CutoutsSection) -> String {
@@ -195,6 +221,36 @@ mod tests {
             line,
             "validate  1,200 cutouts, 1,190 passed (not_ok_status 10); \
              SHORTCUT: mag_z, dec (joint AUC 0.61), 12 s"
+        );
+    }
+
+    #[test]
+    fn matched_columns_still_separated_are_named() {
+        let b = |column: &str, auc: Option<f64>| FeatureBalance {
+            column: column.into(),
+            auc_before: Some(0.1),
+            smd_before: None,
+            auc_after: auc,
+            smd_after: None,
+            auc_after_weighted: None,
+            smd_after_weighted: None,
+        };
+        assert_eq!(unbalanced(&[b("mag_z", Some(0.45)), b("dec", None)]), "");
+        assert_eq!(
+            unbalanced(&[
+                b("mag_z", Some(0.063)),
+                b("nobs_z", Some(0.49)),
+                b("mag_g", Some(0.61))
+            ]),
+            "; UNBALANCED mag_z 0.06, mag_g 0.61"
+        );
+        let many: Vec<FeatureBalance> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|c| b(c, Some(0.2)))
+            .collect();
+        assert_eq!(
+            unbalanced(&many),
+            "; UNBALANCED a 0.20, b 0.20, c 0.20 and 2 more"
         );
     }
 
