@@ -21,7 +21,7 @@ WITH drawn AS (
         SELECT *,
                row_number() OVER (PARTITION BY stratum, pool
                                   ORDER BY match_distance, stable_hash_unit(galaxy_id, $sampling_seed), galaxy_id) AS draw_rank
-        FROM negatives_strata
+        FROM negatives_ranked
     ) n ON q.stratum = n.stratum AND q.pool = n.pool
     WHERE n.draw_rank <= q.quota
 ),

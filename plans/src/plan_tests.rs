@@ -471,7 +471,7 @@ async fn stratify_plan_draws_the_quotas_and_splits_by_pixel() {
     register(&engine, "positives_strata", positives);
     register(
         &engine,
-        "negatives_strata",
+        "negatives_ranked",
         strata_table(&neg_columns, &negatives),
     );
     // N2 as a short matched cell: each drawn row stands for two.

@@ -281,8 +281,11 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
 }
 
 /// Registers the matched positives and the negatives, each with its
-/// stratum label, as `positives_strata` and `negatives_strata`. With
-/// `sampling.match_on` the label ends with the matching cell (and
+/// stratum label, as `positives_strata` and `negatives_strata`, and the
+/// negatives with the distance the draw orders them by as
+/// `negatives_ranked` (only the draw reads it: with matching its
+/// expression is the largest, and every query reading it plans it again).
+/// With `sampling.match_on` the label ends with the matching cell (and
 /// `base_stratum` keeps it without); the cells are returned.
 async fn register_strata(
     engine: &Engine,
@@ -296,10 +299,10 @@ async fn register_strata(
         .with_column("stratum", stratum.clone())?;
     let mut negatives = read_stage(engine, output, "negatives")
         .await?
-        .with_column("stratum", stratum)?
-        .with_column(MATCH_DISTANCE, lit(0.0))?;
+        .with_column("stratum", stratum)?;
     let columns = &config.sampling.match_on.value;
     let mut matched = None;
+    let mut distance = lit(0.0);
     if !columns.is_empty() {
         matching::check_columns(&positives, &negatives, columns)?;
         let cells = matching::cells_of(
@@ -325,16 +328,14 @@ async fn register_strata(
                 col("base_stratum"),
                 columns,
             )?
-            .with_column(
-                MATCH_DISTANCE,
-                cells.distance_expr(col("base_stratum"), columns),
-            )?
             .with_column("stratum", label)?;
+        distance = cells.distance_expr(col("base_stratum"), columns);
         matched = Some(cells);
     }
     for name in [
         "positives_strata",
         "negatives_strata",
+        "negatives_ranked",
         "quotas",
         "grade_weights",
         "sample",
@@ -344,6 +345,13 @@ async fn register_strata(
     engine
         .ctx
         .register_table("positives_strata", positives.into_view())?;
+    engine.ctx.register_table(
+        "negatives_ranked",
+        negatives
+            .clone()
+            .with_column(MATCH_DISTANCE, distance)?
+            .into_view(),
+    )?;
     engine
         .ctx
         .register_table("negatives_strata", negatives.into_view())?;
