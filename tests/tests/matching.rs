@@ -4,6 +4,7 @@
 //! every positive, and draws the same rows whatever the partitioning.
 
 use std::path::Path;
+use std::process::Command;
 
 use lenspipe_tests::{assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth};
 use serde_json::Value;
@@ -15,19 +16,25 @@ fn lenscat() -> String {
         .to_string()
 }
 
+/// `lenspipe run catalog` with paper_iv on `sweeps` and lenscat, two
+/// negatives per lens.
+fn catalog(sweeps: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut command = lenspipe();
+    command
+        .args(["run", "catalog", "--config", "paper_iv"])
+        .arg("--set")
+        .arg(format!("inputs.sweeps={}", sweeps.display()))
+        .arg("--set")
+        .arg(format!("inputs.positives={}", lenscat()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()))
+        .args(["--set", "sampling.negatives_per_positive=2"])
+        .args(extra);
+    command
+}
+
 fn run_catalog(sweeps: &Path, out: &Path, extra: &[&str]) -> Value {
-    run_ok(
-        lenspipe()
-            .args(["run", "catalog", "--config", "paper_iv"])
-            .arg("--set")
-            .arg(format!("inputs.sweeps={}", sweeps.display()))
-            .arg("--set")
-            .arg(format!("inputs.positives={}", lenscat()))
-            .arg("--set")
-            .arg(format!("output={}", out.display()))
-            .args(["--set", "sampling.negatives_per_positive=2"])
-            .args(extra),
-    );
+    run_ok(&mut catalog(sweeps, out, extra));
     read_json(&out.join("run.json"))
 }
 
@@ -173,17 +180,13 @@ fn match_on_names_a_missing_column_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let sweeps = tmp.path().join("sweeps");
     synth(&sweeps, 2, 2_000, 3, &["--plant", &lenscat()]);
-    let out = lenspipe()
-        .args(["run", "catalog", "--config", "paper_iv"])
-        .arg("--set")
-        .arg(format!("inputs.sweeps={}", sweeps.display()))
-        .arg("--set")
-        .arg(format!("inputs.positives={}", lenscat()))
-        .arg("--set")
-        .arg(format!("output={}", tmp.path().join("run").display()))
-        .args(["--set", "sampling.match_on=[mag_z,no_such_column]"])
-        .output()
-        .unwrap();
+    let out = catalog(
+        &sweeps,
+        &tmp.path().join("run"),
+        &["--set", "sampling.match_on=[mag_z,no_such_column]"],
+    )
+    .output()
+    .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
