@@ -4,9 +4,9 @@
 -- Draw: within each (stratum, pool) the negatives are ordered by a hash of
 -- their galaxy_id and the seed, and the first `quota` are taken. With
 -- sampling.match_on the nearest to one of the cell's positives
--- (match_distance) come first; without it match_distance is 0 throughout. The order
--- depends on nothing but the rows and the seed, so the sample is the same
--- whatever the partitioning or the number of executors. Each drawn negative
+-- (match_distance) come first; without it match_distance is 0 throughout.
+-- The order depends on nothing but the rows and the seed, so the sample is
+-- the same whatever the partitioning or the number of executors. Each drawn negative
 -- carries its quota's draw_weight: 1.0, or target/quota where a cell of
 -- sampling.match_on falls short.
 --

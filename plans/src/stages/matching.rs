@@ -7,8 +7,8 @@
 //! on the positives (a small table) and a bounded stable hash subsample of
 //! the pool; the cell of any row is then a nested CASE on the engine, so the
 //! pool itself never leaves it. The cell label joins the stratum label, and
-//! the existing draw (a stable hash ranking within each stratum and pool)
-//! takes `negatives_per_positive` negatives per positive of each cell.
+//! the draw takes `negatives_per_positive` negatives per positive of each
+//! cell, the nearest to the cell's positives first.
 //! Reasons and limits: docs/matching.md.
 
 use std::collections::BTreeMap;
@@ -36,7 +36,8 @@ pub const CELL_POSITIVES: usize = 1;
 
 /// How the cells are made and drawn, as run.json states it.
 pub const METHOD: &str = "propensity tree: cells cut where positives and the pool differ most \
-     (class-balanced Gini), stable hash draw per (stratum, cell, pool)";
+     (class-balanced Gini), per (stratum, cell, pool) the negatives nearest to the cell's \
+     positives drawn first, ties by stable hash";
 
 /// Rows of each class the balance statistics read at most; above it they
 /// read a stable hash subsample, so client memory does not grow with the pool.
@@ -56,27 +57,22 @@ pub enum Node {
     },
 }
 
+/// A Float64 value that is NULL or NaN: such rows get a cell of their own.
+fn is_missing(value: Expr) -> Expr {
+    value.clone().is_null().or(value.eq(lit(f64::NAN)))
+}
+
 impl Node {
-    /// Every leaf label, in tree order.
-    pub fn leaves(&self) -> Vec<String> {
+    /// Leaves of the tree, each node's missing-value cell included.
+    pub fn leaf_count(&self) -> usize {
         match self {
-            Node::Leaf(label) => vec![label.clone()],
-            Node::Split {
-                missing,
-                below,
-                above,
-                ..
-            } => {
-                let mut out = vec![missing.clone()];
-                out.extend(below.leaves());
-                out.extend(above.leaves());
-                out
-            }
+            Node::Leaf(_) => 1,
+            Node::Split { below, above, .. } => 1 + below.leaf_count() + above.leaf_count(),
         }
     }
 
-    /// The leaf a row of values (one per matched column) falls in; the
-    /// client-side twin of [`Node::expr`], for tests.
+    /// The leaf a row of values (one per column the tree cuts on) falls in;
+    /// the client-side twin of [`Node::expr`].
     pub fn cell_of(&self, row: &[f64]) -> &str {
         match self {
             Node::Leaf(label) => label,
@@ -112,13 +108,10 @@ impl Node {
                 above,
             } => {
                 let value = columns[*column].clone();
-                when(
-                    value.clone().is_null().or(value.clone().eq(lit(f64::NAN))),
-                    leaf(missing),
-                )
-                .when(value.lt(lit(*edge)), below.case(columns, leaf))
-                .otherwise(above.case(columns, leaf))
-                .unwrap_or_else(|_| lit("invalid"))
+                when(is_missing(value.clone()), leaf(missing))
+                    .when(value.lt(lit(*edge)), below.case(columns, leaf))
+                    .otherwise(above.case(columns, leaf))
+                    .unwrap_or_else(|_| lit("invalid"))
             }
         }
     }
@@ -172,9 +165,9 @@ pub struct FitRows {
     pub pool: Vec<Vec<f64>>,
     /// Pool rows each subsampled row stands for (pool size / subsample size).
     pub pool_scale: f64,
-    /// Pool rows a cell must hold per positive: `negatives_per_positive`,
-    /// or less where the whole stratum holds less (then no cell is made
-    /// poorer than its stratum).
+    /// `sampling.negatives_per_positive`: the pool rows a cell must hold
+    /// per positive ([`build_tree`] asks less where the whole stratum holds
+    /// less, so no cell is made poorer than its stratum).
     pub negatives_per_positive: f64,
 }
 
@@ -379,20 +372,18 @@ fn value_expr(column: &str) -> Expr {
     cast(col(column), DataType::Float64)
 }
 
-/// [`LinearScore::value`] on the engine.
-fn score_expr(score: &LinearScore, columns: &[String]) -> Expr {
+/// [`LinearScore::value`] on the engine, over the value columns of
+/// [`Cells::with_values`].
+fn score_expr(score: &LinearScore) -> Expr {
     let mut sum = lit(score.intercept);
-    for (term, column) in score.terms.iter().zip(columns) {
+    for (k, term) in score.terms.iter().enumerate() {
         if term.weight == 0.0 {
             continue;
         }
-        let v = value_expr(column);
-        let v = when(
-            v.clone().is_null().or(v.clone().eq(lit(f64::NAN))),
-            lit(term.median),
-        )
-        .otherwise(v)
-        .unwrap_or_else(|_| lit(term.median));
+        let v = col(value_column(k));
+        let v = when(is_missing(v.clone()), lit(term.median))
+            .otherwise(v)
+            .unwrap_or_else(|_| lit(term.median));
         sum = sum + lit(term.weight) * ((v - lit(term.mean)) / lit(term.std));
     }
     sum
@@ -445,11 +436,7 @@ impl Cells {
         // A stratum without a score (a single class) has a tree that never cuts on it.
         let score = self.case(
             stratum,
-            |t| {
-                t.score
-                    .as_ref()
-                    .map_or(lit(0.0), |score| score_expr(score, columns))
-            },
+            |t| t.score.as_ref().map_or(lit(0.0), score_expr),
             lit(0.0),
         );
         Ok(df.with_column(SCORE_COLUMN, score)?)
@@ -457,7 +444,7 @@ impl Cells {
 
     /// Leaves over all strata.
     pub fn count(&self) -> usize {
-        self.trees.iter().map(|t| t.tree.leaves().len()).sum()
+        self.trees.iter().map(|t| t.tree.leaf_count()).sum()
     }
 
     /// `per_stratum(t)` for the rows of each tree's stratum, `otherwise` for the rest.

@@ -253,13 +253,13 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         &strata.negatives,
         config.sampling.negatives_per_positive.value,
         config.sampling.n2_fraction.value,
-        if config.sampling.match_on.value.is_empty() {
-            PoolShare::Fixed
-        } else {
+        if cells.is_some() {
             PoolShare::Spill
+        } else {
+            PoolShare::Fixed
         },
     );
-    register_sampling_tables(engine, config, &output, &quotas).await?;
+    register_sampling_tables(engine, config, &output, &quotas, cells.is_some()).await?;
     let (counts, files) = draw_and_split(engine, config, &output, run_id, &strata, &quotas).await?;
     let leakage = measure_leakage(engine, config, &output).await?;
     let matching = match &cells {
@@ -403,14 +403,11 @@ async fn register_sampling_tables(
     config: &Config,
     output: &Location,
     quotas: &[Quota],
+    matched: bool,
 ) -> Result<()> {
     let tables = output.child("catalog");
     engine
-        .register_shared_batch(
-            "quotas",
-            quotas_batch(quotas, !config.sampling.match_on.value.is_empty())?,
-            &tables,
-        )
+        .register_shared_batch("quotas", quotas_batch(quotas, matched)?, &tables)
         .await?;
     engine
         .register_shared_batch(
