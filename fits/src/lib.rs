@@ -9,12 +9,14 @@
 //! (TZERO offsets, TSCAL, TNULL, arrays, strings) map to Arrow. Every
 //! [`FitsError`] names the source, the HDU, the byte offset and the problem.
 //!
-//! [`TiledImage`] reads tile-compressed (RICE_1) float images tile by tile.
+//! [`TiledImage`] reads tile-compressed images (RICE_1 floats, HCOMPRESS_1
+//! integers) tile by tile.
 
 pub mod column;
 pub mod decode;
 mod dither;
 pub mod error;
+pub mod hcompress;
 pub mod header;
 pub mod reader;
 mod rice;

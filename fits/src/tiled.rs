@@ -1,13 +1,19 @@
-//! Tile-compressed float images (the FITS tiled-image convention), read one
+//! Tile-compressed images (the FITS tiled-image convention), read one
 //! tile at a time so that a cutout decodes only the tiles it touches.
 //!
-//! Supported: `ZBITPIX = -32`, `ZNAXIS = 2`, `ZCMPTYPE = 'RICE_1'` (32-bit
-//! integers, any `BLOCKSIZE`), quantised with `NO_DITHER`,
-//! `SUBTRACTIVE_DITHER_1` or `SUBTRACTIVE_DITHER_2`; `ZSCALE`/`ZZERO`/`ZBLANK`
-//! as per-tile columns or header keywords. Tiles stored losslessly in
-//! `GZIP_COMPRESSED_DATA` (those that could not be quantised) need an inflate
-//! function from the caller ([`TiledImage::with_inflate`]): the crate itself
-//! has no gzip dependency.
+//! Supported, with `ZNAXIS = 2`:
+//! - `ZBITPIX = -32`, `ZCMPTYPE = 'RICE_1'` (32-bit integers, any
+//!   `BLOCKSIZE`), quantised with `NO_DITHER`, `SUBTRACTIVE_DITHER_1` or
+//!   `SUBTRACTIVE_DITHER_2`; `ZSCALE`/`ZZERO`/`ZBLANK` as per-tile columns or
+//!   header keywords (DR10's image and invvar bricks);
+//! - `ZBITPIX = 8, 16, 32`, `ZCMPTYPE = 'HCOMPRESS_1'` without smoothing,
+//!   `BSCALE`/`BZERO` applied (DR10's maskbits bricks). Pixels come out as
+//!   float32 like every image here: exact for integers below 2^24 in
+//!   magnitude, which holds every DR10 mask bit.
+//!
+//! Tiles stored losslessly in `GZIP_COMPRESSED_DATA` (those that could not
+//! be quantised) need an inflate function from the caller
+//! ([`TiledImage::with_inflate`]): the crate itself has no gzip dependency.
 //!
 //! Pixel coordinates are 0-based, `x` along FITS axis 1 and `y` along axis 2;
 //! pixel buffers are row-major (`y` major).
@@ -16,7 +22,16 @@ use crate::column::TForm;
 use crate::dither::{Dequantizer, Dither};
 use crate::error::{Location, Result};
 use crate::header::{next_header_offset, read_header_at, Header};
-use crate::rice;
+use crate::{hcompress, rice};
+
+/// How tiles are coded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Codec {
+    /// RICE_1 of quantised float32 pixels.
+    Rice,
+    /// HCOMPRESS_1 of integer pixels, then `value * bscale + bzero`.
+    Hcompress { bscale: f64, bzero: f64 },
+}
 
 /// Inflates gzip data (the whole member) for tiles stored losslessly.
 pub type Inflate = fn(&[u8]) -> std::result::Result<Vec<u8>, String>;
@@ -48,6 +63,7 @@ pub struct TiledImage<B> {
     tile_width: usize,
     tile_height: usize,
     tiles_x: usize,
+    codec: Codec,
     dither: Dither,
     dither_seed: i64,
     blocksize: usize,
@@ -124,6 +140,7 @@ impl<B: AsRef<[u8]>> TiledImage<B> {
             tile_width: layout.tile_width,
             tile_height: layout.tile_height,
             tiles_x: layout.width.div_ceil(layout.tile_width),
+            codec: layout.codec,
             dither: layout.dither,
             dither_seed: layout.dither_seed,
             blocksize: layout.blocksize,
@@ -228,6 +245,25 @@ impl<B: AsRef<[u8]>> TiledImage<B> {
             self.loc()
                 .data(self.heap_offset, format!("tile {index} has no table row"))
         })?;
+        if let (Codec::Hcompress { bscale, bzero }, true) = (self.codec, entry.rice.0 > 0) {
+            let data = self.heap_slice(entry.rice, index, "COMPRESSED_DATA")?;
+            let at = self.heap_offset + entry.rice.1;
+            let tile = hcompress::decode(data, false)
+                .map_err(|m| self.loc().data(at, format!("tile ({tx}, {ty}): {m}")))?;
+            if (tile.rows, tile.cols) != (h, w) {
+                return Err(self.loc().data(
+                    at,
+                    format!(
+                        "tile ({tx}, {ty}) decodes to {} x {} pixels, expected {w} x {h}",
+                        tile.cols, tile.rows
+                    ),
+                ));
+            }
+            for (o, v) in out.iter_mut().zip(&tile.values) {
+                *o = (*v as f64 * bscale + bzero) as f32;
+            }
+            return Ok(());
+        }
         if entry.rice.0 > 0 {
             let data = self.heap_slice(entry.rice, index, "COMPRESSED_DATA")?;
             // The dither sequence is keyed by the 1-based tile row plus ZDITHER0 - 1.
@@ -385,6 +421,7 @@ struct Layout {
     height: usize,
     tile_width: usize,
     tile_height: usize,
+    codec: Codec,
     dither: Dither,
     dither_seed: i64,
     blocksize: usize,
@@ -407,19 +444,41 @@ impl Layout {
             return Err(loc.header(start, "ZIMAGE = T but the HDU is not a BINTABLE"));
         }
         let ctype = h.string("ZCMPTYPE")?.unwrap_or_default();
-        if ctype != "RICE_1" && ctype != "RICE_ONE" {
-            return Err(loc.unsupported(
-                start,
-                format!("ZCMPTYPE = '{ctype}': only RICE_1 is supported"),
-            ));
-        }
         let zbitpix = h.required_int("ZBITPIX")?.0;
-        if zbitpix != -32 {
-            return Err(loc.unsupported(
-                start,
-                format!("ZBITPIX = {zbitpix}: only float32 images (-32) are supported"),
-            ));
-        }
+        let codec = match ctype.as_str() {
+            "RICE_1" | "RICE_ONE" if zbitpix == -32 => Codec::Rice,
+            "RICE_1" | "RICE_ONE" => {
+                return Err(loc.unsupported(
+                    start,
+                    format!("ZBITPIX = {zbitpix}: RICE_1 is read for float32 images (-32) only"),
+                ))
+            }
+            "HCOMPRESS_1" if matches!(zbitpix, 8 | 16 | 32) => {
+                if hcompress_smoothing(h)? {
+                    return Err(
+                        loc.unsupported(start, "HCOMPRESS_1 with SMOOTH != 0 is not supported")
+                    );
+                }
+                Codec::Hcompress {
+                    bscale: h.float("BSCALE")?.unwrap_or(1.0),
+                    bzero: h.float("BZERO")?.unwrap_or(0.0),
+                }
+            }
+            "HCOMPRESS_1" => {
+                return Err(loc.unsupported(
+                    start,
+                    format!(
+                    "ZBITPIX = {zbitpix}: HCOMPRESS_1 is read for integer images (8, 16, 32) only"
+                ),
+                ))
+            }
+            _ => {
+                return Err(loc.unsupported(
+                    start,
+                    format!("ZCMPTYPE = '{ctype}': only RICE_1 and HCOMPRESS_1 are supported"),
+                ))
+            }
+        };
         let znaxis = h.required_int("ZNAXIS")?.0;
         if znaxis != 2 {
             return Err(loc.unsupported(
@@ -432,7 +491,7 @@ impl Layout {
         let tile_width = positive(h, "ZTILE1", Some(width))?;
         let tile_height = positive(h, "ZTILE2", Some(1))?;
         let (blocksize, bytepix) = rice_params(h)?;
-        if bytepix != 4 {
+        if codec == Codec::Rice && bytepix != 4 {
             return Err(loc.unsupported(
                 start,
                 format!("BYTEPIX = {bytepix}: only 4-byte Rice coding is supported"),
@@ -520,14 +579,18 @@ impl Layout {
                 .as_ref()
                 .map(|c| check(descriptor(row, c), c, "GZIP_COMPRESSED_DATA"))
                 .transpose()?;
+            // Integer tiles are not quantised: no ZSCALE or ZZERO.
+            let unquantised = matches!(codec, Codec::Hcompress { .. });
             let scale = match (&cols.scale, scale_kw) {
                 (Some(c), _) => number(row, c),
                 (None, Some(v)) => v,
+                (None, None) if unquantised => 1.0,
                 (None, None) => return Err(h.missing("ZSCALE")),
             };
             let zero = match (&cols.zero, zero_kw) {
                 (Some(c), _) => number(row, c),
                 (None, Some(v)) => v,
+                (None, None) if unquantised => 0.0,
                 (None, None) => return Err(h.missing("ZZERO")),
             };
             let blank = match &cols.blank {
@@ -547,6 +610,7 @@ impl Layout {
             height,
             tile_width,
             tile_height,
+            codec,
             dither,
             dither_seed,
             blocksize,
@@ -564,6 +628,19 @@ fn positive(h: &Header<'_>, key: &str, default: Option<usize>) -> Result<usize> 
         (None, None) => return Err(h.missing(key)),
     };
     Ok(v)
+}
+
+/// Whether the `ZNAMEi`/`ZVALi` pairs ask HCOMPRESS to smooth (`SMOOTH`).
+fn hcompress_smoothing(h: &Header<'_>) -> Result<bool> {
+    for i in 1..=999 {
+        let Some(name) = h.string(&format!("ZNAME{i}"))? else {
+            return Ok(false);
+        };
+        if name == "SMOOTH" {
+            return Ok(h.integer(&format!("ZVAL{i}"))?.unwrap_or(0) != 0);
+        }
+    }
+    Ok(false)
 }
 
 /// `BLOCKSIZE` and `BYTEPIX` from the `ZNAMEi`/`ZVALi` pairs (defaults 32, 4).

@@ -1,6 +1,6 @@
 //! Tile-compressed images against astropy: `tests/py/make_tiled.py` writes
-//! RICE_1 files and astropy's decompression of each; every pixel decoded here
-//! must have the same f32 bits (NaN matching NaN).
+//! RICE_1 and HCOMPRESS_1 files and astropy's decompression of each; every
+//! pixel decoded here must have the same f32 bits (NaN matching NaN).
 //!
 //! Needs `python3` with `astropy` and `numpy`; without them the tests fail
 //! (they are not skipped) and say what to install.
@@ -82,7 +82,14 @@ fn assert_same_bits(name: &str, got: &[f32], want: &[f32], what: &str) {
 fn decodes_bit_for_bit_like_astropy() {
     let dir = tempfile::tempdir().unwrap();
     let cases = make_cases(dir.path());
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 9);
+    assert_eq!(
+        cases
+            .iter()
+            .filter(|c| c.name.starts_with("hcompress"))
+            .count(),
+        3
+    );
     for c in &cases {
         let img = TiledImage::open(c.fits.as_slice(), &c.name)
             .unwrap_or_else(|e| panic!("{e}"))
@@ -156,6 +163,22 @@ fn bad_input_is_an_error_not_a_panic() {
     }
     if let Ok(img) = TiledImage::open(bytes.as_slice(), "x") {
         let _ = img.read_region(0, 0, c.width, c.height);
+    }
+    // The same for HCOMPRESS tiles, byte by byte through the first tiles.
+    for h in cases.iter().filter(|c| c.name.starts_with("hcompress")) {
+        let start = data_offset_of_hdu1(&h.fits);
+        for i in start..(start + 4000).min(h.fits.len()) {
+            let mut bytes = h.fits.clone();
+            bytes[i] ^= 0xa5;
+            if let Ok(img) = TiledImage::open(bytes.as_slice(), "hx") {
+                let _ = img.decode_tile(0, 0);
+            }
+        }
+        for n in (start..h.fits.len()).step_by(101) {
+            if let Ok(img) = TiledImage::open(&h.fits[..n], "ht") {
+                let _ = img.read_region(0, 0, h.width, h.height);
+            }
+        }
     }
 
     // Header problems.

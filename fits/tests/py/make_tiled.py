@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes RICE_1 tile-compressed test images with astropy, plus astropy's own
-decompression of each, for the lenspipe-fits tiled-image tests.
+"""Writes tile-compressed test images with astropy (RICE_1 floats,
+HCOMPRESS_1 integers), plus astropy's own decompression of each, for the
+lenspipe-fits tiled-image tests.
 
 Usage: make_tiled.py OUTDIR
 
@@ -54,6 +55,21 @@ def cases(rng):
     # Wide tiles along x only, odd sizes, blocksize of a partial last block.
     yield "strip_tiles_137x61", sky(rng, 61, 137, 3), dict(
         quantize_method=2, dither_seed=42, tile_shape=(1, 137))
+    # HCOMPRESS_1, lossless (scale 0): DR10's maskbits bricks. Sparse mask
+    # bits with blobs, edge tiles of odd sizes; a single odd tile; signed
+    # 32-bit values (within 2^23, so float32 holds them exactly).
+    bits = np.where(rng.random((230, 250)) < 0.2, 1 << rng.integers(0, 14, (230, 250)), 0)
+    bits[40:90, 60:170] |= 2
+    bits[100:230, 0:30] |= 1 << 13
+    yield "hcompress_maskbits_250x230", bits.astype(np.int16), dict(
+        compression_type="HCOMPRESS_1")
+    odd_mask = np.where(rng.random((23, 37)) < 0.5, 1 << rng.integers(0, 12, (23, 37)), 0)
+    yield "hcompress_one_odd_tile_37x23", odd_mask.astype(np.int16), dict(
+        compression_type="HCOMPRESS_1", tile_shape=(23, 37))
+    signed = rng.integers(-(1 << 23), 1 << 23, (77, 131)).astype(np.int32)
+    signed[::7, ::5] = 0
+    yield "hcompress_signed_131x77", signed, dict(
+        compression_type="HCOMPRESS_1", tile_shape=(20, 33))
 
 
 def main():
@@ -64,8 +80,10 @@ def main():
     rng = np.random.default_rng(20240611)
     for name, data, opts in cases(rng):
         opts.setdefault("tile_shape", (100, 100))
-        hdu = fits.CompImageHDU(data, compression_type="RICE_1",
-                                quantize_level=-1e-4, **opts)
+        compression = opts.pop("compression_type", "RICE_1")
+        if compression == "RICE_1":
+            opts["quantize_level"] = -1e-4
+        hdu = fits.CompImageHDU(data, compression_type=compression, **opts)
         hdu.header["CTYPE1"] = "RA---TAN"
         hdu.header["CRVAL1"] = 150.0
         path = f"{out}/{name}.fits"
