@@ -7,11 +7,46 @@ use lenspipe_fits::ReaderBuilder;
 
 use crate::error::{CoaddError, Result};
 
+/// A per-band coadd file of a brick, as DR10 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CoaddKind {
+    /// `-image-<band>`: the coadded pixels, nanomaggies.
+    Image,
+    /// `-invvar-<band>`: their inverse variance, 1/nanomaggies².
+    Invvar,
+    /// `-maskbits`: one bitmask plane for all bands (HCOMPRESS_1 integers).
+    Maskbits,
+}
+
+impl CoaddKind {
+    /// The file-name part DR10 uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Invvar => "invvar",
+            Self::Maskbits => "maskbits",
+        }
+    }
+}
+
 /// Path of a brick's coadd image, relative to the survey root:
 /// `coadd/<AAA>/<brick>/legacysurvey-<brick>-image-<band>.fits.fz`.
 pub fn brick_path(brickname: &str, band: char) -> String {
+    brick_file(brickname, CoaddKind::Image, band)
+}
+
+/// Path of a brick's coadd file of `kind`, relative to the survey root:
+/// `coadd/<AAA>/<brick>/legacysurvey-<brick>-<kind>-<band>.fits.fz`, or
+/// `...-maskbits.fits.fz` (one file for all bands: `band` is not used).
+pub fn brick_file(brickname: &str, kind: CoaddKind, band: char) -> String {
     let aaa: String = brickname.chars().take(3).collect();
-    format!("coadd/{aaa}/{brickname}/legacysurvey-{brickname}-image-{band}.fits.fz")
+    let name = kind.as_str();
+    match kind {
+        CoaddKind::Maskbits => {
+            format!("coadd/{aaa}/{brickname}/legacysurvey-{brickname}-{name}.fits.fz")
+        }
+        _ => format!("coadd/{aaa}/{brickname}/legacysurvey-{brickname}-{name}-{band}.fits.fz"),
+    }
 }
 
 /// Path of the brick table, relative to the survey root.

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use lenspipe_fits::tiled::copy_overlap;
 use lenspipe_fits::TiledImage;
 
+use crate::bricks::CoaddKind;
 use crate::error::{CoaddError, Result};
 use crate::wcs::Tan;
 
@@ -157,9 +158,11 @@ impl<B: AsRef<[u8]>> Band<B> {
     }
 }
 
-/// The band images of one brick, as file bytes from the caller.
+/// The band images of one brick (its `image` files, or another per-band
+/// kind on the same grid such as `invvar`), as file bytes from the caller.
 pub struct BrickImages<B> {
     brick: String,
+    kind: CoaddKind,
     bands: Vec<(char, Option<Band<B>>)>,
 }
 
@@ -173,6 +176,14 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
     /// Opens a brick's band files: `(band, bytes)` with `None` for a file
     /// that does not exist. All missing is [`CoaddError::MissingBrick`].
     pub fn new(brick: &str, files: Vec<(char, Option<B>)>) -> Result<Self> {
+        Self::of_kind(brick, CoaddKind::Image, files)
+    }
+
+    /// Opens a brick's band files of `kind` (`invvar` files are cut and
+    /// resampled exactly as the images are, like the viewer does; the one
+    /// `maskbits` file is given as a single band and, being bits, is
+    /// sampled at the nearest pixel on a resampled grid).
+    pub fn of_kind(brick: &str, kind: CoaddKind, files: Vec<(char, Option<B>)>) -> Result<Self> {
         if files.iter().all(|(_, f)| f.is_none()) {
             return Err(CoaddError::MissingBrick {
                 brick: brick.to_owned(),
@@ -183,7 +194,7 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
             let opened = match file {
                 None => None,
                 Some(bytes) => {
-                    let source = crate::bricks::brick_path(brick, band);
+                    let source = crate::bricks::brick_file(brick, kind, band);
                     let image = TiledImage::open(bytes, &source)?.with_inflate(gunzip);
                     let wcs = Tan::from_header(&image.header()?)?;
                     Some(Band {
@@ -201,6 +212,7 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
         }
         Ok(BrickImages {
             brick: brick.to_owned(),
+            kind,
             bands,
         })
     }
@@ -216,6 +228,11 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
     /// The brick's name.
     pub fn brick(&self) -> &str {
         &self.brick
+    }
+
+    /// Which of the brick's files these are.
+    pub fn kind(&self) -> CoaddKind {
+        self.kind
     }
 
     /// The WCS of a band's image, if the band has a file.
@@ -252,9 +269,10 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
                             let (w, h) = (band.image.width(), band.image.height());
                             geometry = Some(Geometry::new(band.wcs, w, h, ra, dec, spec));
                         }
-                        match &geometry {
-                            Some(g) => lanczos3(band, g)?,
-                            None => vec![0f32; n],
+                        match (&geometry, self.kind) {
+                            (Some(g), CoaddKind::Maskbits) => nearest(band, g)?,
+                            (Some(g), _) => lanczos3(band, g)?,
+                            (None, _) => vec![0f32; n],
                         }
                     }
                 },
@@ -357,6 +375,8 @@ type Taps = (i64, [f64; 6], i64, [f64; 6]);
 struct Geometry {
     wcs: Tan,
     taps: Vec<Option<Taps>>,
+    /// The brick pixel nearest to each output pixel's position.
+    nearest: Vec<Option<(i64, i64)>>,
     /// x0, y0, width, height of the source rectangle; `None` when no pixel lands.
     rect: Option<(i64, i64, usize, usize)>,
 }
@@ -428,6 +448,7 @@ impl Geometry {
         let size = spec.size;
         let out_wcs = Tan::centred(ra, dec, size, spec.pixscale);
         let mut taps_of = Vec::with_capacity(size * size);
+        let mut nearest = Vec::with_capacity(size * size);
         let (mut x_lo, mut y_lo, mut x_hi, mut y_hi) = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
         let grid = MappingGrid::new(&out_wcs, &wcs, size);
         for j in 0..size {
@@ -436,6 +457,7 @@ impl Geometry {
                     let (rx, ry) = (x.round(), y.round());
                     rx >= 0.0 && ry >= 0.0 && rx < width as f64 && ry < height as f64
                 });
+                nearest.push(p.map(|(x, y)| (x.round() as i64, y.round() as i64)));
                 taps_of.push(p.map(|(x, y)| {
                     let (fx, wx) = taps(x, width);
                     let (fy, wy) = taps(y, height);
@@ -458,9 +480,27 @@ impl Geometry {
         Geometry {
             wcs,
             taps: taps_of,
+            nearest,
             rect,
         }
     }
+}
+
+/// Each output pixel takes the value of the nearest brick pixel (bit
+/// masks cannot be interpolated).
+fn nearest<B: AsRef<[u8]>>(band: &mut Band<B>, geometry: &Geometry) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; geometry.nearest.len()];
+    let Some((x_lo, y_lo, rw, rh)) = geometry.rect else {
+        return Ok(out);
+    };
+    let region = band.region(x_lo, y_lo, rw, rh)?;
+    for (o, p) in out.iter_mut().zip(&geometry.nearest) {
+        if let Some((x, y)) = p {
+            let idx = (y - y_lo) as usize * rw + (x - x_lo) as usize;
+            *o = region.get(idx).copied().unwrap_or(0.0);
+        }
+    }
+    Ok(out)
 }
 
 fn lanczos3<B: AsRef<[u8]>>(band: &mut Band<B>, geometry: &Geometry) -> Result<Vec<f32>> {

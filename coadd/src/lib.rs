@@ -11,7 +11,7 @@ pub mod error;
 pub mod files;
 pub mod wcs;
 
-pub use bricks::{brick_path, Brick, BrickIndex, SURVEY_BRICKS};
+pub use bricks::{brick_file, brick_path, Brick, BrickIndex, CoaddKind, SURVEY_BRICKS};
 pub use cutout::{BrickImages, Cutout, CutoutSpec, Resampling};
 pub use error::{CoaddError, Result};
 pub use wcs::Tan;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lenspipe_coadd::{
-    brick_path, BrickImages, BrickIndex, CoaddError, CutoutSpec, Resampling, SURVEY_BRICKS,
+    brick_file, brick_path, BrickImages, BrickIndex, CoaddError, CoaddKind, CutoutSpec, Resampling,
+    SURVEY_BRICKS,
 };
 
 const SIZE: usize = 101;
@@ -217,4 +218,58 @@ fn cutouts_from_astropy_bricks() {
     assert_eq!(e.status(), "missing_brick");
     let e = open_brick(root, "9999p999", "grz").err().unwrap();
     assert_eq!(e.status(), "missing_brick");
+}
+
+/// The invvar files (legacypipe's compression: RICE_1, quantize_level 16)
+/// are cut like the images: native invvar equals astropy's decompressed
+/// pixels bit for bit, and a band of zero invvar stays zero.
+#[test]
+fn invvar_files_are_cut_like_the_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    make_bricks(
+        root,
+        &[
+            "--bricks",
+            r#"[{"name": "1500p020", "ra": 150.0, "dec": 2.0}]"#,
+            "--invvar",
+            "--zero-invvar-band",
+            "z",
+            "--dump",
+        ],
+    );
+    let brick = "1500p020";
+    let files = "grz"
+        .chars()
+        .map(|b| (b, read(root, &brick_file(brick, CoaddKind::Invvar, b))))
+        .collect();
+    let mut invvar = BrickImages::of_kind(brick, CoaddKind::Invvar, files).unwrap();
+    assert_eq!(invvar.kind(), CoaddKind::Invvar);
+    let spec = CutoutSpec {
+        size: SIZE,
+        pixscale: 0.262,
+        bands: "grz".into(),
+        resampling: Resampling::Native,
+    };
+    let (ra, dec) = (150.0031, 2.0042);
+    let c = invvar.cutout(ra, dec, &spec).unwrap();
+    let (x, y) = invvar.wcs('g').unwrap().world_to_pixel(ra, dec).unwrap();
+    let (x0, y0) = (x.round() as usize - 50, y.round() as usize - 50);
+    for (b, band) in "grz".chars().enumerate() {
+        let raw =
+            std::fs::read(root.join(brick_file(brick, CoaddKind::Invvar, band) + ".f32")).unwrap();
+        let full: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|v| f32::from_le_bytes(v.try_into().unwrap()))
+            .collect();
+        for yy in 0..SIZE {
+            for xx in 0..SIZE {
+                let want = full[(y0 + yy) * 400 + x0 + xx];
+                let got = c.pixels[b * SIZE * SIZE + yy * SIZE + xx];
+                assert_eq!(got.to_bits(), want.to_bits(), "invvar {band} ({xx},{yy})");
+            }
+        }
+    }
+    assert!(c.pixels[..SIZE * SIZE].iter().all(|v| *v > 1e5));
+    assert!(c.pixels[2 * SIZE * SIZE..].iter().all(|v| *v == 0.0));
 }

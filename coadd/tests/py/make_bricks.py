@@ -9,15 +9,26 @@ Each image: empty primary HDU, then a RICE_1 CompImageHDU (tile_shape
 on the brick (CRPIX (size+1)/2, CD 0.262"/px, east left) holding noise and
 Gaussian sources (flux in nanomaggies, sigma in pixels).
 
+With --invvar, also ROOT/coadd/<AAA>/<brick>/legacysurvey-<brick>-invvar-<band>.fits.fz
+the same way but with legacypipe's invvar compression (RICE_1, quantize_level
+16): 1/sigma^2 of the noise, with a gradient across the brick (depth varies),
+and zero (no data) in the bands of --zero-invvar-band.
+
+With --maskbits, also ROOT/coadd/<AAA>/<brick>/legacysurvey-<brick>-maskbits.fits.fz
+with legacypipe's maskbits compression (HCOMPRESS_1, 100x100 tiles, int16):
+sparse bit 8 (WISEM1) noise, and bit 1 (BRIGHT) within 8 pixels of every
+source that has "masked": true.
+
 Usage:
   make_bricks.py ROOT --bricks JSON [--size N] [--sources JSON] [--bands grz]
                  [--zero-band z] [--missing-band r] [--dump] [--seed S]
+                 [--invvar] [--zero-invvar-band z] [--maskbits]
 
 --bricks: [{"name": "1500p020", "ra": 150.0, "dec": 2.0, "unique_deg": 0.02}, ...]
   (unique_deg: side of the unique area RA1..RA2 x DEC1..DEC2 in degrees
   along the sky; default 0.25 when size is 3600, else 0.8 of the image)
---sources: [{"ra": .., "dec": .., "flux": .., "sigma": ..}, ...]
---dump: also write astropy's decompressed pixels as <image>.f32 (float32 LE)
+--sources: [{"ra": .., "dec": .., "flux": .., "sigma": .., "masked": false}, ...]
+--dump: also write astropy's decompressed pixels as <file>.f32 (float32 LE)
 Prints JSON: for each brick and source, astropy's 0-based pixel position.
 """
 
@@ -77,6 +88,9 @@ def main():
     p.add_argument("--missing-band", default="")
     p.add_argument("--dump", action="store_true")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--invvar", action="store_true")
+    p.add_argument("--zero-invvar-band", default="")
+    p.add_argument("--maskbits", action="store_true")
     a = p.parse_args()
     bricks, sources = json.loads(a.bricks), json.loads(a.sources)
     rng = np.random.default_rng(a.seed)
@@ -104,6 +118,32 @@ def main():
             if a.dump:
                 with fits.open(path) as f:
                     np.asarray(f[1].data, dtype="<f4").tofile(path + ".f32")
+            if a.invvar:
+                ramp = np.linspace(0.6, 1.4, a.size, dtype=np.float64)[None, :]
+                jitter = 1.0 + 0.02 * rng.standard_normal((a.size, a.size))
+                iv = (jitter * ramp / 0.002**2).astype(np.float32)
+                if band in a.zero_invvar_band:
+                    iv[:] = 0.0
+                hdu = fits.CompImageHDU(iv, header=header, compression_type="RICE_1",
+                                        tile_shape=(100, 100), quantize_level=16,
+                                        quantize_method=2,
+                                        dither_seed=1 + (a.seed * 11 + i) % 10000)
+                path = os.path.join(d, f"legacysurvey-{name}-invvar-{band}.fits.fz")
+                fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+                if a.dump:
+                    with fits.open(path) as f:
+                        np.asarray(f[1].data, dtype="<f4").tofile(path + ".f32")
+        if a.maskbits:
+            mask = np.where(rng.random((a.size, a.size)) < 0.01, 1 << 8, 0)
+            yy, xx = np.mgrid[0:a.size, 0:a.size]
+            for src in sources:
+                if src.get("masked"):
+                    x0, y0 = wcs.all_world2pix([[src["ra"], src["dec"]]], 0)[0]
+                    mask[(xx - x0) ** 2 + (yy - y0) ** 2 <= 8 ** 2] |= 1 << 1
+            hdu = fits.CompImageHDU(mask.astype(np.int16), header=header,
+                                    compression_type="HCOMPRESS_1", tile_shape=(100, 100))
+            path = os.path.join(d, f"legacysurvey-{name}-maskbits.fits.fz")
+            fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
         report[name] = [[float(v) for v in wcs.all_world2pix([[s["ra"], s["dec"]]], 0)[0]]
                         for s in sources]
     cols = [fits.Column(name="BRICKNAME", format="8A", array=[r[0] for r in rows])]
