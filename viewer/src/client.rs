@@ -22,6 +22,9 @@ pub struct Fetched {
     pub status: CutoutStatus,
     /// CHW float32 pixels (nanomaggies) for `ok` and `no_coverage`.
     pub image: Option<Vec<f32>>,
+    /// CHW inverse variance (1/nanomaggies²) on the same grid, when the
+    /// client asks for it and the layer has it.
+    pub invvar: Option<Vec<f32>>,
     /// HTTP requests made for this target (1 + retries).
     pub attempts: u32,
 }
@@ -119,7 +122,7 @@ impl From<reqwest::Error> for BodyError {
 
 /// What one HTTP attempt amounted to.
 enum Attempt {
-    Image(Vec<f32>),
+    Image(fits_image::Planes),
     Retry {
         status: CutoutStatus,
         wait: Option<Duration>,
@@ -147,7 +150,11 @@ impl ViewerClient {
                 rate: RateLimiter::new(cfg.rate_per_s, 1),
                 open: Gauge::default(),
                 body_bytes: AtomicU64::new(0),
-                budget: fits_image::answer_budget(cfg.size, cfg.bands.len()),
+                budget: fits_image::answer_budget(
+                    cfg.size,
+                    cfg.bands.len(),
+                    if cfg.invvar { 2 } else { 1 },
+                ),
                 cfg,
                 http,
             }),
@@ -181,7 +188,7 @@ impl ViewerClient {
         loop {
             attempts += 1;
             match self.attempt(ra, dec).await {
-                Attempt::Image(image) => {
+                Attempt::Image(fits_image::Planes { image, invvar }) => {
                     let plane = cfg.size * cfg.size;
                     let empty_band = image
                         .chunks_exact(plane.max(1))
@@ -194,6 +201,7 @@ impl ViewerClient {
                     return Fetched {
                         status,
                         image: Some(image),
+                        invvar,
                         attempts,
                     };
                 }
@@ -202,6 +210,7 @@ impl ViewerClient {
                     return Fetched {
                         status,
                         image: None,
+                        invvar: None,
                         attempts,
                     };
                 }
@@ -211,6 +220,7 @@ impl ViewerClient {
                         return Fetched {
                             status,
                             image: None,
+                            invvar: None,
                             attempts,
                         };
                     }
@@ -269,6 +279,7 @@ impl ViewerClient {
                 f.unwrap_or(Fetched {
                     status: CutoutStatus::BadResponse,
                     image: None,
+                    invvar: None,
                     attempts: 0,
                 })
             })
@@ -284,14 +295,19 @@ impl ViewerClient {
         inner.rate.acquire().await;
         // Declared after the permit, so dropped before it is released.
         let _open = inner.open.enter();
-        let request = inner.http.get(&cfg.url).query(&[
+        let mut query = vec![
             ("ra", ra.to_string()),
             ("dec", dec.to_string()),
             ("size", cfg.size.to_string()),
             ("layer", cfg.layer.clone()),
             ("pixscale", cfg.pixscale.to_string()),
             ("bands", cfg.bands.clone()),
-        ]);
+        ];
+        // The viewer checks that the key is present; its value is unused.
+        if cfg.invvar {
+            query.push(("invvar", String::new()));
+        }
+        let request = inner.http.get(&cfg.url).query(&query);
         let limit = Duration::from_secs_f64(cfg.timeout_s);
         let answer = tokio::time::timeout(limit, async {
             let resp = request.send().await?;
@@ -336,8 +352,18 @@ impl ViewerClient {
                         why: format!("viewer has no layer {:?}", cfg.layer),
                     };
                 }
-                match fits_image::decode(&body, cfg.size, &cfg.bands) {
-                    Ok(image) => Attempt::Image(image),
+                let decoded = if cfg.invvar {
+                    fits_image::decode_planes(&body, cfg.size, &cfg.bands)
+                } else {
+                    fits_image::decode(&body, cfg.size, &cfg.bands).map(|image| {
+                        fits_image::Planes {
+                            image,
+                            invvar: None,
+                        }
+                    })
+                };
+                match decoded {
+                    Ok(planes) => Attempt::Image(planes),
                     Err(e) => retry(
                         CutoutStatus::BadResponse,
                         None,

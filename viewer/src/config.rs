@@ -44,6 +44,9 @@ pub struct ViewerConfig {
     pub backoff_base_ms: u64,
     /// Largest wait between attempts, also the cap on `Retry-After`.
     pub backoff_max_ms: u64,
+    /// Also ask for the inverse variance (`&invvar`): the viewer then adds
+    /// an INVVAR cube on the same grid, for layers that have invvar files.
+    pub invvar: bool,
 }
 
 impl Default for ViewerConfig {
@@ -61,6 +64,7 @@ impl Default for ViewerConfig {
             max_retries: 4,
             backoff_base_ms: 1000,
             backoff_max_ms: 60_000,
+            invvar: false,
         }
     }
 }

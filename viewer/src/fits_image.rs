@@ -1,10 +1,14 @@
-//! The viewer's cutout file: one primary HDU holding a float32 cube.
+//! The viewer's cutout file: a primary HDU holding a float32 cube, and,
+//! when the request says `invvar`, an image extension holding the inverse
+//! variance cube on the same grid.
 //!
 //! Layout (as the viewer writes it): `BITPIX = -32`, `NAXIS = 3`,
 //! `NAXIS1 = NAXIS2 = size`, `NAXIS3 = len(bands)`, `BANDS = 'grz'`, and a TAN
 //! WCS centred on the target. Pixels are big-endian float32 in nanomaggies;
 //! FITS axis 1 varies fastest, so the data is plane-major then row-major:
-//! CHW with rows along FITS axis 2.
+//! CHW with rows along FITS axis 2. The viewer marks the cubes with
+//! `IMAGETYP = 'IMAGE'` and `'INVVAR'` (legacysurvey/imagine, `write_cutout`),
+//! and writes the invvar HDU only for layers that have invvar files.
 
 use std::collections::HashMap;
 
@@ -17,6 +21,8 @@ const CARD: usize = 80;
 pub enum FitsError {
     #[error("not a FITS file (no SIMPLE = T at byte 0)")]
     NotFits,
+    #[error("what follows the image is not an image extension (no XTENSION = 'IMAGE')")]
+    NotImageExtension,
     #[error("header has no END card within {0} bytes")]
     NoEnd(usize),
     #[error("missing or malformed header card {0}")]
@@ -73,6 +79,31 @@ impl Header {
 
 /// Encodes a cutout the way the viewer does. `data` is CHW, `size*size*bands`.
 pub fn encode(geom: &CutoutGeometry, data: &[f32]) -> Result<Vec<u8>, FitsError> {
+    encode_planes(geom, data, None)
+}
+
+/// Encodes a cutout and, if given, its inverse variance as a second HDU,
+/// the way the viewer answers a request with `invvar`.
+pub fn encode_planes(
+    geom: &CutoutGeometry,
+    image: &[f32],
+    invvar: Option<&[f32]>,
+) -> Result<Vec<u8>, FitsError> {
+    let mut out = encode_hdu(geom, image, Hdu::Primary)?;
+    if let Some(invvar) = invvar {
+        out.extend(encode_hdu(geom, invvar, Hdu::Invvar)?);
+    }
+    Ok(out)
+}
+
+/// Which HDU of the answer is encoded.
+#[derive(Clone, Copy, PartialEq)]
+enum Hdu {
+    Primary,
+    Invvar,
+}
+
+fn encode_hdu(geom: &CutoutGeometry, data: &[f32], hdu: Hdu) -> Result<Vec<u8>, FitsError> {
     let planes = geom.bands.chars().count();
     if data.len() != geom.size * geom.size * planes {
         return Err(FitsError::WrongLength {
@@ -84,15 +115,21 @@ pub fn encode(geom: &CutoutGeometry, data: &[f32]) -> Result<Vec<u8>, FitsError>
     let crpix = (geom.size as f64 + 1.0) / 2.0;
     let cd = geom.pixscale / 3600.0;
     let mut cards = vec![
-        logical("SIMPLE", true),
+        match hdu {
+            Hdu::Primary => logical("SIMPLE", true),
+            Hdu::Invvar => string("XTENSION", "IMAGE"),
+        },
         int("BITPIX", -32),
         int("NAXIS", 3),
         int("NAXIS1", geom.size as i64),
         int("NAXIS2", geom.size as i64),
         int("NAXIS3", planes as i64),
-        logical("EXTEND", true),
-        string("BANDS", &geom.bands),
     ];
+    match hdu {
+        Hdu::Primary => cards.push(logical("EXTEND", true)),
+        Hdu::Invvar => cards.extend([int("PCOUNT", 0), int("GCOUNT", 1)]),
+    }
+    cards.push(string("BANDS", &geom.bands));
     for (i, b) in geom.bands.chars().enumerate() {
         cards.push(string(&format!("BAND{i}"), &b.to_string()));
     }
@@ -109,6 +146,13 @@ pub fn encode(geom: &CutoutGeometry, data: &[f32]) -> Result<Vec<u8>, FitsError>
         real("CD2_2", cd),
         int("IMAGEW", geom.size as i64),
         int("IMAGEH", geom.size as i64),
+        string(
+            "IMAGETYP",
+            match hdu {
+                Hdu::Primary => "IMAGE",
+                Hdu::Invvar => "INVVAR",
+            },
+        ),
         format!("{:<80}", "END"),
     ]);
     let mut out = Vec::with_capacity(padded(cards.len() * CARD) + padded(data.len() * 4));
@@ -131,25 +175,77 @@ pub const HEADER_BLOCKS_ALLOWED: usize = 16;
 /// The most bytes a valid answer for `size` x `size` pixels in `bands`
 /// planes can have: the padded float32 data plus the header allowance.
 /// Anything longer is refused unread.
-pub fn answer_budget(size: usize, bands: usize) -> u64 {
+/// `hdus` is 2 when the answer may carry the invvar HDU.
+pub fn answer_budget(size: usize, bands: usize, hdus: usize) -> u64 {
     let data = padded(
         size.saturating_mul(size)
             .saturating_mul(bands)
             .saturating_mul(4),
     );
-    (data + HEADER_BLOCKS_ALLOWED * BLOCK) as u64
+    ((data + HEADER_BLOCKS_ALLOWED * BLOCK) * hdus.max(1)) as u64
 }
 
 /// Decodes and checks a cutout against what was asked: `size` x `size`
 /// pixels and exactly the requested `bands` in that order. Returns CHW data.
 pub fn decode(bytes: &[u8], size: usize, bands: &str) -> Result<Vec<f32>, FitsError> {
     let header = parse_header(bytes)?;
+    decode_cube(bytes, &header, size, bands)
+}
+
+/// A decoded answer: the image and, when asked for and sent, its inverse
+/// variance, both CHW.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planes {
+    pub image: Vec<f32>,
+    pub invvar: Option<Vec<f32>>,
+}
+
+/// Decodes an answer to a request with `invvar`: the image as [`decode`],
+/// then the HDU after it, which must be the invvar cube on the same grid
+/// (`IMAGETYP = 'INVVAR'` when the card is there). An answer that ends
+/// after the image (a layer without invvar files) has `invvar: None`.
+pub fn decode_planes(bytes: &[u8], size: usize, bands: &str) -> Result<Planes, FitsError> {
+    let primary = parse_header(bytes)?;
+    let image = decode_cube(bytes, &primary, size, bands)?;
+    let next = primary.data_offset + padded(image.len() * 4);
+    let rest = bytes.get(next..).unwrap_or_default();
+    if rest.iter().all(|&b| b == 0 || b == b' ') {
+        return Ok(Planes {
+            image,
+            invvar: None,
+        });
+    }
+    let header = parse_header_of(rest, HeaderKind::Extension)?;
+    if let Some(kind) = header.get("IMAGETYP") {
+        if !kind.eq_ignore_ascii_case("INVVAR") {
+            return Err(FitsError::Mismatch {
+                key: "IMAGETYP",
+                found: kind.to_string(),
+                expected: "INVVAR".into(),
+            });
+        }
+    }
+    let invvar = decode_cube(rest, &header, size, bands)?;
+    Ok(Planes {
+        image,
+        invvar: Some(invvar),
+    })
+}
+
+/// The float32 cube of one HDU whose header is `header`, checked against
+/// what was asked.
+fn decode_cube(
+    bytes: &[u8],
+    header: &Header,
+    size: usize,
+    bands: &str,
+) -> Result<Vec<f32>, FitsError> {
     let planes = bands.chars().count();
-    expect_int(&header, "BITPIX", -32)?;
-    expect_int(&header, "NAXIS", 3)?;
-    expect_int(&header, "NAXIS1", size as i64)?;
-    expect_int(&header, "NAXIS2", size as i64)?;
-    expect_int(&header, "NAXIS3", planes as i64)?;
+    expect_int(header, "BITPIX", -32)?;
+    expect_int(header, "NAXIS", 3)?;
+    expect_int(header, "NAXIS1", size as i64)?;
+    expect_int(header, "NAXIS2", size as i64)?;
+    expect_int(header, "NAXIS3", planes as i64)?;
     for key in ["BSCALE", "BZERO"] {
         if let Some(v) = header.get_f64(key) {
             let want = if key == "BSCALE" { 1.0 } else { 0.0 };
@@ -185,10 +281,38 @@ pub fn decode(bytes: &[u8], size: usize, bands: &str) -> Result<Vec<f32>, FitsEr
         .collect())
 }
 
+/// Which header is parsed: the primary one or an image extension.
+#[derive(Clone, Copy, PartialEq)]
+enum HeaderKind {
+    Primary,
+    Extension,
+}
+
 /// Parses the primary header. Requires `SIMPLE = T` as the first card.
 pub fn parse_header(bytes: &[u8]) -> Result<Header, FitsError> {
-    if bytes.len() < CARD || !bytes.starts_with(b"SIMPLE  =") || value_text(&bytes[..CARD]) != "T" {
-        return Err(FitsError::NotFits);
+    parse_header_of(bytes, HeaderKind::Primary)
+}
+
+/// Parses a header starting at byte 0 of `bytes`: the primary one
+/// (`SIMPLE = T`) or an image extension (`XTENSION = 'IMAGE'`).
+fn parse_header_of(bytes: &[u8], kind: HeaderKind) -> Result<Header, FitsError> {
+    let first_ok = match kind {
+        HeaderKind::Primary => {
+            bytes.len() >= CARD
+                && bytes.starts_with(b"SIMPLE  =")
+                && value_text(&bytes[..CARD]) == "T"
+        }
+        HeaderKind::Extension => {
+            bytes.len() >= CARD
+                && bytes.starts_with(b"XTENSION=")
+                && value_text(&bytes[..CARD]) == "IMAGE"
+        }
+    };
+    if !first_ok {
+        return Err(match kind {
+            HeaderKind::Primary => FitsError::NotFits,
+            HeaderKind::Extension => FitsError::NotImageExtension,
+        });
     }
     let mut header = Header::default();
     for (i, card) in bytes.chunks_exact(CARD).enumerate() {
@@ -359,6 +483,47 @@ mod tests {
             decode(&f64_image, 5, "grz"),
             Err(FitsError::Mismatch { key: "BITPIX", .. })
         ));
+    }
+
+    #[test]
+    fn invvar_hdu_round_trips_and_its_absence_is_none() {
+        let invvar: Vec<f32> = (0..75).map(|i| 1.0 / (1.0 + i as f32)).collect();
+        let bytes = encode_planes(&geom(), &data(), Some(&invvar)).unwrap();
+        assert_eq!(bytes.len(), 4 * BLOCK, "two headers and two data blocks");
+        assert_eq!(&bytes[2 * BLOCK..2 * BLOCK + 20], b"XTENSION= 'IMAGE   '");
+        let planes = decode_planes(&bytes, 5, "grz").unwrap();
+        assert_eq!(planes.image, data());
+        assert_eq!(planes.invvar, Some(invvar.clone()));
+        // The image alone decodes as before, and a layer without invvar
+        // answers with the image HDU only.
+        assert_eq!(decode(&bytes, 5, "grz").unwrap(), data());
+        let image_only = encode(&geom(), &data()).unwrap();
+        let planes = decode_planes(&image_only, 5, "grz").unwrap();
+        assert_eq!((planes.image, planes.invvar), (data(), None));
+        // A second HDU that is not the invvar cube asked for is refused.
+        assert!(matches!(
+            decode_planes(&bytes[..3 * BLOCK + 10], 5, "grz"),
+            Err(FitsError::Truncated { .. })
+        ));
+        let mut other = bytes.clone();
+        let at = (2 * BLOCK..3 * BLOCK)
+            .step_by(CARD)
+            .find(|&i| bytes[i..].starts_with(b"IMAGETYP"))
+            .unwrap();
+        other[at..at + CARD].copy_from_slice(string("IMAGETYP", "MASKBITS").as_bytes());
+        assert!(matches!(
+            decode_planes(&other, 5, "grz"),
+            Err(FitsError::Mismatch {
+                key: "IMAGETYP",
+                ..
+            })
+        ));
+        let mut garbage = bytes.clone();
+        garbage[2 * BLOCK..2 * BLOCK + 8].copy_from_slice(b"GARBAGE!");
+        assert_eq!(
+            decode_planes(&garbage, 5, "grz"),
+            Err(FitsError::NotImageExtension)
+        );
     }
 
     #[test]

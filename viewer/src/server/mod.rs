@@ -7,7 +7,9 @@
 //! prefix (the viewer matches these names as prefixes): `fits-cutout` and
 //! `cutout.fits` (FITS), `jpeg-cutout` and `cutout.jpg` (JPEG: the viewer's
 //! colour mapping of the bands asked, north up); and `/stats` (JSON counters).
-//! Both formats honour `ra`, `dec`, `size`, `pixscale`, `layer` and `bands`.
+//! Both formats honour `ra`, `dec`, `size`, `pixscale`, `layer` and `bands`;
+//! FITS answers also `invvar` (a second HDU with the inverse variance, when
+//! the provider has it).
 
 mod faults;
 mod jpeg;
@@ -198,6 +200,8 @@ struct CutoutQuery {
     pixscale: f64,
     bands: String,
     layer: String,
+    /// `invvar` was in the query: FITS answers add the invvar HDU.
+    invvar: bool,
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
@@ -265,6 +269,7 @@ fn parse_query(
         pixscale,
         bands,
         layer,
+        invvar: q.contains_key("invvar"),
     })
 }
 
@@ -395,16 +400,17 @@ fn endless(first: Vec<u8>, content_type: &'static str, content_length: Option<u6
 async fn answer(st: &AppState, req: CutoutQuery, format: Format) -> Result<Vec<u8>, Response> {
     let provider = st.provider.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let pixels = provider.cutout(
+        let planes = provider.cutout_planes(
             req.ra,
             req.dec,
             req.size,
             req.pixscale,
             &req.bands,
             &req.layer,
+            req.invvar && format == Format::Fits,
         )?;
         match format {
-            Format::Jpeg => jpeg::encode(&pixels, req.size, &req.bands)
+            Format::Jpeg => jpeg::encode(&planes.image, req.size, &req.bands)
                 .map_err(|e| ProviderError::Other(e.to_string())),
             Format::Fits => {
                 let geom = CutoutGeometry {
@@ -414,7 +420,8 @@ async fn answer(st: &AppState, req: CutoutQuery, format: Format) -> Result<Vec<u
                     pixscale: req.pixscale,
                     bands: req.bands,
                 };
-                fits_image::encode(&geom, &pixels).map_err(|e| ProviderError::Other(e.to_string()))
+                fits_image::encode_planes(&geom, &planes.image, planes.invvar.as_deref())
+                    .map_err(|e| ProviderError::Other(e.to_string()))
             }
         }
     })

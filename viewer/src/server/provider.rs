@@ -30,6 +30,27 @@ pub trait CutoutProvider: Send + Sync + 'static {
         layer: &str,
     ) -> Result<Vec<f32>, ProviderError>;
 
+    /// The cutout and, when `invvar` is asked, its inverse variance on the
+    /// same grid (`None` for a layer without invvar, as the viewer answers
+    /// then). The default has no invvar.
+    #[allow(clippy::too_many_arguments)]
+    fn cutout_planes(
+        &self,
+        ra: f64,
+        dec: f64,
+        size: usize,
+        pixscale: f64,
+        bands: &str,
+        layer: &str,
+        invvar: bool,
+    ) -> Result<crate::fits_image::Planes, ProviderError> {
+        let _ = invvar;
+        Ok(crate::fits_image::Planes {
+            image: self.cutout(ra, dec, size, pixscale, bands, layer)?,
+            invvar: None,
+        })
+    }
+
     /// Bands served for `layer`, used when a request has no `bands` or an
     /// invalid one (the viewer silently falls back to these).
     fn default_bands(&self, _layer: &str) -> String {

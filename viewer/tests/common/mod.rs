@@ -74,6 +74,7 @@ pub fn test_config(url: String) -> ViewerConfig {
         max_retries: 3,
         backoff_base_ms: 10,
         backoff_max_ms: 1500,
+        invvar: false,
     }
 }
 
