@@ -1,6 +1,7 @@
 //! Pixels cut from DR10 coadd bricks under a root (`file://` or `s3://`):
 //! `<root>/coadd/<AAA>/<brick>/legacysurvey-<brick>-image-<band>.fits.fz`
-//! and `<root>/survey-bricks.fits.gz`.
+//! (with `-invvar-<band>.fits.fz` and `-maskbits.fits.fz` when those planes
+//! are asked for) and `<root>/survey-bricks.fits.gz`.
 //!
 //! [`BrickReader`] is shared by the cutout stage ([`BrickSource`]) and by
 //! `lenspipe serve-cutouts` ([`BrickProvider`]): it finds a target's brick,
@@ -18,18 +19,22 @@ use bytes::Bytes;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use lenspipe_coadd::files::{map_file, Mmap};
-use lenspipe_coadd::{brick_path, BrickImages, BrickIndex, CoaddError, SURVEY_BRICKS};
+use lenspipe_coadd::{brick_file, BrickImages, BrickIndex, CoaddError, CoaddKind, SURVEY_BRICKS};
 use lenspipe_sweeps::Location;
+use lenspipe_viewer::fits_image::Planes;
 use lenspipe_viewer::server::{CutoutProvider, ProviderError};
 use object_store::ObjectStoreExt;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::source::{Cutout, PixelSource, Target};
-use crate::spec::{CutoutSpec, Resampling};
+use crate::spec::{CutoutSpec, Plane, Resampling};
 use crate::CutoutStatus;
 
 /// Bricks kept open at once per reader.
 const OPEN_BRICKS: usize = 4;
+
+/// The band letter the single maskbits file is opened under.
+const MASKBITS_BAND: char = 'm';
 
 /// Bytes of a remote file read first to find where its image ends.
 const HEADER_PREFIX: u64 = 1 << 20;
@@ -175,8 +180,9 @@ impl BrickReader {
         }
     }
 
-    /// The open brick `name`, reading its band files if it is not open.
-    async fn brick(&self, name: &str, bands: &str) -> Result<Opened> {
+    /// The open files of `kind` of brick `name`, reading its band files if
+    /// they are not open.
+    async fn brick(&self, name: &str, kind: CoaddKind, bands: &str) -> Result<Opened> {
         {
             if self
                 .bad
@@ -188,21 +194,22 @@ impl BrickReader {
                 return Ok(Err(CutoutStatus::BadBrick));
             }
             let open = self.open.lock().map_err(|_| poisoned())?;
-            if let Some(found) = open
-                .iter()
-                .find(|b| b.lock().map(|b| b.brick() == name).unwrap_or(false))
-            {
+            if let Some(found) = open.iter().find(|b| {
+                b.lock()
+                    .map(|b| b.brick() == name && b.kind() == kind)
+                    .unwrap_or(false)
+            }) {
                 return Ok(Ok(Arc::clone(found)));
             }
         }
         let mut files = Vec::new();
         for band in bands.chars() {
-            match self.band_file(&brick_path(name, band)).await? {
+            match self.band_file(&brick_file(name, kind, band)).await? {
                 Ok(file) => files.push((band, file)),
                 Err(why) => return Ok(Err(self.mark_bad(name, &why)?)),
             }
         }
-        let images = match BrickImages::new(name, files) {
+        let images = match BrickImages::of_kind(name, kind, files) {
             Ok(images) => images,
             Err(CoaddError::MissingBrick { .. }) => return Ok(Err(CutoutStatus::MissingBrick)),
             Err(e) => {
@@ -213,25 +220,66 @@ impl BrickReader {
         let images = Arc::new(Mutex::new(images));
         let mut open = self.open.lock().map_err(|_| poisoned())?;
         open.push_front(Arc::clone(&images));
-        open.truncate(OPEN_BRICKS);
+        // Image, invvar and maskbits files of the same bricks are open side by side.
+        open.truncate(OPEN_BRICKS * 3);
         Ok(Ok(images))
     }
 
-    /// One cutout, CPU work on a blocking thread.
+    /// One cutout, with the other `planes` asked for (a plane whose files
+    /// the brick lacks is left out); CPU work on a blocking thread.
     pub async fn cutout(
         &self,
         target: &Target,
         grid: &lenspipe_coadd::CutoutSpec,
+        planes: &[Plane],
     ) -> Result<Cutout> {
         let brick = match self.brick_of(target).await? {
             Ok(brick) => brick,
             Err(status) => return Ok(Cutout::failed(status, 1)),
         };
-        let images = match self.brick(&brick, &grid.bands).await? {
-            Ok(images) => images,
+        let pixels = match self.cut(&brick, CoaddKind::Image, target, grid).await? {
+            Ok(pixels) => pixels,
             Err(status) => return Ok(Cutout::failed(status, 1)),
         };
-        let bands = grid.bands.len();
+        let mut cutout = Cutout::from_pixels(pixels, grid.bands.len(), 1);
+        if planes.contains(&Plane::Invvar) {
+            match self.cut(&brick, CoaddKind::Invvar, target, grid).await? {
+                Ok(invvar) => cutout = cutout.with_invvar(Some(invvar)),
+                Err(CutoutStatus::MissingBrick) => {}
+                Err(status) => return Ok(Cutout::failed(status, 1)),
+            }
+        }
+        if planes.contains(&Plane::Maskbits) {
+            // One file for all bands, given as a single band.
+            let one = lenspipe_coadd::CutoutSpec {
+                bands: MASKBITS_BAND.to_string(),
+                ..grid.clone()
+            };
+            match self.cut(&brick, CoaddKind::Maskbits, target, &one).await? {
+                Ok(bits) => {
+                    let bits = bits.into_iter().map(|v| v as i32).collect();
+                    cutout = cutout.with_maskbits(Some(bits));
+                }
+                Err(CutoutStatus::MissingBrick) => {}
+                Err(status) => return Ok(Cutout::failed(status, 1)),
+            }
+        }
+        Ok(cutout)
+    }
+
+    /// The pixels of `target` from the brick's files of `kind`, or the
+    /// status that stands for them.
+    async fn cut(
+        &self,
+        brick: &str,
+        kind: CoaddKind,
+        target: &Target,
+        grid: &lenspipe_coadd::CutoutSpec,
+    ) -> Result<std::result::Result<Vec<f32>, CutoutStatus>> {
+        let images = match self.brick(brick, kind, &grid.bands).await? {
+            Ok(images) => images,
+            Err(status) => return Ok(Err(status)),
+        };
         let (target, grid) = (target.clone(), grid.clone());
         let made = tokio::task::spawn_blocking(move || {
             let mut images = images.lock().map_err(|_| poisoned())?;
@@ -240,17 +288,13 @@ impl BrickReader {
         .await
         .map_err(|e| DataFusionError::Execution(format!("cutout task: {e}")))??;
         match made {
-            Ok(cutout) => Ok(Cutout::from_pixels(cutout.pixels, bands, 1)),
-            Err(CoaddError::OffFootprint { .. }) => {
-                Ok(Cutout::failed(CutoutStatus::OffFootprint, 1))
-            }
-            Err(CoaddError::MissingBrick { .. }) => {
-                Ok(Cutout::failed(CutoutStatus::MissingBrick, 1))
-            }
+            Ok(cutout) => Ok(Ok(cutout.pixels)),
+            Err(CoaddError::OffFootprint { .. }) => Ok(Err(CutoutStatus::OffFootprint)),
+            Err(CoaddError::MissingBrick { .. }) => Ok(Err(CutoutStatus::MissingBrick)),
             // A tile that does not decode: the brick is corrupt.
             Err(e) => {
                 let why = format!("{}/coadd brick {brick}: {e}", self.root.url);
-                Ok(Cutout::failed(self.mark_bad(&brick, &why)?, 1))
+                Ok(Err(self.mark_bad(brick, &why)?))
             }
         }
     }
@@ -275,6 +319,7 @@ fn grid(spec: &CutoutSpec, resampling: Resampling) -> lenspipe_coadd::CutoutSpec
 pub struct BrickSource {
     reader: Arc<BrickReader>,
     grid: lenspipe_coadd::CutoutSpec,
+    planes: Vec<Plane>,
     shards: Arc<Semaphore>,
 }
 
@@ -289,6 +334,7 @@ impl BrickSource {
         Ok(Self {
             reader: Arc::new(BrickReader::new(runtime, coadds_url)?),
             grid: grid(spec, resampling),
+            planes: spec.planes.clone(),
             shards: shared_semaphore(cores),
         })
     }
@@ -310,7 +356,7 @@ impl PixelSource for BrickSource {
             .map_err(|e| DataFusionError::Internal(e.to_string()))?;
         let mut out = Vec::with_capacity(targets.len());
         for target in targets {
-            out.push(self.reader.cutout(target, &self.grid).await?);
+            out.push(self.reader.cutout(target, &self.grid, &self.planes).await?);
         }
         Ok(out)
     }
@@ -344,8 +390,23 @@ impl CutoutProvider for BrickProvider {
         size: usize,
         pixscale: f64,
         bands: &str,
-        _layer: &str,
+        layer: &str,
     ) -> std::result::Result<Vec<f32>, ProviderError> {
+        self.cutout_planes(ra, dec, size, pixscale, bands, layer, false)
+            .map(|planes| planes.image)
+    }
+
+    /// The viewer resamples invvar onto the cutout grid as it does the image.
+    fn cutout_planes(
+        &self,
+        ra: f64,
+        dec: f64,
+        size: usize,
+        pixscale: f64,
+        bands: &str,
+        _layer: &str,
+        invvar: bool,
+    ) -> std::result::Result<Planes, ProviderError> {
         let grid = lenspipe_coadd::CutoutSpec {
             size,
             pixscale,
@@ -357,12 +418,20 @@ impl CutoutProvider for BrickProvider {
             dec,
             brickname: None,
         };
+        let planes = if invvar {
+            vec![Plane::Image, Plane::Invvar]
+        } else {
+            vec![Plane::Image]
+        };
         let made = self
             .runtime
-            .block_on(self.reader.cutout(&target, &grid))
+            .block_on(self.reader.cutout(&target, &grid, &planes))
             .map_err(|e| ProviderError::Other(e.to_string()))?;
         match (made.status, made.image) {
-            (_, Some(image)) => Ok(image),
+            (_, Some(image)) => Ok(Planes {
+                image,
+                invvar: made.invvar,
+            }),
             // The viewer answers 500 where it has no pixels to give.
             (CutoutStatus::OffFootprint | CutoutStatus::MissingBrick, None) => {
                 Err(ProviderError::OffFootprint)

@@ -9,16 +9,18 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, ListBuilder,
-    RecordBatch, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
+    ListBuilder, RecordBatch, StringArray, StringBuilder,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Float32Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
-use lenspipe_validate::checks::{failed_checks, Check, Thresholds};
+use lenspipe_validate::checks::{
+    failed_checks, low_invvar_at_centre, masked_at_centre, Check, Thresholds,
+};
 use lenspipe_validate::stats::{StatsComputer, StatsParams, EXPECTED_SHAPE, IMAGE_FEATURES};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,9 @@ pub struct ChecksSpec {
     pub duplicate_hashes: Vec<i64>,
     pub thresholds: Thresholds,
     pub stats: StatsParams,
+    /// Mask bits whose presence at the centre fails `masked_centre`.
+    #[serde(default)]
+    pub exclude_maskbits: i64,
 }
 
 /// One row per shard: where its checks went and what failed.
@@ -99,6 +104,31 @@ pub fn pixels(images: &ArrayRef, i: usize) -> Result<Option<Float32Array>> {
     }
 }
 
+/// Row `i` of the maskbits plane column, `None` when null.
+fn mask_plane(column: &ArrayRef, i: usize) -> Result<Option<Int32Array>> {
+    if column.is_null(i) {
+        return Ok(None);
+    }
+    let values = match column.as_fixed_size_list_opt() {
+        Some(list) => list.value(i),
+        None => {
+            return Err(DataFusionError::Plan(format!(
+                "the {} column is {}, not a fixed-size list of Int32",
+                schema::MASKBITS,
+                column.data_type()
+            )))
+        }
+    };
+    match values.as_primitive_opt::<Int32Type>() {
+        Some(v) => Ok(Some(v.clone())),
+        None => Err(DataFusionError::Plan(format!(
+            "{} values are {}, not Int32",
+            schema::MASKBITS,
+            values.data_type()
+        ))),
+    }
+}
+
 struct Checker {
     spec: ChecksSpec,
     duplicates: HashSet<i64>,
@@ -115,6 +145,8 @@ impl Checker {
         let images = batch
             .column_by_name(schema::IMAGE)
             .ok_or_else(|| DataFusionError::Plan("the cutouts lack the image column".into()))?;
+        let invvars = batch.column_by_name(schema::INVVAR);
+        let maskbits = batch.column_by_name(schema::MASKBITS);
         let statuses = match batch.column_by_name(schema::STATUS) {
             Some(s) => Some(cast(s, &DataType::Utf8)?.as_string::<i32>().clone()),
             None => None,
@@ -176,8 +208,19 @@ impl Checker {
                     );
                     if self.duplicates.contains(&hash) {
                         failed.push(Check::DuplicateImage);
-                        failed.sort_by_key(|c| Check::ALL.iter().position(|a| a == c));
                     }
+                    let (bands, size) = (EXPECTED_SHAPE[0], EXPECTED_SHAPE[1]);
+                    if let Some(invvar) = invvars.map(|c| pixels(c, i)).transpose()?.flatten() {
+                        if low_invvar_at_centre(invvar.values(), bands, size) {
+                            failed.push(Check::LowInvvar);
+                        }
+                    }
+                    if let Some(bits) = maskbits.map(|c| mask_plane(c, i)).transpose()?.flatten() {
+                        if masked_at_centre(bits.values(), size, self.spec.exclude_maskbits) {
+                            failed.push(Check::MaskedCentre);
+                        }
+                    }
+                    failed.sort_by_key(|c| Check::ALL.iter().position(|a| a == c));
                     (failed, stats, Some(hash))
                 }
             };

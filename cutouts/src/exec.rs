@@ -19,10 +19,12 @@ use std::time::Instant;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
-    Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array,
+    Int32Array, Int64Array, PrimitiveArray, RecordBatch, StringArray, UInt32Array,
 };
 use arrow::compute::{cast, concat_batches, take};
-use arrow::datatypes::{DataType, Float32Type, Int32Type, Int64Type, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, FieldRef, Float32Type, Int32Type, Int64Type, SchemaRef,
+};
 use bytes::Bytes;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -286,7 +288,8 @@ fn floats(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
 }
 
 /// The rows of a shard written before, by galaxy_id, that this run keeps:
-/// `ok`, made from the same source and resampling, the right image length.
+/// `ok`, made from the same source and resampling, the right image length,
+/// and with an invvar column when this run asks for one.
 struct Previous {
     batch: RecordBatch,
     by_id: HashMap<String, usize>,
@@ -310,8 +313,16 @@ impl Previous {
                 DataFusionError::Plan("cutout shard lacks a fixed-size image column".into())
             })?;
         let (label, resampling) = (spec.source_label(), spec.resampling().as_str());
+        let has = |name: &str, len: usize| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_fixed_size_list_opt())
+                .is_some_and(|c| c.value_length() as usize == len)
+        };
+        let planes_match = (!spec.wants_invvar() || has(schema::INVVAR, spec.image_len()))
+            && (!spec.wants_maskbits() || has(schema::MASKBITS, spec.maskbits_len()));
         let mut by_id = HashMap::new();
-        if images.value_length() as usize == spec.image_len() {
+        if images.value_length() as usize == spec.image_len() && planes_match {
             for i in 0..batch.num_rows() {
                 let keep = ids.is_valid(i)
                     && statuses.value(i) == "ok"
@@ -463,6 +474,12 @@ fn assemble(
     let prev_images = previous
         .and_then(|p| p.batch.column_by_name(schema::IMAGE))
         .and_then(|c| c.as_fixed_size_list_opt());
+    let prev_invvar = previous
+        .and_then(|p| p.batch.column_by_name(schema::INVVAR))
+        .and_then(|c| c.as_fixed_size_list_opt());
+    let prev_maskbits = previous
+        .and_then(|p| p.batch.column_by_name(schema::MASKBITS))
+        .and_then(|c| c.as_fixed_size_list_opt());
     let prev_attempts = previous
         .and_then(|p| p.batch.column_by_name(schema::ATTEMPTS))
         .map(|c| cast(c, &DataType::Int32))
@@ -472,6 +489,11 @@ fn assemble(
     let mut attempts = Vec::with_capacity(n);
     let mut values: Vec<f32> = Vec::with_capacity(n * image_len);
     let mut valid = Vec::with_capacity(n);
+    let mut invvar = PlaneColumn::<f32>::new(if spec.wants_invvar() { n } else { 0 }, image_len);
+    let mut maskbits = PlaneColumn::<i32>::new(
+        if spec.wants_maskbits() { n } else { 0 },
+        spec.maskbits_len(),
+    );
     for i in 0..n {
         match (kept_row[i], made_row[i]) {
             (Some(row), _) => {
@@ -480,6 +502,24 @@ fn assemble(
                 let image = images.value(row);
                 values.extend_from_slice(image.as_primitive::<Float32Type>().values());
                 valid.push(true);
+                if spec.wants_invvar() {
+                    let kept = prev_invvar
+                        .filter(|c| c.is_valid(row))
+                        .map(|c| c.value(row));
+                    invvar.push(
+                        kept.as_ref()
+                            .map(|v| v.as_primitive::<Float32Type>().values().as_ref()),
+                    );
+                }
+                if spec.wants_maskbits() {
+                    let kept = prev_maskbits
+                        .filter(|c| c.is_valid(row))
+                        .map(|c| c.value(row));
+                    maskbits.push(
+                        kept.as_ref()
+                            .map(|v| v.as_primitive::<Int32Type>().values().as_ref()),
+                    );
+                }
                 status.push(CutoutStatus::Ok.to_string());
                 attempts.push(
                     prev_attempts
@@ -505,6 +545,17 @@ fn assemble(
                         status.push(cutout.status.to_string());
                     }
                 }
+                if spec.wants_invvar() {
+                    let made = cutout.invvar.as_deref().filter(|v| v.len() == image_len);
+                    invvar.push(made.filter(|_| cutout.image.is_some()));
+                }
+                if spec.wants_maskbits() {
+                    let made = cutout
+                        .maskbits
+                        .as_deref()
+                        .filter(|v| v.len() == spec.maskbits_len());
+                    maskbits.push(made.filter(|_| cutout.image.is_some()));
+                }
                 attempts.push(cutout.attempts as i32);
             }
             (None, None) => {
@@ -523,16 +574,20 @@ fn assemble(
         }
     };
     let image = FixedSizeListArray::try_new(
-        item,
+        Arc::clone(&item),
         image_len as i32,
         Arc::new(Float32Array::from(values)),
         Some(valid.into()),
     )?;
+    let invvar = invvar.finish(Arc::clone(&item))?;
+    let maskbits = maskbits.finish(Arc::new(Field::new("item", DataType::Int32, false)))?;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let column: ArrayRef = match field.name().as_str() {
             schema::STATUS => Arc::new(StringArray::from(status.clone())),
             schema::IMAGE => Arc::new(image.clone()),
+            schema::INVVAR => Arc::new(invvar.clone()),
+            schema::MASKBITS => Arc::new(maskbits.clone()),
             schema::SOURCE => Arc::new(StringArray::from(vec![spec.source_label(); n])),
             schema::RESAMPLING => Arc::new(StringArray::from(vec![spec.resampling().as_str(); n])),
             schema::ATTEMPTS => Arc::new(Int32Array::from(attempts.clone())),
@@ -545,6 +600,59 @@ fn assemble(
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
+/// A fixed-size plane column (float32 invvar, int32 maskbits) built row by
+/// row, null where a row has no plane.
+struct PlaneColumn<T> {
+    values: Vec<T>,
+    valid: Vec<bool>,
+    len: usize,
+}
+
+impl<T: PlaneValue + Copy + Default> PlaneColumn<T>
+where
+    PrimitiveArray<T::Arrow>: From<Vec<T>>,
+{
+    fn new(rows: usize, len: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(rows * len),
+            valid: Vec::with_capacity(rows),
+            len,
+        }
+    }
+
+    fn push(&mut self, plane: Option<&[T]>) {
+        match plane {
+            Some(p) => self.values.extend_from_slice(p),
+            None => self
+                .values
+                .extend(std::iter::repeat_n(T::default(), self.len)),
+        }
+        self.valid.push(plane.is_some());
+    }
+
+    fn finish(self, item: FieldRef) -> Result<FixedSizeListArray> {
+        Ok(FixedSizeListArray::try_new(
+            item,
+            self.len as i32,
+            Arc::new(PrimitiveArray::<T::Arrow>::from(self.values)),
+            Some(self.valid.into()),
+        )?)
+    }
+}
+
+/// The Arrow type of a plane's values.
+trait PlaneValue {
+    type Arrow: ArrowPrimitiveType;
+}
+
+impl PlaneValue for f32 {
+    type Arrow = Float32Type;
+}
+
+impl PlaneValue for i32 {
+    type Arrow = Int32Type;
+}
+
 pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
@@ -552,6 +660,8 @@ pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
         .set_max_row_group_row_count(Some(128))
         // Images do not compress with dictionaries; plain pages are smaller and faster.
         .set_column_dictionary_enabled(format!("{}.list.item", schema::IMAGE).into(), false)
+        .set_column_dictionary_enabled(format!("{}.list.item", schema::INVVAR).into(), false)
+        .set_column_dictionary_enabled(format!("{}.list.item", schema::MASKBITS).into(), false)
         .build();
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))?;

@@ -27,5 +27,5 @@ pub use codec::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
 pub use exec::{ShardExec, ShardJob};
 pub use lenspipe_viewer::CutoutStatus;
 pub use source::{Cutout, PixelSource, Target};
-pub use spec::{CutoutSpec, Resampling, SourceSpec, ViewerSpec};
+pub use spec::{CutoutSpec, Plane, Resampling, SourceSpec, ViewerSpec};
 pub use table::{CutoutsTable, TargetFile};

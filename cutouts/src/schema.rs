@@ -17,12 +17,22 @@ pub const BRICKNAME: &str = "brickname";
 
 pub const STATUS: &str = "cutout_status";
 pub const IMAGE: &str = "image";
+/// Inverse variance on the image's grid, when `cutouts.planes` has invvar.
+pub const INVVAR: &str = "invvar";
+/// The brick's maskbits on the image's grid, when `cutouts.planes` has
+/// maskbits (named apart from the catalogue's `maskbits`, the bits at the
+/// object's own centre).
+pub const MASKBITS: &str = "pixel_maskbits";
 pub const SOURCE: &str = "cutout_source";
 pub const RESAMPLING: &str = "cutout_resampling";
 pub const ATTEMPTS: &str = "cutout_attempts";
 
-/// Columns the stage adds after the target's own, in order.
-pub const ADDED: [&str; 5] = [STATUS, IMAGE, SOURCE, RESAMPLING, ATTEMPTS];
+/// Columns the stage adds after the target's own, in order ([`INVVAR`] and
+/// [`MASKBITS`] only when asked for). A target column of the same name is
+/// replaced.
+pub const ADDED: [&str; 7] = [
+    STATUS, IMAGE, INVVAR, MASKBITS, SOURCE, RESAMPLING, ATTEMPTS,
+];
 
 /// Schema metadata keys: how to read `image` without this crate.
 pub const META_SIZE: &str = "lenspipe.cutout.size";
@@ -30,13 +40,31 @@ pub const META_BANDS: &str = "lenspipe.cutout.bands";
 pub const META_PIXSCALE: &str = "lenspipe.cutout.pixscale_arcsec";
 pub const META_LAYOUT: &str = "lenspipe.cutout.layout";
 pub const META_UNIT: &str = "lenspipe.cutout.unit";
+pub const META_PLANES: &str = "lenspipe.cutout.planes";
+pub const META_INVVAR_UNIT: &str = "lenspipe.cutout.invvar_unit";
 
 /// `image`: bands x size x size float32 values, CHW, row-major.
 pub fn image_field(spec: &CutoutSpec) -> Field {
+    plane_field(IMAGE, spec)
+}
+
+/// A bands x size x size float32 plane column named `name` (`image` or
+/// `invvar`).
+pub fn plane_field(name: &str, spec: &CutoutSpec) -> Field {
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     Field::new(
-        IMAGE,
+        name,
         DataType::FixedSizeList(item, spec.image_len() as i32),
+        true,
+    )
+}
+
+/// `pixel_maskbits`: size x size int32 bitmasks (DR10 MASKBITS), row-major.
+pub fn maskbits_field(spec: &CutoutSpec) -> Field {
+    let item = Arc::new(Field::new("item", DataType::Int32, false));
+    Field::new(
+        MASKBITS,
+        DataType::FixedSizeList(item, spec.maskbits_len() as i32),
         true,
     )
 }
@@ -51,6 +79,12 @@ pub fn output_schema(targets: &Schema, spec: &CutoutSpec) -> SchemaRef {
         .collect();
     fields.push(Field::new(STATUS, DataType::Utf8, false));
     fields.push(image_field(spec));
+    if spec.wants_invvar() {
+        fields.push(plane_field(INVVAR, spec));
+    }
+    if spec.wants_maskbits() {
+        fields.push(maskbits_field(spec));
+    }
     fields.push(Field::new(SOURCE, DataType::Utf8, false));
     fields.push(Field::new(RESAMPLING, DataType::Utf8, false));
     fields.push(Field::new(ATTEMPTS, DataType::Int32, false));
@@ -63,7 +97,22 @@ pub fn output_schema(targets: &Schema, spec: &CutoutSpec) -> SchemaRef {
             "CHW: band, row (south to north), column (east to west on the sky)".to_string(),
         ),
         (META_UNIT.to_string(), "nanomaggies".to_string()),
+        (
+            META_PLANES.to_string(),
+            spec.planes
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ]);
+    let mut metadata = metadata;
+    if spec.wants_invvar() {
+        metadata.insert(
+            META_INVVAR_UNIT.to_string(),
+            "1/nanomaggies^2 (null where the source has no invvar)".to_string(),
+        );
+    }
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 

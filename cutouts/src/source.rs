@@ -20,11 +20,15 @@ pub struct Target {
 }
 
 /// One target's outcome. `image` is bands x size x size values (CHW) when
-/// pixels came, whatever the status.
+/// pixels came, whatever the status; `invvar` the same for the inverse
+/// variance and `maskbits` size x size bitmasks, when asked for and the
+/// source has them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cutout {
     pub status: CutoutStatus,
     pub image: Option<Vec<f32>>,
+    pub invvar: Option<Vec<f32>>,
+    pub maskbits: Option<Vec<i32>>,
     pub attempts: u32,
 }
 
@@ -44,14 +48,30 @@ impl Cutout {
         Self {
             status,
             image: Some(image),
+            invvar: None,
+            maskbits: None,
             attempts,
         }
+    }
+
+    /// The same cutout with its inverse variance.
+    pub fn with_invvar(mut self, invvar: Option<Vec<f32>>) -> Self {
+        self.invvar = invvar;
+        self
+    }
+
+    /// The same cutout with its maskbits.
+    pub fn with_maskbits(mut self, maskbits: Option<Vec<i32>>) -> Self {
+        self.maskbits = maskbits;
+        self
     }
 
     pub fn failed(status: CutoutStatus, attempts: u32) -> Self {
         Self {
             status,
             image: None,
+            invvar: None,
+            maskbits: None,
             attempts,
         }
     }

@@ -33,6 +33,28 @@ pub struct ViewerSpec {
     pub backoff_max_ms: u64,
 }
 
+/// What a cutout holds besides its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plane {
+    /// The coadded pixels (always made).
+    Image,
+    /// Per-band inverse variance on the same grid.
+    Invvar,
+    /// The maskbits bitmask on the same grid.
+    Maskbits,
+}
+
+impl Plane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Invvar => "invvar",
+            Self::Maskbits => "maskbits",
+        }
+    }
+}
+
 /// One cutout run: the pixel source, the grid, and where shards go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CutoutSpec {
@@ -42,6 +64,8 @@ pub struct CutoutSpec {
     pub size: usize,
     pub pixscale: f64,
     pub bands: String,
+    /// `[image]`, optionally with `invvar` and (bricks) `maskbits`.
+    pub planes: Vec<Plane>,
 }
 
 impl CutoutSpec {
@@ -59,6 +83,21 @@ impl CutoutSpec {
             SourceSpec::Viewer(_) => Resampling::Lanczos3,
             SourceSpec::Bricks { resampling, .. } => *resampling,
         }
+    }
+
+    /// Whether the inverse variance is made beside the image.
+    pub fn wants_invvar(&self) -> bool {
+        self.planes.contains(&Plane::Invvar)
+    }
+
+    /// Whether the maskbits plane is made beside the image.
+    pub fn wants_maskbits(&self) -> bool {
+        self.planes.contains(&Plane::Maskbits)
+    }
+
+    /// Values per maskbits plane: size x size.
+    pub fn maskbits_len(&self) -> usize {
+        self.size * self.size
     }
 
     /// Values per image: bands x size x size.
@@ -82,6 +121,7 @@ impl CutoutSpec {
         }
         lenspipe_viewer::bands::validate_bands(&self.bands)
             .map_err(|e| format!("cutouts.bands: '{}': {e}", self.bands))?;
+        self.validate_planes()?;
         if let SourceSpec::Viewer(v) = &self.source {
             if v.concurrency == 0 {
                 return Err("cutouts.concurrency must be at least 1".into());
@@ -100,6 +140,27 @@ impl CutoutSpec {
             {
                 return Err(format!("cutouts.layer: '{}' is not a layer name", v.layer));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_planes(&self) -> Result<(), String> {
+        if self.planes.first() != Some(&Plane::Image) {
+            return Err("cutouts.planes must start with image, e.g. [image, invvar]".into());
+        }
+        for (i, plane) in self.planes.iter().enumerate() {
+            if self.planes[..i].contains(plane) {
+                return Err(format!(
+                    "cutouts.planes: {} is listed twice",
+                    plane.as_str()
+                ));
+            }
+        }
+        if self.wants_maskbits() && matches!(self.source, SourceSpec::Viewer(_)) {
+            return Err("cutouts.planes: maskbits cannot come from the viewer: its \
+                fits-cutout API answers image and invvar only; use cutouts.source: bricks \
+                for maskbits, or [image, invvar]"
+                .into());
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! viewer's API answered without coadds, so the whole pipeline runs on a
 //! machine with no survey data (the demo, tests). Every answer is a
 //! deterministic function of the position and the seed: Gaussian sky noise
-//! per band and one elliptical galaxy at the centre. It is not DR10 data
+//! per band (the invvar plane is its 1/sigma²) and one elliptical galaxy at
+//! the centre. It is not DR10 data
 //! and claims nothing about DR10's noise or galaxies.
 
 use lenspipe_validate::rng::SplitMix64;
@@ -79,6 +80,30 @@ impl CutoutProvider for SyntheticSky {
             }
         }
         Ok(out)
+    }
+
+    /// The invvar of the synthetic sky is its noise: 1/sigma² per band,
+    /// the same over the whole cutout.
+    fn cutout_planes(
+        &self,
+        ra: f64,
+        dec: f64,
+        size: usize,
+        pixscale: f64,
+        bands: &str,
+        layer: &str,
+        invvar: bool,
+    ) -> Result<lenspipe_viewer::fits_image::Planes, ProviderError> {
+        let image = self.cutout(ra, dec, size, pixscale, bands, layer)?;
+        let invvar = invvar.then(|| {
+            bands
+                .chars()
+                .flat_map(|b| {
+                    std::iter::repeat_n((1.0 / (noise(b) * noise(b))) as f32, size * size)
+                })
+                .collect()
+        });
+        Ok(lenspipe_viewer::fits_image::Planes { image, invvar })
     }
 
     fn default_bands(&self, _layer: &str) -> String {

@@ -44,6 +44,7 @@ impl ViewerSource {
             max_retries: viewer.max_retries,
             backoff_base_ms: viewer.backoff_base_ms,
             backoff_max_ms: viewer.backoff_max_ms,
+            invvar: spec.wants_invvar(),
         };
         let client = ViewerClient::new(config)
             .map_err(|e| DataFusionError::Configuration(format!("cutouts viewer client: {e}")))?;
@@ -69,6 +70,8 @@ impl PixelSource for ViewerSource {
             .map(|f| Cutout {
                 status: f.status,
                 image: f.image,
+                invvar: f.invvar,
+                maskbits: None,
                 attempts: f.attempts,
             })
             .collect())

@@ -312,6 +312,8 @@ pub struct Cutouts {
     pub bands: Param<String>,
     /// `lanczos3` or `native`; bricks only (the viewer always resamples with Lanczos-3).
     pub resampling: Param<lenspipe_cutouts::Resampling>,
+    /// `[image]`, or `[image, invvar]` for the inverse variance on the same grid.
+    pub planes: Param<Vec<lenspipe_cutouts::Plane>>,
     /// Viewer requests in flight at most, per process.
     pub concurrency: usize,
     /// Viewer requests per second on average, per process.
@@ -544,6 +546,7 @@ impl Config {
             size: c.size.value,
             pixscale: c.pixscale.value,
             bands: c.bands.value.clone(),
+            planes: c.planes.value.clone(),
         })
     }
 

@@ -1,6 +1,7 @@
 """Reads a cutouts output folder with pyarrow and prints JSON per row:
-galaxy_id, status, attempts, source, resampling, and the image as a flat
-list (or null), plus the schema metadata and whether every shard reads."""
+galaxy_id, status, attempts, source, resampling, and the image (and the
+invvar and maskbits planes, when the cutouts have them) as a flat list (or
+null), plus the schema metadata and whether every shard reads."""
 import glob
 import json
 import os
@@ -26,5 +27,9 @@ for r in table.to_pylist():
         "resampling": r["cutout_resampling"], "ra": r["ra"], "dec": r["dec"],
         "image": r["image"] if len(sys.argv) > 2 and sys.argv[2] == "--images" else (None if r["image"] is None else len(r["image"])),
     })
+    full = len(sys.argv) > 2 and sys.argv[2] == "--images"
+    for column, key in (("invvar", "invvar"), ("pixel_maskbits", "maskbits")):
+        if column in r:
+            rows[r["galaxy_id"]][-1][key] = r[column] if full else (None if r[column] is None else len(r[column]))
 json.dump({"files": [f.split("/")[-1] for f in files], "rows": table.num_rows, "metadata": meta,
            "image_type": str(table.schema.field("image").type), "by_id": rows}, sys.stdout)

@@ -32,6 +32,14 @@ for i, gid in enumerate(raw.galaxy_id):
     want = np.asarray(r["image"], dtype=np.float32).reshape(len(bands), size, size)
     assert np.array_equal(raw.images[i], want), gid
     assert raw.labels[i] == r["label"] and raw.splits[i] == r["split"] and raw.weights[i] == r["weight"], gid
+    if "invvar" in table.column_names:
+        iv = np.asarray(r["invvar"], dtype=np.float32).reshape(len(bands), size, size)
+        assert np.array_equal(raw.invvar[i], iv), gid
+has_invvar = "invvar" in table.column_names
+assert (raw.invvar is not None) == has_invvar
+if has_invvar:
+    assert raw.invvar.shape == raw.images.shape and raw.invvar.dtype == np.float32
+    assert np.all(raw.invvar > 0), "the synthetic sky's invvar is 1/sigma^2 everywhere"
 
 by_split = {}
 for split in ("train", "val", "test"):
@@ -71,4 +79,4 @@ if hasattr(lenspipe_reader, "CutoutDataset"):
     assert batch[2].dtype == torch.float32
     torch_tested = True
 json.dump({"rows": len(raw), "reader": os.path.dirname(lenspipe_reader.__file__), "labels": sorted(set(int(v) for v in raw.labels)),
-           "by_split": by_split, "torch": torch_tested}, sys.stdout)
+           "by_split": by_split, "torch": torch_tested, "invvar": has_invvar}, sys.stdout)

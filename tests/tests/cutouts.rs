@@ -714,3 +714,187 @@ fn bricks_larger_than_their_headers_or_cut_short_are_bad_brick() {
     ));
     assert_eq!(statuses(&out), ("ok".into(), "bad_brick".into()));
 }
+
+/// `cutouts.planes: [image, invvar, maskbits]`. From bricks, the
+/// `-invvar-<band>` and `-maskbits` files are cut as the images are (native:
+/// astropy's decompressed pixels, the maskbits from HCOMPRESS_1). Through
+/// the viewer's API, `serve-cutouts` answers `invvar` with the viewer's
+/// second HDU, and a viewer run over it gives the same image and invvar as
+/// a lanczos3 run on the bricks, bit for bit; maskbits from the viewer is
+/// refused by name. Validation flags cutouts with no inverse variance at the
+/// centre (`low_invvar`) and with an excluded mask bit there (`masked_centre`).
+#[test]
+fn invvar_and_maskbits_planes_from_bricks_and_through_the_viewer_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bricks = r#"[{"name": "1500p020", "ra": 150.0, "dec": 2.0}, {"name": "1502p020", "ra": 150.2, "dec": 2.0}]"#;
+    let sources = r#"[{"ra": 150.0011, "dec": 2.0013, "flux": 40.0, "sigma": 1.5, "masked": true}, {"ra": 150.2, "dec": 2.0, "flux": 30.0, "sigma": 1.5}]"#;
+    let make = |root: &Path, extra: &[&str]| {
+        run_ok(
+            python()
+                .args(["coadd/tests/py/make_bricks.py"])
+                .arg(root)
+                .args(["--bricks", bricks, "--sources", sources, "--size", "400"])
+                .args(["--invvar", "--maskbits", "--seed", "4"])
+                .args(extra),
+        );
+    };
+    // 1502p020's z band has no data in its invvar file.
+    let root = tmp.path().join("coadds");
+    make(&root, &[]);
+    let holes = tmp.path().join("holes");
+    make(&holes, &["--zero-invvar-band", "z"]);
+    run_ok(
+        Command::new("cp")
+            .arg(holes.join("coadd/150/1502p020/legacysurvey-1502p020-invvar-z.fits.fz"))
+            .arg(root.join("coadd/150/1502p020/")),
+    );
+
+    // Off the half-pixel positions, where "nearest pixel" is a tie.
+    let targets = tmp.path().join("targets.parquet");
+    let script = "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
+                  pq.write_table(pa.table({'galaxy_id': ['a', 'b', 'c', 'd'], 'ra': [150.0011, 149.999, 150.2007, 150.2013],\n\
+                  'dec': [2.0013, 1.999, 2.0011, 1.9987], 'label': [1, 0, 1, 0],\n\
+                  'brickname': ['1500p020', '1500p020', '1502p020', '1502p020']}), sys.argv[1])";
+    run_ok(python().args(["-c", script]).arg(&targets));
+    let coadds = root.display().to_string();
+    let targets = targets.display().to_string();
+    let bricks_run = |name: &str, resampling: &str| {
+        let out = tmp.path().join(name);
+        run_ok(&mut cutouts(
+            &out,
+            &[
+                ("cutouts.source", "bricks"),
+                ("cutouts.resampling", resampling),
+                ("cutouts.planes", "[image, invvar, maskbits]"),
+                ("inputs.coadds", &coadds),
+                ("inputs.cutout_targets", &targets),
+            ],
+        ));
+        out
+    };
+
+    // Native: astropy's pixels of each file around the nearest pixel.
+    let native = bricks_run("native", "native");
+    let got = rows(&native.join("cutouts"), true);
+    let script = r#"
+import json, sys
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+root, brick, ra, dec = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+def cut(name, dtype):
+    with fits.open(f"{root}/coadd/150/{brick}/legacysurvey-{brick}-{name}.fits.fz") as h:
+        data, wcs = h[1].data, WCS(h[1].header)
+    x, y = wcs.all_world2pix([[ra, dec]], 0)[0]
+    x0, y0 = int(np.round(x)) - 50, int(np.round(y)) - 50
+    return data[y0:y0 + 101, x0:x0 + 101].astype(dtype)
+invvar = np.stack([cut(f"invvar-{band}", "float32") for band in "grz"])
+json.dump({"invvar": [float(v) for v in invvar.ravel()],
+           "maskbits": [int(v) for v in cut("maskbits", "int32").ravel()]}, sys.stdout)
+"#;
+    for (id, brick, ra, dec) in [
+        ("a", "1500p020", "150.0011", "2.0013"),
+        ("c", "1502p020", "150.2007", "2.0011"),
+    ] {
+        assert_eq!(got["by_id"][id][0]["status"], "ok", "{id}");
+        let expected = run_ok(
+            python()
+                .args(["-c", script])
+                .arg(&root)
+                .args([brick, ra, dec]),
+        );
+        let expected: Value = serde_json::from_slice(&expected.stdout).unwrap();
+        assert_eq!(
+            got["by_id"][id][0]["invvar"], expected["invvar"],
+            "{id}: native invvar differs from astropy's"
+        );
+        assert_eq!(
+            got["by_id"][id][0]["maskbits"], expected["maskbits"],
+            "{id}: native maskbits differ from astropy's"
+        );
+    }
+    let z_of_c = &got["by_id"]["c"][0]["invvar"].as_array().unwrap()[2 * 101 * 101..];
+    assert!(z_of_c.iter().all(|v| v.as_f64() == Some(0.0)));
+    // The masked source's disc is BRIGHT (bit 1) at a's centre.
+    assert_eq!(
+        got["by_id"]["a"][0]["maskbits"][50 * 101 + 50]
+            .as_i64()
+            .unwrap()
+            & 2,
+        2
+    );
+
+    // Validation reads both planes.
+    run_ok(
+        lenspipe()
+            .args(["run", "validate", "--config", "paper_iv"])
+            .args(sets(&[("output", &native.display().to_string())])),
+    );
+    let run = read_json(&native.join("run.json"));
+    let failed = &run["stages"]["validate"]["failed_checks"];
+    assert_eq!(failed["low_invvar"], 2, "{failed}");
+    assert_eq!(failed["masked_centre"], 1, "{failed}");
+    let script = "import sys, json, pyarrow.dataset as ds\n\
+                  t = ds.dataset(sys.argv[1], format='parquet').to_table(columns=['galaxy_id', 'failures']).to_pylist()\n\
+                  json.dump({r['galaxy_id']: [c for c in r['failures'] if c in ('low_invvar', 'masked_centre')] for r in t}, sys.stdout)";
+    let flagged = run_ok(
+        python()
+            .args(["-c", script])
+            .arg(native.join("validation/checks")),
+    );
+    let flagged: Value = serde_json::from_slice(&flagged.stdout).unwrap();
+    assert_eq!(
+        flagged,
+        serde_json::json!({"a": ["masked_centre"], "b": [], "c": ["low_invvar"], "d": ["low_invvar"]})
+    );
+
+    // The viewer's API, answered from the same bricks.
+    let server = Server::start(&["--coadds", &coadds]);
+    let viewer = tmp.path().join("viewer");
+    let refused = cutouts(
+        &viewer,
+        &[
+            ("cutouts.viewer_url", &server.url),
+            ("cutouts.planes", "[image, invvar, maskbits]"),
+            ("inputs.cutout_targets", &targets),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("maskbits cannot come from the viewer"),
+        "{stderr}"
+    );
+    run_ok(&mut cutouts(
+        &viewer,
+        &[
+            ("cutouts.viewer_url", &server.url),
+            ("cutouts.planes", "[image, invvar]"),
+            ("inputs.cutout_targets", &targets),
+        ],
+    ));
+    let through_api = rows(&viewer.join("cutouts"), true);
+    let lanczos = rows(&bricks_run("lanczos3", "lanczos3").join("cutouts"), true);
+    for id in ["a", "b", "c", "d"] {
+        let (api, direct) = (&through_api["by_id"][id][0], &lanczos["by_id"][id][0]);
+        assert_eq!(api["status"], "ok", "{id}");
+        assert_eq!(api["image"], direct["image"], "{id}: image");
+        assert!(api["invvar"].is_array(), "{id}: no invvar through the API");
+        assert_eq!(api["invvar"], direct["invvar"], "{id}: invvar");
+        // On the resampled grid the maskbits are the nearest brick pixel's.
+        assert!(direct["maskbits"].is_array(), "{id}");
+    }
+    assert_eq!(
+        through_api["metadata"]["lenspipe.cutout.planes"],
+        "image,invvar"
+    );
+    assert_eq!(
+        lanczos["by_id"]["a"][0]["maskbits"][50 * 101 + 50]
+            .as_i64()
+            .unwrap()
+            & 2,
+        2
+    );
+}

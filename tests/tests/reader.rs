@@ -52,6 +52,7 @@ fn reader_returns_the_committed_cutouts_as_arrays() {
             .args(set("output", &out_s))
             .args(set("cutouts.viewer_url", line.trim()))
             .args(set("cutouts.size", "31"))
+            .args(set("cutouts.planes", "[image, invvar]"))
             .args(set("cutouts.rate_per_s", "2000")),
     );
 
@@ -90,6 +91,7 @@ fn reader_returns_the_committed_cutouts_as_arrays() {
         "{facts}"
     );
     assert_eq!(facts["labels"], serde_json::json!([0, 1]), "{facts}");
+    assert_eq!(facts["invvar"], true, "{facts}");
     // torch is a test dependency (scripts/install-test-deps.sh): the
     // PyTorch Dataset is always exercised.
     assert_eq!(facts["torch"], true, "{facts}");

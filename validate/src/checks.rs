@@ -27,10 +27,18 @@ pub enum Check {
     SaturatedOrBright,
     /// The brightest compact source is too far from the centre.
     OffCentre,
+    /// A band's inverse variance is zero (or not finite) over the central
+    /// pixels: no valid data where the lens would be. Only where the
+    /// cutouts carry an invvar plane.
+    LowInvvar,
+    /// The central pixel's maskbits carry a bit the catalogue selection
+    /// excludes (`selection.exclude_maskbits`). Only where the cutouts
+    /// carry a maskbits plane.
+    MaskedCentre,
 }
 
 impl Check {
-    pub const ALL: [Check; 7] = [
+    pub const ALL: [Check; 9] = [
         Check::WrongShape,
         Check::NanPixels,
         Check::NoCoverage,
@@ -38,6 +46,8 @@ impl Check {
         Check::NotOkStatus,
         Check::SaturatedOrBright,
         Check::OffCentre,
+        Check::LowInvvar,
+        Check::MaskedCentre,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +59,8 @@ impl Check {
             Check::NotOkStatus => NOT_OK_STATUS,
             Check::SaturatedOrBright => SATURATED_OR_BRIGHT,
             Check::OffCentre => OFF_CENTRE,
+            Check::LowInvvar => LOW_INVVAR,
+            Check::MaskedCentre => MASKED_CENTRE,
         }
     }
 }
@@ -60,6 +72,8 @@ pub const DUPLICATE_IMAGE: &str = "duplicate_image";
 pub const NOT_OK_STATUS: &str = "not_ok_status";
 pub const SATURATED_OR_BRIGHT: &str = "saturated_or_bright";
 pub const OFF_CENTRE: &str = "off_centre";
+pub const LOW_INVVAR: &str = "low_invvar";
+pub const MASKED_CENTRE: &str = "masked_centre";
 
 /// The cutout status that passes `not_ok_status`.
 pub const STATUS_OK: &str = "ok";
@@ -184,6 +198,40 @@ pub fn check_cutout(
     (stats, failed)
 }
 
+/// Side of the central box `low_invvar` looks at, in pixels.
+pub const CENTRE_INVVAR_BOX: usize = 3;
+
+/// `low_invvar`: whether any band of a CHW invvar plane (`bands` planes of
+/// `size` x `size`) has no positive, finite inverse variance in the central
+/// [`CENTRE_INVVAR_BOX`]² pixels. A plane of the wrong length is left to
+/// the image's own shape check.
+pub fn low_invvar_at_centre(invvar: &[f32], bands: usize, size: usize) -> bool {
+    let plane = size * size;
+    if bands == 0 || size == 0 || invvar.len() != bands * plane {
+        return false;
+    }
+    let half = CENTRE_INVVAR_BOX / 2;
+    let centre = size / 2;
+    let (lo, hi) = (centre.saturating_sub(half), (centre + half).min(size - 1));
+    invvar.chunks_exact(plane).any(|band| {
+        !(lo..=hi).any(|y| {
+            band[y * size + lo..=y * size + hi]
+                .iter()
+                .any(|v| v.is_finite() && *v > 0.0)
+        })
+    })
+}
+
+/// `masked_centre`: whether the central pixel of a `size` x `size`
+/// maskbits plane has any bit of `excluded`.
+pub fn masked_at_centre(maskbits: &[i32], size: usize, excluded: i64) -> bool {
+    let centre = (size / 2) * size + size / 2;
+    maskbits.len() == size * size
+        && maskbits
+            .get(centre)
+            .is_some_and(|&bits| i64::from(bits) & excluded != 0)
+}
+
 /// True for every row whose hash appeared in an earlier row (the first
 /// occurrence is kept, so deduplication keeps one copy).
 pub fn mark_duplicates(hashes: &[u64]) -> Vec<bool> {
@@ -218,6 +266,42 @@ mod tests {
             join_names(&[Check::NanPixels, Check::OffCentre]),
             "nan_pixels,off_centre"
         );
+    }
+
+    #[test]
+    fn low_invvar_needs_one_valid_central_pixel_in_every_band() {
+        let (bands, size) = (3, 7);
+        let mut iv = vec![2.0f32; bands * size * size];
+        assert!(!low_invvar_at_centre(&iv, bands, size));
+        // The r band's central 3 x 3 box has no data: flagged.
+        for y in 2..=4 {
+            for x in 2..=4 {
+                iv[size * size + y * size + x] = 0.0;
+            }
+        }
+        assert!(low_invvar_at_centre(&iv, bands, size));
+        // One finite positive pixel in the box is data.
+        iv[size * size + 2 * size + 4] = 0.5;
+        assert!(!low_invvar_at_centre(&iv, bands, size));
+        iv[size * size + 2 * size + 4] = f32::NAN;
+        assert!(low_invvar_at_centre(&iv, bands, size));
+        // Zeros outside the box do not matter; a wrong length is not judged.
+        let mut edge = vec![1.0f32; bands * size * size];
+        edge[..size].fill(0.0);
+        assert!(!low_invvar_at_centre(&edge, bands, size));
+        assert!(!low_invvar_at_centre(&edge[1..], bands, size));
+    }
+
+    #[test]
+    fn masked_centre_reads_the_central_pixel_only() {
+        let size = 5;
+        let mut bits = vec![0i32; size * size];
+        bits[0] = 1 << 1;
+        assert!(!masked_at_centre(&bits, size, 1 << 1));
+        bits[12] = (1 << 1) | (1 << 13);
+        assert!(masked_at_centre(&bits, size, 1 << 1));
+        assert!(!masked_at_centre(&bits, size, 1 << 5));
+        assert!(!masked_at_centre(&bits[1..], size, 1 << 1));
     }
 
     #[test]

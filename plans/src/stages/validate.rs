@@ -455,6 +455,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         duplicate_hashes: Vec::new(),
         thresholds,
         stats,
+        exclude_maskbits: config.exclude_mask(),
     };
     // One pass over the pixels; a second only when two targets share pixels,
     // to mark every one of them duplicate_image (rare: a failure upstream).

@@ -2,6 +2,7 @@
 import json
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -60,6 +61,21 @@ def normalise(images, method="asinh"):
     return out.reshape(images.shape).astype(np.float32)
 
 
+def plane_array(column, n, shape, dtype, fill):
+    """A fixed-size list column as an (n, *shape) array, ``fill`` where null."""
+    out = np.full((n, *shape), fill, dtype=dtype)
+    if n == 0:
+        return out
+    column = column.combine_chunks()
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    per_row = int(np.prod(shape))
+    # Null rows still hold their slots in a fixed-size list's values.
+    values = column.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    values = values[column.offset * per_row:][: n * per_row]
+    out[valid] = values.reshape(n, *shape)[valid]
+    return out
+
+
 @dataclass
 class Cutouts:
     images: np.ndarray  # (N, bands, size, size) float32
@@ -71,6 +87,13 @@ class Cutouts:
     size: int
     normalisation: str
     provenance: str = NORMALISATION_PROVENANCE
+    # (N, bands, size, size) float32 inverse variance, unnormalised
+    # (1/nanomaggies^2), NaN for rows without it; None when the cutouts were
+    # made without the invvar plane.
+    invvar: Optional[np.ndarray] = None
+    # (N, size, size) int32 DR10 maskbits of every pixel, -1 for rows
+    # without them; None when the cutouts were made without the plane.
+    maskbits: Optional[np.ndarray] = None
 
     def __len__(self):
         return len(self.labels)
@@ -95,8 +118,9 @@ def load(folder, split=None, normalisation="asinh", columns=()):
             raise ValueError(f"{folder}: no column {needed!r} (cutouts of a lenspipe sample are expected)")
     if split is not None and split not in ("train", "val", "test"):
         raise ValueError(f"split {split!r} is not train, val or test")
+    planes = [p for p in ("invvar", "pixel_maskbits") if p in data.schema.names]
     table = data.to_table(
-        columns=["galaxy_id", "label", "split", "weight", "image", "cutout_status", *columns]
+        columns=["galaxy_id", "label", "split", "weight", "image", "cutout_status", *planes, *columns]
     )
     # lenspipe writes strings as Utf8View; filter and sort on plain strings.
     for i, field in enumerate(table.schema):
@@ -120,5 +144,9 @@ def load(folder, split=None, normalisation="asinh", columns=()):
         size=size,
         normalisation=normalisation,
     )
+    if "invvar" in planes:
+        out.invvar = plane_array(table.column("invvar"), n, (len(bands), size, size), np.float32, np.nan)
+    if "pixel_maskbits" in planes:
+        out.maskbits = plane_array(table.column("pixel_maskbits"), n, (size, size), np.int32, -1)
     out.extra = {c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}
     return out
