@@ -22,7 +22,7 @@ use lenspipe_coadd::files::{map_file, Mmap};
 use lenspipe_coadd::{brick_file, BrickImages, BrickIndex, CoaddError, CoaddKind, SURVEY_BRICKS};
 use lenspipe_sweeps::Location;
 use lenspipe_viewer::fits_image::Planes;
-use lenspipe_viewer::server::{CutoutProvider, ProviderError};
+use lenspipe_viewer::server::{CutoutProvider, ExtraPlanes, ProviderError};
 use object_store::ObjectStoreExt;
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -392,11 +392,20 @@ impl CutoutProvider for BrickProvider {
         bands: &str,
         layer: &str,
     ) -> std::result::Result<Vec<f32>, ProviderError> {
-        self.cutout_planes(ra, dec, size, pixscale, bands, layer, false)
-            .map(|planes| planes.image)
+        self.cutout_planes(
+            ra,
+            dec,
+            size,
+            pixscale,
+            bands,
+            layer,
+            ExtraPlanes::default(),
+        )
+        .map(|planes| planes.image)
     }
 
-    /// The viewer resamples invvar onto the cutout grid as it does the image.
+    /// The viewer resamples invvar onto the cutout grid as it does the
+    /// image, and takes each maskbits pixel from the nearest brick pixel.
     fn cutout_planes(
         &self,
         ra: f64,
@@ -405,7 +414,7 @@ impl CutoutProvider for BrickProvider {
         pixscale: f64,
         bands: &str,
         _layer: &str,
-        invvar: bool,
+        extra: ExtraPlanes,
     ) -> std::result::Result<Planes, ProviderError> {
         let grid = lenspipe_coadd::CutoutSpec {
             size,
@@ -418,11 +427,13 @@ impl CutoutProvider for BrickProvider {
             dec,
             brickname: None,
         };
-        let planes = if invvar {
-            vec![Plane::Image, Plane::Invvar]
-        } else {
-            vec![Plane::Image]
-        };
+        let mut planes = vec![Plane::Image];
+        if extra.invvar {
+            planes.push(Plane::Invvar);
+        }
+        if extra.maskbits {
+            planes.push(Plane::Maskbits);
+        }
         let made = self
             .runtime
             .block_on(self.reader.cutout(&target, &grid, &planes))
@@ -431,6 +442,7 @@ impl CutoutProvider for BrickProvider {
             (_, Some(image)) => Ok(Planes {
                 image,
                 invvar: made.invvar,
+                maskbits: made.maskbits,
             }),
             // The viewer answers 500 where it has no pixels to give.
             (CutoutStatus::OffFootprint | CutoutStatus::MissingBrick, None) => {

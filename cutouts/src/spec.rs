@@ -64,7 +64,7 @@ pub struct CutoutSpec {
     pub size: usize,
     pub pixscale: f64,
     pub bands: String,
-    /// `[image]`, optionally with `invvar` and (bricks) `maskbits`.
+    /// `[image]`, optionally with `invvar` and `maskbits`.
     pub planes: Vec<Plane>,
 }
 
@@ -155,12 +155,6 @@ impl CutoutSpec {
                     plane.as_str()
                 ));
             }
-        }
-        if self.wants_maskbits() && matches!(self.source, SourceSpec::Viewer(_)) {
-            return Err("cutouts.planes: maskbits cannot come from the viewer: its \
-                fits-cutout API answers image and invvar only; use cutouts.source: bricks \
-                for maskbits, or [image, invvar]"
-                .into());
         }
         Ok(())
     }

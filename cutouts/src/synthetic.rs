@@ -7,7 +7,7 @@
 //! and claims nothing about DR10's noise or galaxies.
 
 use lenspipe_validate::rng::SplitMix64;
-use lenspipe_viewer::server::{CutoutProvider, ProviderError};
+use lenspipe_viewer::server::{CutoutProvider, ExtraPlanes, ProviderError};
 
 /// Layers the synthetic sky answers (the viewer answers `no such layer` otherwise).
 pub const LAYERS: [&str; 2] = ["ls-dr10", "ls-dr10-south"];
@@ -83,7 +83,8 @@ impl CutoutProvider for SyntheticSky {
     }
 
     /// The invvar of the synthetic sky is its noise: 1/sigma² per band,
-    /// the same over the whole cutout.
+    /// the same over the whole cutout. It has no mask bits: no maskbits HDU,
+    /// as the viewer answers for a layer without maskbits files.
     fn cutout_planes(
         &self,
         ra: f64,
@@ -92,10 +93,10 @@ impl CutoutProvider for SyntheticSky {
         pixscale: f64,
         bands: &str,
         layer: &str,
-        invvar: bool,
+        extra: ExtraPlanes,
     ) -> Result<lenspipe_viewer::fits_image::Planes, ProviderError> {
         let image = self.cutout(ra, dec, size, pixscale, bands, layer)?;
-        let invvar = invvar.then(|| {
+        let invvar = extra.invvar.then(|| {
             bands
                 .chars()
                 .flat_map(|b| {
@@ -103,7 +104,11 @@ impl CutoutProvider for SyntheticSky {
                 })
                 .collect()
         });
-        Ok(lenspipe_viewer::fits_image::Planes { image, invvar })
+        Ok(lenspipe_viewer::fits_image::Planes {
+            image,
+            invvar,
+            maskbits: None,
+        })
     }
 
     fn default_bands(&self, _layer: &str) -> String {

@@ -45,6 +45,7 @@ impl ViewerSource {
             backoff_base_ms: viewer.backoff_base_ms,
             backoff_max_ms: viewer.backoff_max_ms,
             invvar: spec.wants_invvar(),
+            maskbits: spec.wants_maskbits(),
         };
         let client = ViewerClient::new(config)
             .map_err(|e| DataFusionError::Configuration(format!("cutouts viewer client: {e}")))?;
@@ -71,7 +72,7 @@ impl PixelSource for ViewerSource {
                 status: f.status,
                 image: f.image,
                 invvar: f.invvar,
-                maskbits: None,
+                maskbits: f.maskbits,
                 attempts: f.attempts,
             })
             .collect())

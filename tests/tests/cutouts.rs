@@ -718,11 +718,11 @@ fn bricks_larger_than_their_headers_or_cut_short_are_bad_brick() {
 /// `cutouts.planes: [image, invvar, maskbits]`. From bricks, the
 /// `-invvar-<band>` and `-maskbits` files are cut as the images are (native:
 /// astropy's decompressed pixels, the maskbits from HCOMPRESS_1). Through
-/// the viewer's API, `serve-cutouts` answers `invvar` with the viewer's
-/// second HDU, and a viewer run over it gives the same image and invvar as
-/// a lanczos3 run on the bricks, bit for bit; maskbits from the viewer is
-/// refused by name. Validation flags cutouts with no inverse variance at the
-/// centre (`low_invvar`) and with an excluded mask bit there (`masked_centre`).
+/// the viewer's API, `serve-cutouts` answers `invvar` and `maskbits` with
+/// the viewer's extra HDUs, and a viewer run over it gives the same planes
+/// as a lanczos3 run on the bricks, bit for bit. Validation flags cutouts
+/// with no inverse variance at the centre (`low_invvar`) and with an
+/// excluded mask bit there (`masked_centre`).
 #[test]
 fn invvar_and_maskbits_planes_from_bricks_and_through_the_viewer_api() {
     let tmp = tempfile::tempdir().unwrap();
@@ -851,27 +851,11 @@ json.dump({"invvar": [float(v) for v in invvar.ravel()],
     // The viewer's API, answered from the same bricks.
     let server = Server::start(&["--coadds", &coadds]);
     let viewer = tmp.path().join("viewer");
-    let refused = cutouts(
-        &viewer,
-        &[
-            ("cutouts.viewer_url", &server.url),
-            ("cutouts.planes", "[image, invvar, maskbits]"),
-            ("inputs.cutout_targets", &targets),
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains("maskbits cannot come from the viewer"),
-        "{stderr}"
-    );
     run_ok(&mut cutouts(
         &viewer,
         &[
             ("cutouts.viewer_url", &server.url),
-            ("cutouts.planes", "[image, invvar]"),
+            ("cutouts.planes", "[image, invvar, maskbits]"),
             ("inputs.cutout_targets", &targets),
         ],
     ));
@@ -883,13 +867,17 @@ json.dump({"invvar": [float(v) for v in invvar.ravel()],
         assert_eq!(api["image"], direct["image"], "{id}: image");
         assert!(api["invvar"].is_array(), "{id}: no invvar through the API");
         assert_eq!(api["invvar"], direct["invvar"], "{id}: invvar");
-        // On the resampled grid the maskbits are the nearest brick pixel's.
-        assert!(direct["maskbits"].is_array(), "{id}");
+        assert!(
+            api["maskbits"].is_array(),
+            "{id}: no maskbits through the API"
+        );
+        assert_eq!(api["maskbits"], direct["maskbits"], "{id}: maskbits");
     }
     assert_eq!(
         through_api["metadata"]["lenspipe.cutout.planes"],
-        "image,invvar"
+        "image,invvar,maskbits"
     );
+    // On the resampled grid each maskbits pixel is the nearest brick pixel's.
     assert_eq!(
         lanczos["by_id"]["a"][0]["maskbits"][50 * 101 + 50]
             .as_i64()

@@ -25,6 +25,8 @@ pub struct Fetched {
     /// CHW inverse variance (1/nanomaggies²) on the same grid, when the
     /// client asks for it and the layer has it.
     pub invvar: Option<Vec<f32>>,
+    /// size x size DR10 maskbits on the same grid, likewise.
+    pub maskbits: Option<Vec<i32>>,
     /// HTTP requests made for this target (1 + retries).
     pub attempts: u32,
 }
@@ -153,7 +155,7 @@ impl ViewerClient {
                 budget: fits_image::answer_budget(
                     cfg.size,
                     cfg.bands.len(),
-                    if cfg.invvar { 2 } else { 1 },
+                    1 + usize::from(cfg.invvar) + usize::from(cfg.maskbits),
                 ),
                 cfg,
                 http,
@@ -188,7 +190,11 @@ impl ViewerClient {
         loop {
             attempts += 1;
             match self.attempt(ra, dec).await {
-                Attempt::Image(fits_image::Planes { image, invvar }) => {
+                Attempt::Image(fits_image::Planes {
+                    image,
+                    invvar,
+                    maskbits,
+                }) => {
                     let plane = cfg.size * cfg.size;
                     let empty_band = image
                         .chunks_exact(plane.max(1))
@@ -202,6 +208,7 @@ impl ViewerClient {
                         status,
                         image: Some(image),
                         invvar,
+                        maskbits,
                         attempts,
                     };
                 }
@@ -211,6 +218,7 @@ impl ViewerClient {
                         status,
                         image: None,
                         invvar: None,
+                        maskbits: None,
                         attempts,
                     };
                 }
@@ -221,6 +229,7 @@ impl ViewerClient {
                             status,
                             image: None,
                             invvar: None,
+                            maskbits: None,
                             attempts,
                         };
                     }
@@ -280,6 +289,7 @@ impl ViewerClient {
                     status: CutoutStatus::BadResponse,
                     image: None,
                     invvar: None,
+                    maskbits: None,
                     attempts: 0,
                 })
             })
@@ -303,9 +313,12 @@ impl ViewerClient {
             ("pixscale", cfg.pixscale.to_string()),
             ("bands", cfg.bands.clone()),
         ];
-        // The viewer checks that the key is present; its value is unused.
+        // The viewer checks that the keys are present; their values are unused.
         if cfg.invvar {
             query.push(("invvar", String::new()));
+        }
+        if cfg.maskbits {
+            query.push(("maskbits", String::new()));
         }
         let request = inner.http.get(&cfg.url).query(&query);
         let limit = Duration::from_secs_f64(cfg.timeout_s);
@@ -352,15 +365,10 @@ impl ViewerClient {
                         why: format!("viewer has no layer {:?}", cfg.layer),
                     };
                 }
-                let decoded = if cfg.invvar {
+                let decoded = if cfg.invvar || cfg.maskbits {
                     fits_image::decode_planes(&body, cfg.size, &cfg.bands)
                 } else {
-                    fits_image::decode(&body, cfg.size, &cfg.bands).map(|image| {
-                        fits_image::Planes {
-                            image,
-                            invvar: None,
-                        }
-                    })
+                    fits_image::decode(&body, cfg.size, &cfg.bands).map(fits_image::Planes::image)
                 };
                 match decoded {
                     Ok(planes) => Attempt::Image(planes),

@@ -47,6 +47,9 @@ pub struct ViewerConfig {
     /// Also ask for the inverse variance (`&invvar`): the viewer then adds
     /// an INVVAR cube on the same grid, for layers that have invvar files.
     pub invvar: bool,
+    /// Also ask for the maskbits (`&maskbits`): one int32 MASKBITS plane
+    /// on the same grid, for layers that have maskbits files.
+    pub maskbits: bool,
 }
 
 impl Default for ViewerConfig {
@@ -65,6 +68,7 @@ impl Default for ViewerConfig {
             backoff_base_ms: 1000,
             backoff_max_ms: 60_000,
             invvar: false,
+            maskbits: false,
         }
     }
 }

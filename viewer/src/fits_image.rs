@@ -79,19 +79,19 @@ impl Header {
 
 /// Encodes a cutout the way the viewer does. `data` is CHW, `size*size*bands`.
 pub fn encode(geom: &CutoutGeometry, data: &[f32]) -> Result<Vec<u8>, FitsError> {
-    encode_planes(geom, data, None)
+    encode_hdu(geom, Hdu::Primary, Data::Float(data))
 }
 
-/// Encodes a cutout and, if given, its inverse variance as a second HDU,
-/// the way the viewer answers a request with `invvar`.
-pub fn encode_planes(
-    geom: &CutoutGeometry,
-    image: &[f32],
-    invvar: Option<&[f32]>,
-) -> Result<Vec<u8>, FitsError> {
-    let mut out = encode_hdu(geom, image, Hdu::Primary)?;
-    if let Some(invvar) = invvar {
-        out.extend(encode_hdu(geom, invvar, Hdu::Invvar)?);
+/// Encodes a cutout with the extra HDUs the viewer adds when a request has
+/// `invvar` (the invvar cube) and `maskbits` (one int32 plane), in that
+/// order, each only when given.
+pub fn encode_planes(geom: &CutoutGeometry, planes: &Planes) -> Result<Vec<u8>, FitsError> {
+    let mut out = encode(geom, &planes.image)?;
+    if let Some(invvar) = &planes.invvar {
+        out.extend(encode_hdu(geom, Hdu::Invvar, Data::Float(invvar))?);
+    }
+    if let Some(bits) = &planes.maskbits {
+        out.extend(encode_hdu(geom, Hdu::Maskbits, Data::Int(bits))?);
     }
     Ok(out)
 }
@@ -101,33 +101,65 @@ pub fn encode_planes(
 enum Hdu {
     Primary,
     Invvar,
+    Maskbits,
 }
 
-fn encode_hdu(geom: &CutoutGeometry, data: &[f32], hdu: Hdu) -> Result<Vec<u8>, FitsError> {
-    let planes = geom.bands.chars().count();
-    if data.len() != geom.size * geom.size * planes {
+impl Hdu {
+    fn imagetyp(self) -> &'static str {
+        match self {
+            Hdu::Primary => "IMAGE",
+            Hdu::Invvar => "INVVAR",
+            Hdu::Maskbits => "MASKBITS",
+        }
+    }
+}
+
+/// An HDU's pixels: float32 cubes, or the int32 maskbits plane.
+enum Data<'a> {
+    Float(&'a [f32]),
+    Int(&'a [i32]),
+}
+
+fn encode_hdu(geom: &CutoutGeometry, hdu: Hdu, data: Data<'_>) -> Result<Vec<u8>, FitsError> {
+    let planes = match data {
+        Data::Float(_) => geom.bands.chars().count(),
+        Data::Int(_) => 1,
+    };
+    let len = match data {
+        Data::Float(v) => v.len(),
+        Data::Int(v) => v.len(),
+    };
+    if len != geom.size * geom.size * planes {
         return Err(FitsError::WrongLength {
-            got: data.len(),
+            got: len,
             size: geom.size,
             planes,
         });
     }
     let crpix = (geom.size as f64 + 1.0) / 2.0;
     let cd = geom.pixscale / 3600.0;
-    let mut cards = vec![
-        match hdu {
-            Hdu::Primary => logical("SIMPLE", true),
-            Hdu::Invvar => string("XTENSION", "IMAGE"),
-        },
-        int("BITPIX", -32),
-        int("NAXIS", 3),
-        int("NAXIS1", geom.size as i64),
-        int("NAXIS2", geom.size as i64),
-        int("NAXIS3", planes as i64),
-    ];
+    let mut cards = vec![match hdu {
+        Hdu::Primary => logical("SIMPLE", true),
+        _ => string("XTENSION", "IMAGE"),
+    }];
+    match data {
+        Data::Float(_) => cards.extend([
+            int("BITPIX", -32),
+            int("NAXIS", 3),
+            int("NAXIS1", geom.size as i64),
+            int("NAXIS2", geom.size as i64),
+            int("NAXIS3", planes as i64),
+        ]),
+        Data::Int(_) => cards.extend([
+            int("BITPIX", 32),
+            int("NAXIS", 2),
+            int("NAXIS1", geom.size as i64),
+            int("NAXIS2", geom.size as i64),
+        ]),
+    }
     match hdu {
         Hdu::Primary => cards.push(logical("EXTEND", true)),
-        Hdu::Invvar => cards.extend([int("PCOUNT", 0), int("GCOUNT", 1)]),
+        _ => cards.extend([int("PCOUNT", 0), int("GCOUNT", 1)]),
     }
     cards.push(string("BANDS", &geom.bands));
     for (i, b) in geom.bands.chars().enumerate() {
@@ -146,22 +178,21 @@ fn encode_hdu(geom: &CutoutGeometry, data: &[f32], hdu: Hdu) -> Result<Vec<u8>, 
         real("CD2_2", cd),
         int("IMAGEW", geom.size as i64),
         int("IMAGEH", geom.size as i64),
-        string(
-            "IMAGETYP",
-            match hdu {
-                Hdu::Primary => "IMAGE",
-                Hdu::Invvar => "INVVAR",
-            },
-        ),
+        string("IMAGETYP", hdu.imagetyp()),
         format!("{:<80}", "END"),
     ]);
-    let mut out = Vec::with_capacity(padded(cards.len() * CARD) + padded(data.len() * 4));
+    let mut out = Vec::with_capacity(padded(cards.len() * CARD) + padded(len * 4));
     for c in &cards {
         out.extend_from_slice(c.as_bytes());
     }
     out.resize(padded(out.len()), b' ');
-    for v in data {
-        out.extend_from_slice(&v.to_be_bytes());
+    match data {
+        Data::Float(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+        Data::Int(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
     }
     out.resize(padded(out.len()), 0);
     Ok(out)
@@ -173,13 +204,14 @@ fn encode_hdu(geom: &CutoutGeometry, data: &[f32], hdu: Hdu) -> Result<Vec<u8>, 
 pub const HEADER_BLOCKS_ALLOWED: usize = 16;
 
 /// The most bytes a valid answer for `size` x `size` pixels in `bands`
-/// planes can have: the padded float32 data plus the header allowance.
-/// Anything longer is refused unread.
-/// `hdus` is 2 when the answer may carry the invvar HDU.
+/// planes can have: the padded float32 data plus the header allowance, for
+/// each of `hdus` HDUs (the image, and the invvar and maskbits HDUs when
+/// asked for; a maskbits plane is never larger than a cube). Anything
+/// longer is refused unread.
 pub fn answer_budget(size: usize, bands: usize, hdus: usize) -> u64 {
     let data = padded(
         size.saturating_mul(size)
-            .saturating_mul(bands)
+            .saturating_mul(bands.max(1))
             .saturating_mul(4),
     );
     ((data + HEADER_BLOCKS_ALLOWED * BLOCK) * hdus.max(1)) as u64
@@ -192,44 +224,106 @@ pub fn decode(bytes: &[u8], size: usize, bands: &str) -> Result<Vec<f32>, FitsEr
     decode_cube(bytes, &header, size, bands)
 }
 
-/// A decoded answer: the image and, when asked for and sent, its inverse
-/// variance, both CHW.
+/// A cutout's planes: the image and, when asked for and sent, its inverse
+/// variance (both CHW float32) and its maskbits (`size` x `size` int32).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planes {
     pub image: Vec<f32>,
     pub invvar: Option<Vec<f32>>,
+    pub maskbits: Option<Vec<i32>>,
 }
 
-/// Decodes an answer to a request with `invvar`: the image as [`decode`],
-/// then the HDU after it, which must be the invvar cube on the same grid
-/// (`IMAGETYP = 'INVVAR'` when the card is there). An answer that ends
-/// after the image (a layer without invvar files) has `invvar: None`.
-pub fn decode_planes(bytes: &[u8], size: usize, bands: &str) -> Result<Planes, FitsError> {
-    let primary = parse_header(bytes)?;
-    let image = decode_cube(bytes, &primary, size, bands)?;
-    let next = primary.data_offset + padded(image.len() * 4);
-    let rest = bytes.get(next..).unwrap_or_default();
-    if rest.iter().all(|&b| b == 0 || b == b' ') {
-        return Ok(Planes {
+impl Planes {
+    /// An image alone.
+    pub fn image(image: Vec<f32>) -> Self {
+        Self {
             image,
             invvar: None,
-        });
-    }
-    let header = parse_header_of(rest, HeaderKind::Extension)?;
-    if let Some(kind) = header.get("IMAGETYP") {
-        if !kind.eq_ignore_ascii_case("INVVAR") {
-            return Err(FitsError::Mismatch {
-                key: "IMAGETYP",
-                found: kind.to_string(),
-                expected: "INVVAR".into(),
-            });
+            maskbits: None,
         }
     }
-    let invvar = decode_cube(rest, &header, size, bands)?;
-    Ok(Planes {
-        image,
-        invvar: Some(invvar),
-    })
+}
+
+/// Decodes an answer to a request with `invvar` and/or `maskbits`: the
+/// image as [`decode`], then each HDU after it, told apart by `IMAGETYP`
+/// (`INVVAR`: a cube like the image; `MASKBITS`: one int32 plane; without
+/// the card, by its shape) and checked against the grid. A plane the
+/// answer lacks (a layer without those files) is `None`.
+pub fn decode_planes(bytes: &[u8], size: usize, bands: &str) -> Result<Planes, FitsError> {
+    let primary = parse_header(bytes)?;
+    let mut planes = Planes::image(decode_cube(bytes, &primary, size, bands)?);
+    let mut at = primary.data_offset + padded(planes.image.len() * 4);
+    loop {
+        let rest = bytes.get(at..).unwrap_or_default();
+        if rest.iter().all(|&b| b == 0 || b == b' ') {
+            return Ok(planes);
+        }
+        let header = parse_header_of(rest, HeaderKind::Extension)?;
+        let kind = match header.get("IMAGETYP") {
+            Some(kind) => kind.to_ascii_uppercase(),
+            None if header.get_i64("NAXIS") == Some(2) => "MASKBITS".into(),
+            None => "INVVAR".into(),
+        };
+        let taken = match kind.as_str() {
+            "INVVAR" if planes.invvar.is_none() => {
+                let cube = decode_cube(rest, &header, size, bands)?;
+                let len = cube.len() * 4;
+                planes.invvar = Some(cube);
+                len
+            }
+            "MASKBITS" if planes.maskbits.is_none() => {
+                let bits = decode_mask(rest, &header, size)?;
+                let len = bits.len() * 4;
+                planes.maskbits = Some(bits);
+                len
+            }
+            _ => {
+                return Err(FitsError::Mismatch {
+                    key: "IMAGETYP",
+                    found: kind,
+                    expected: "one INVVAR and one MASKBITS HDU at most".into(),
+                })
+            }
+        };
+        at += header.data_offset + padded(taken);
+    }
+}
+
+/// The int32 maskbits plane of one HDU, checked against the grid.
+fn decode_mask(bytes: &[u8], header: &Header, size: usize) -> Result<Vec<i32>, FitsError> {
+    expect_int(header, "BITPIX", 32)?;
+    expect_int(header, "NAXIS", 2)?;
+    expect_int(header, "NAXIS1", size as i64)?;
+    expect_int(header, "NAXIS2", size as i64)?;
+    expect_unscaled(header)?;
+    let need = size * size * 4;
+    let body = bytes.get(header.data_offset..).unwrap_or_default();
+    if body.len() < need {
+        return Err(FitsError::Truncated {
+            have: body.len(),
+            need,
+        });
+    }
+    Ok(body[..need]
+        .chunks_exact(4)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// BSCALE and BZERO, when present, must leave values as stored.
+fn expect_unscaled(header: &Header) -> Result<(), FitsError> {
+    for (key, want) in [("BSCALE", 1.0), ("BZERO", 0.0)] {
+        if let Some(v) = header.get_f64(key) {
+            if v != want {
+                return Err(FitsError::Mismatch {
+                    key: if key == "BSCALE" { "BSCALE" } else { "BZERO" },
+                    found: v.to_string(),
+                    expected: want.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The float32 cube of one HDU whose header is `header`, checked against
@@ -246,18 +340,7 @@ fn decode_cube(
     expect_int(header, "NAXIS1", size as i64)?;
     expect_int(header, "NAXIS2", size as i64)?;
     expect_int(header, "NAXIS3", planes as i64)?;
-    for key in ["BSCALE", "BZERO"] {
-        if let Some(v) = header.get_f64(key) {
-            let want = if key == "BSCALE" { 1.0 } else { 0.0 };
-            if v != want {
-                return Err(FitsError::Mismatch {
-                    key: if key == "BSCALE" { "BSCALE" } else { "BZERO" },
-                    found: v.to_string(),
-                    expected: want.to_string(),
-                });
-            }
-        }
-    }
+    expect_unscaled(header)?;
     let got_bands = header.get("BANDS").ok_or(FitsError::MissingCard("BANDS"))?;
     if got_bands != bands {
         return Err(FitsError::Mismatch {
@@ -268,7 +351,7 @@ fn decode_cube(
     }
     let n = size * size * planes;
     let need = n * 4;
-    let body = &bytes[header.data_offset..];
+    let body = bytes.get(header.data_offset..).unwrap_or_default();
     if body.len() < need {
         return Err(FitsError::Truncated {
             have: body.len(),
@@ -486,31 +569,54 @@ mod tests {
     }
 
     #[test]
-    fn invvar_hdu_round_trips_and_its_absence_is_none() {
+    fn invvar_and_maskbits_hdus_round_trip_and_their_absence_is_none() {
         let invvar: Vec<f32> = (0..75).map(|i| 1.0 / (1.0 + i as f32)).collect();
-        let bytes = encode_planes(&geom(), &data(), Some(&invvar)).unwrap();
-        assert_eq!(bytes.len(), 4 * BLOCK, "two headers and two data blocks");
+        let bits: Vec<i32> = (0..25)
+            .map(|i| if i % 3 == 0 { 1 << (i % 14) } else { 0 })
+            .collect();
+        let all = Planes {
+            image: data(),
+            invvar: Some(invvar.clone()),
+            maskbits: Some(bits.clone()),
+        };
+        let bytes = encode_planes(&geom(), &all).unwrap();
+        assert_eq!(
+            bytes.len(),
+            6 * BLOCK,
+            "three headers and three data blocks"
+        );
         assert_eq!(&bytes[2 * BLOCK..2 * BLOCK + 20], b"XTENSION= 'IMAGE   '");
-        let planes = decode_planes(&bytes, 5, "grz").unwrap();
-        assert_eq!(planes.image, data());
-        assert_eq!(planes.invvar, Some(invvar.clone()));
-        // The image alone decodes as before, and a layer without invvar
-        // answers with the image HDU only.
+        assert_eq!(decode_planes(&bytes, 5, "grz").unwrap(), all);
+        // The image alone decodes as before.
         assert_eq!(decode(&bytes, 5, "grz").unwrap(), data());
+        // A layer without invvar or maskbits answers the image only; either
+        // extra HDU may come alone.
         let image_only = encode(&geom(), &data()).unwrap();
-        let planes = decode_planes(&image_only, 5, "grz").unwrap();
-        assert_eq!((planes.image, planes.invvar), (data(), None));
-        // A second HDU that is not the invvar cube asked for is refused.
+        assert_eq!(
+            decode_planes(&image_only, 5, "grz").unwrap(),
+            Planes::image(data())
+        );
+        let mask_only = Planes {
+            invvar: None,
+            ..all.clone()
+        };
+        let encoded = encode_planes(&geom(), &mask_only).unwrap();
+        assert_eq!(decode_planes(&encoded, 5, "grz").unwrap(), mask_only);
+
+        // Truncated, mislabelled, repeated or garbage extensions are refused.
         assert!(matches!(
             decode_planes(&bytes[..3 * BLOCK + 10], 5, "grz"),
             Err(FitsError::Truncated { .. })
         ));
+        let card_at = |b: &[u8], block: usize| {
+            (block * BLOCK..(block + 1) * BLOCK)
+                .step_by(CARD)
+                .find(|&i| b[i..].starts_with(b"IMAGETYP"))
+                .unwrap()
+        };
         let mut other = bytes.clone();
-        let at = (2 * BLOCK..3 * BLOCK)
-            .step_by(CARD)
-            .find(|&i| bytes[i..].starts_with(b"IMAGETYP"))
-            .unwrap();
-        other[at..at + CARD].copy_from_slice(string("IMAGETYP", "MASKBITS").as_bytes());
+        let at = card_at(&bytes, 2);
+        other[at..at + CARD].copy_from_slice(string("IMAGETYP", "MODEL").as_bytes());
         assert!(matches!(
             decode_planes(&other, 5, "grz"),
             Err(FitsError::Mismatch {
@@ -518,12 +624,19 @@ mod tests {
                 ..
             })
         ));
+        let mut twice = bytes.clone();
+        let at = card_at(&bytes, 4);
+        twice[at..at + CARD].copy_from_slice(string("IMAGETYP", "INVVAR").as_bytes());
+        assert!(decode_planes(&twice, 5, "grz").is_err());
         let mut garbage = bytes.clone();
         garbage[2 * BLOCK..2 * BLOCK + 8].copy_from_slice(b"GARBAGE!");
         assert_eq!(
             decode_planes(&garbage, 5, "grz"),
             Err(FitsError::NotImageExtension)
         );
+        for n in (0..bytes.len()).step_by(97) {
+            let _ = decode_planes(&bytes[..n], 5, "grz");
+        }
     }
 
     #[test]

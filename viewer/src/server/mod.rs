@@ -8,8 +8,8 @@
 //! `cutout.fits` (FITS), `jpeg-cutout` and `cutout.jpg` (JPEG: the viewer's
 //! colour mapping of the bands asked, north up); and `/stats` (JSON counters).
 //! Both formats honour `ra`, `dec`, `size`, `pixscale`, `layer` and `bands`;
-//! FITS answers also `invvar` (a second HDU with the inverse variance, when
-//! the provider has it).
+//! FITS answers also `invvar` and `maskbits` (extra HDUs with the inverse
+//! variance and the mask bits, when the provider has them).
 
 mod faults;
 mod jpeg;
@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::{key_unit, FaultKind, FaultRule, Faults, FaultsError};
 pub use jpeg::{encode as encode_jpeg, JpegError};
-pub use provider::{CutoutProvider, ProviderError};
+pub use provider::{CutoutProvider, ExtraPlanes, ProviderError};
 pub use stats::{ServerStats, StatsSnapshot};
 
 use crate::config::MAX_SIZE;
@@ -200,8 +200,8 @@ struct CutoutQuery {
     pixscale: f64,
     bands: String,
     layer: String,
-    /// `invvar` was in the query: FITS answers add the invvar HDU.
-    invvar: bool,
+    /// `invvar` and `maskbits` in the query: FITS answers add those HDUs.
+    extra: ExtraPlanes,
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
@@ -269,7 +269,10 @@ fn parse_query(
         pixscale,
         bands,
         layer,
-        invvar: q.contains_key("invvar"),
+        extra: ExtraPlanes {
+            invvar: q.contains_key("invvar"),
+            maskbits: q.contains_key("maskbits"),
+        },
     })
 }
 
@@ -407,7 +410,11 @@ async fn answer(st: &AppState, req: CutoutQuery, format: Format) -> Result<Vec<u
             req.pixscale,
             &req.bands,
             &req.layer,
-            req.invvar && format == Format::Fits,
+            if format == Format::Fits {
+                req.extra
+            } else {
+                ExtraPlanes::default()
+            },
         )?;
         match format {
             Format::Jpeg => jpeg::encode(&planes.image, req.size, &req.bands)
@@ -420,7 +427,7 @@ async fn answer(st: &AppState, req: CutoutQuery, format: Format) -> Result<Vec<u
                     pixscale: req.pixscale,
                     bands: req.bands,
                 };
-                fits_image::encode_planes(&geom, &planes.image, planes.invvar.as_deref())
+                fits_image::encode_planes(&geom, &planes)
                     .map_err(|e| ProviderError::Other(e.to_string()))
             }
         }

@@ -13,6 +13,13 @@ pub enum ProviderError {
     Other(String),
 }
 
+/// The planes a request asks for besides the image (`invvar`, `maskbits`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtraPlanes {
+    pub invvar: bool,
+    pub maskbits: bool,
+}
+
 /// Makes cutouts for the local server, e.g. from coadd bricks on disk.
 ///
 /// `cutout` is CPU (and disk) work: the server calls it on tokio's blocking
@@ -30,9 +37,9 @@ pub trait CutoutProvider: Send + Sync + 'static {
         layer: &str,
     ) -> Result<Vec<f32>, ProviderError>;
 
-    /// The cutout and, when `invvar` is asked, its inverse variance on the
-    /// same grid (`None` for a layer without invvar, as the viewer answers
-    /// then). The default has no invvar.
+    /// The cutout and, as `extra` asks, its inverse variance and maskbits
+    /// on the same grid (`None` for a layer without them, as the viewer
+    /// answers then). The default has neither.
     #[allow(clippy::too_many_arguments)]
     fn cutout_planes(
         &self,
@@ -42,13 +49,12 @@ pub trait CutoutProvider: Send + Sync + 'static {
         pixscale: f64,
         bands: &str,
         layer: &str,
-        invvar: bool,
+        extra: ExtraPlanes,
     ) -> Result<crate::fits_image::Planes, ProviderError> {
-        let _ = invvar;
-        Ok(crate::fits_image::Planes {
-            image: self.cutout(ra, dec, size, pixscale, bands, layer)?,
-            invvar: None,
-        })
+        let _ = extra;
+        Ok(crate::fits_image::Planes::image(
+            self.cutout(ra, dec, size, pixscale, bands, layer)?,
+        ))
     }
 
     /// Bands served for `layer`, used when a request has no `bands` or an

@@ -75,6 +75,7 @@ pub fn test_config(url: String) -> ViewerConfig {
         backoff_base_ms: 10,
         backoff_max_ms: 1500,
         invvar: false,
+        maskbits: false,
     }
 }
 
