@@ -754,6 +754,7 @@ fn invvar_and_maskbits_planes_from_bricks_and_through_the_viewer_api() {
     let script = "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
                   pq.write_table(pa.table({'galaxy_id': ['a', 'b', 'c', 'd'], 'ra': [150.0011, 149.999, 150.2007, 150.2013],\n\
                   'dec': [2.0013, 1.999, 2.0011, 1.9987], 'label': [1, 0, 1, 0],\n\
+                  'split': ['train'] * 4, 'weight': [1.0] * 4,\n\
                   'brickname': ['1500p020', '1500p020', '1502p020', '1502p020']}), sys.argv[1])";
     run_ok(python().args(["-c", script]).arg(&targets));
     let coadds = root.display().to_string();
@@ -823,6 +824,20 @@ json.dump({"invvar": [float(v) for v in invvar.ravel()],
             & 2,
         2
     );
+    // The Python reader returns both planes as arrays, row for row.
+    let script = "import sys, json, numpy as np\n\
+                  sys.path.insert(0, 'python/lenspipe_reader')\n\
+                  import lenspipe_reader\n\
+                  d = lenspipe_reader.load(sys.argv[1], normalisation='none')\n\
+                  json.dump({'ids': list(d.galaxy_id), 'invvar': list(d.invvar.shape), 'maskbits': list(d.maskbits.shape),\n\
+                  'a_invvar': [float(v) for v in d.invvar[0].ravel()], 'a_maskbits': [int(v) for v in d.maskbits[0].ravel()]}, sys.stdout)";
+    let read = run_ok(python().args(["-c", script]).arg(native.join("cutouts")));
+    let read: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(read["ids"], serde_json::json!(["a", "b", "c", "d"]));
+    assert_eq!(read["invvar"], serde_json::json!([4, 3, 101, 101]));
+    assert_eq!(read["maskbits"], serde_json::json!([4, 101, 101]));
+    assert_eq!(read["a_invvar"], got["by_id"]["a"][0]["invvar"]);
+    assert_eq!(read["a_maskbits"], got["by_id"]["a"][0]["maskbits"]);
 
     // Validation reads both planes.
     run_ok(
