@@ -37,6 +37,34 @@ impl EngineKind {
     }
 }
 
+/// The task slots of a cluster: the sum of its executors' vcores, from the
+/// scheduler's REST API (served on its gRPC port). Plans on a cluster take
+/// one partition per slot, so each stage's tasks run in one wave. Ballista's
+/// default is 16 partitions whatever the cluster, and every task beyond the
+/// free slots waits for an executor's next poll (about 50 ms each): on two
+/// executors of two cores that was most of a small job's time. `None` (and
+/// Ballista's default) when the scheduler does not answer or has no
+/// executors yet.
+async fn cluster_task_slots(url: &str) -> Option<usize> {
+    let address = url.strip_prefix("df://")?;
+    let answer = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .ok()?
+        .get(format!("http://{address}/api/executors"))
+        .send()
+        .await
+        .ok()?;
+    let executors: Vec<serde_json::Value> =
+        serde_json::from_slice(&answer.bytes().await.ok()?).ok()?;
+    let slots: u64 = executors
+        .iter()
+        .filter_map(|e| e.pointer("/specification/vcores")?.as_u64())
+        .sum();
+    tracing::debug!(slots, executors = executors.len(), "cluster task slots");
+    (slots > 0).then_some(slots as usize)
+}
+
 pub struct Engine {
     pub kind: EngineKind,
     pub ctx: SessionContext,
@@ -63,9 +91,11 @@ impl Engine {
                 )
             }
             EngineKind::Cluster(url) => {
-                let state = lenspipe_extensions::session_state(
-                    lenspipe_extensions::cluster_session_config(),
-                )?;
+                let mut config = lenspipe_extensions::cluster_session_config();
+                if let Some(slots) = cluster_task_slots(url).await {
+                    config = config.with_target_partitions(slots);
+                }
+                let state = lenspipe_extensions::session_state(config)?;
                 let ctx = SessionContext::remote_with_state(url, state).await?;
                 // Ballista's upgrade of the state resets the scalar functions
                 // to its defaults; ours are registered again on top.

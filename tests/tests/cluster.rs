@@ -366,9 +366,25 @@ fn catalogue_half_on_the_cluster_equals_embedded_row_by_row() {
     };
     let embedded = tmp.path().join("embedded");
     catalog(&embedded, None);
-    let cluster = LocalCluster::start(2, &tmp.path().join("cluster"), vec![]);
+    // Three task slots an executor: plans take one partition per slot of
+    // the cluster (6), not Ballista's fixed 16.
+    let cluster = LocalCluster::start(
+        2,
+        &tmp.path().join("cluster"),
+        vec![("LENSPIPE_EXECUTOR_ARGS", "--concurrent-tasks 3".into())],
+    );
     let on_cluster = tmp.path().join("on-cluster");
     catalog(&on_cluster, Some(&cluster.url));
+    let jobs_url = cluster.url.replace("df://", "http://") + "/api/jobs";
+    let script = "import sys, json, re, urllib.request\n\
+                  jobs = json.load(urllib.request.urlopen(sys.argv[1]))\n\
+                  json.dump([int(re.search(r'Produced (\\d+) partitions?', j['job_status']).group(1)) for j in jobs], sys.stdout)";
+    let produced = run_ok(python().args(["-c", script, &jobs_url]));
+    let produced: Vec<usize> = serde_json::from_slice(&produced.stdout).unwrap();
+    assert!(
+        produced.contains(&6) && !produced.iter().any(|&n| n % 16 == 0 && n > 0),
+        "partitions each job produced: {produced:?}"
+    );
     for (stage, keys) in [
         ("negatives", "sweep_file,row_index"),
         ("positives", "lens_id"),
