@@ -22,7 +22,7 @@ use lenspipe_coadd::files::{map_file, Mmap};
 use lenspipe_coadd::{brick_file, BrickImages, BrickIndex, CoaddError, CoaddKind, SURVEY_BRICKS};
 use lenspipe_sweeps::Location;
 use lenspipe_viewer::fits_image::Planes;
-use lenspipe_viewer::server::{CutoutProvider, ExtraPlanes, ProviderError};
+use lenspipe_viewer::server::{CutoutProvider, CutoutRequest, ProviderError};
 use object_store::ObjectStoreExt;
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -383,55 +383,26 @@ impl BrickProvider {
 }
 
 impl CutoutProvider for BrickProvider {
-    fn cutout(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        pixscale: f64,
-        bands: &str,
-        layer: &str,
-    ) -> std::result::Result<Vec<f32>, ProviderError> {
-        self.cutout_planes(
-            ra,
-            dec,
-            size,
-            pixscale,
-            bands,
-            layer,
-            ExtraPlanes::default(),
-        )
-        .map(|planes| planes.image)
-    }
-
-    /// The viewer resamples invvar onto the cutout grid as it does the
-    /// image, and takes each maskbits pixel from the nearest brick pixel.
-    fn cutout_planes(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        pixscale: f64,
-        bands: &str,
-        _layer: &str,
-        extra: ExtraPlanes,
-    ) -> std::result::Result<Planes, ProviderError> {
+    /// Lanczos-3 like the viewer; invvar resampled as the image is, and
+    /// each maskbits pixel from the nearest brick pixel. Layers: any name
+    /// (one coadd root is one layer).
+    fn cutout(&self, r: &CutoutRequest) -> std::result::Result<Planes, ProviderError> {
         let grid = lenspipe_coadd::CutoutSpec {
-            size,
-            pixscale,
-            bands: bands.to_string(),
+            size: r.size,
+            pixscale: r.pixscale,
+            bands: r.bands.clone(),
             resampling: Resampling::Lanczos3,
         };
         let target = Target {
-            ra,
-            dec,
+            ra: r.ra,
+            dec: r.dec,
             brickname: None,
         };
         let mut planes = vec![Plane::Image];
-        if extra.invvar {
+        if r.extra.invvar {
             planes.push(Plane::Invvar);
         }
-        if extra.maskbits {
+        if r.extra.maskbits {
             planes.push(Plane::Maskbits);
         }
         let made = self

@@ -7,7 +7,8 @@
 //! and claims nothing about DR10's noise or galaxies.
 
 use lenspipe_validate::rng::SplitMix64;
-use lenspipe_viewer::server::{CutoutProvider, ExtraPlanes, ProviderError};
+use lenspipe_viewer::fits_image::Planes;
+use lenspipe_viewer::server::{CutoutProvider, CutoutRequest, ProviderError};
 
 /// Layers the synthetic sky answers (the viewer answers `no such layer` otherwise).
 pub const LAYERS: [&str; 2] = ["ls-dr10", "ls-dr10-south"];
@@ -29,26 +30,14 @@ fn noise(band: char) -> f64 {
     }
 }
 
-impl CutoutProvider for SyntheticSky {
-    fn cutout(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        pixscale: f64,
-        bands: &str,
-        layer: &str,
-    ) -> Result<Vec<f32>, ProviderError> {
-        if !LAYERS.contains(&layer) {
-            return Err(ProviderError::UnknownLayer);
-        }
-        if !(dec.abs() <= 90.0) || (layer == "ls-dr10-south" && dec > SOUTH_DEC_MAX) {
-            return Err(ProviderError::OffFootprint);
-        }
+impl SyntheticSky {
+    /// The image: noise and the galaxy, as a function of the position.
+    fn image(&self, r: &CutoutRequest) -> Vec<f32> {
+        let (ra, dec, size) = (r.ra, r.dec, r.size);
         let key = ((ra * 1e6).round() as i64 as u64)
             ^ ((dec * 1e6).round() as i64 as u64).rotate_left(32);
         let mut rng = SplitMix64::new(key ^ self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let sigma_px = (0.6 + 1.8 * rng.next_f64()) / pixscale.max(1e-6);
+        let sigma_px = (0.6 + 1.8 * rng.next_f64()) / r.pixscale.max(1e-6);
         let q = 0.4 + 0.6 * rng.next_f64();
         let angle = std::f64::consts::PI * rng.next_f64();
         let flux_r = 3.0 + 30.0 * rng.next_f64();
@@ -61,8 +50,8 @@ impl CutoutProvider for SyntheticSky {
         let centre = (size as f64 - 1.0) / 2.0;
         let (cos, sin) = (angle.cos(), angle.sin());
         let norm = 1.0 / (std::f64::consts::TAU * sigma_px * sigma_px * q);
-        let mut out = Vec::with_capacity(bands.len() * size * size);
-        for band in bands.chars() {
+        let mut out = Vec::with_capacity(r.bands.len() * size * size);
+        for band in r.bands.chars() {
             let flux = flux_r
                 * colour
                     .iter()
@@ -79,33 +68,31 @@ impl CutoutProvider for SyntheticSky {
                 }
             }
         }
-        Ok(out)
+        out
     }
+}
 
+impl CutoutProvider for SyntheticSky {
     /// The invvar of the synthetic sky is its noise: 1/sigma² per band,
     /// the same over the whole cutout. It has no mask bits: no maskbits HDU,
     /// as the viewer answers for a layer without maskbits files.
-    fn cutout_planes(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        pixscale: f64,
-        bands: &str,
-        layer: &str,
-        extra: ExtraPlanes,
-    ) -> Result<lenspipe_viewer::fits_image::Planes, ProviderError> {
-        let image = self.cutout(ra, dec, size, pixscale, bands, layer)?;
-        let invvar = extra.invvar.then(|| {
-            bands
+    fn cutout(&self, r: &CutoutRequest) -> Result<Planes, ProviderError> {
+        if !LAYERS.contains(&r.layer.as_str()) {
+            return Err(ProviderError::UnknownLayer);
+        }
+        if !(r.dec.abs() <= 90.0) || (r.layer == "ls-dr10-south" && r.dec > SOUTH_DEC_MAX) {
+            return Err(ProviderError::OffFootprint);
+        }
+        let invvar = r.extra.invvar.then(|| {
+            r.bands
                 .chars()
                 .flat_map(|b| {
-                    std::iter::repeat_n((1.0 / (noise(b) * noise(b))) as f32, size * size)
+                    std::iter::repeat_n((1.0 / (noise(b) * noise(b))) as f32, r.size * r.size)
                 })
                 .collect()
         });
-        Ok(lenspipe_viewer::fits_image::Planes {
-            image,
+        Ok(Planes {
+            image: self.image(r),
             invvar,
             maskbits: None,
         })

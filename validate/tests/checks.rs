@@ -134,7 +134,9 @@ fn names_are_the_contract() {
             "duplicate_image",
             "not_ok_status",
             "saturated_or_bright",
-            "off_centre"
+            "off_centre",
+            "low_invvar",
+            "masked_centre"
         ]
     );
     let th: Thresholds = serde_json::from_str(r#"{"max_peak": 50.0}"#).unwrap();

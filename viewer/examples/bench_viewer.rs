@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lenspipe_viewer::server::{serve, CutoutProvider, Faults, ProviderError};
+use lenspipe_viewer::fits_image::Planes;
+use lenspipe_viewer::server::{serve, CutoutProvider, CutoutRequest, Faults, ProviderError};
 use lenspipe_viewer::{ViewerClient, ViewerConfig};
 
 const N: usize = 400;
@@ -19,17 +20,14 @@ const LATENCY_MS: u64 = 100;
 struct Flat;
 
 impl CutoutProvider for Flat {
-    fn cutout(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        _pixscale: f64,
-        bands: &str,
-        _layer: &str,
-    ) -> Result<Vec<f32>, ProviderError> {
-        let v = (ra + dec) as f32;
-        Ok(vec![v; size * size * bands.chars().count()])
+    fn cutout(&self, r: &CutoutRequest) -> Result<Planes, ProviderError> {
+        let v = (r.ra + r.dec) as f32;
+        Ok(Planes::image_only(vec![
+            v;
+            r.size
+                * r.size
+                * r.bands.chars().count()
+        ]))
     }
 }
 

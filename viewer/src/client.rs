@@ -368,7 +368,8 @@ impl ViewerClient {
                 let decoded = if cfg.invvar || cfg.maskbits {
                     fits_image::decode_planes(&body, cfg.size, &cfg.bands)
                 } else {
-                    fits_image::decode(&body, cfg.size, &cfg.bands).map(fits_image::Planes::image)
+                    fits_image::decode(&body, cfg.size, &cfg.bands)
+                        .map(fits_image::Planes::image_only)
                 };
                 match decoded {
                     Ok(planes) => Attempt::Image(planes),

@@ -235,7 +235,7 @@ pub struct Planes {
 
 impl Planes {
     /// An image alone.
-    pub fn image(image: Vec<f32>) -> Self {
+    pub fn image_only(image: Vec<f32>) -> Self {
         Self {
             image,
             invvar: None,
@@ -251,7 +251,7 @@ impl Planes {
 /// answer lacks (a layer without those files) is `None`.
 pub fn decode_planes(bytes: &[u8], size: usize, bands: &str) -> Result<Planes, FitsError> {
     let primary = parse_header(bytes)?;
-    let mut planes = Planes::image(decode_cube(bytes, &primary, size, bands)?);
+    let mut planes = Planes::image_only(decode_cube(bytes, &primary, size, bands)?);
     let mut at = primary.data_offset + padded(planes.image.len() * 4);
     loop {
         let rest = bytes.get(at..).unwrap_or_default();
@@ -296,7 +296,18 @@ fn decode_mask(bytes: &[u8], header: &Header, size: usize) -> Result<Vec<i32>, F
     expect_int(header, "NAXIS1", size as i64)?;
     expect_int(header, "NAXIS2", size as i64)?;
     expect_unscaled(header)?;
-    let need = size * size * 4;
+    Ok(words(bytes, header, size * size)?
+        .map(i32::from_be_bytes)
+        .collect())
+}
+
+/// The first `n` big-endian 4-byte values of an HDU's data.
+fn words<'a>(
+    bytes: &'a [u8],
+    header: &Header,
+    n: usize,
+) -> Result<impl Iterator<Item = [u8; 4]> + 'a, FitsError> {
+    let need = n * 4;
     let body = bytes.get(header.data_offset..).unwrap_or_default();
     if body.len() < need {
         return Err(FitsError::Truncated {
@@ -306,8 +317,7 @@ fn decode_mask(bytes: &[u8], header: &Header, size: usize) -> Result<Vec<i32>, F
     }
     Ok(body[..need]
         .chunks_exact(4)
-        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+        .map(|c| [c[0], c[1], c[2], c[3]]))
 }
 
 /// BSCALE and BZERO, when present, must leave values as stored.
@@ -349,18 +359,8 @@ fn decode_cube(
             expected: bands.to_string(),
         });
     }
-    let n = size * size * planes;
-    let need = n * 4;
-    let body = bytes.get(header.data_offset..).unwrap_or_default();
-    if body.len() < need {
-        return Err(FitsError::Truncated {
-            have: body.len(),
-            need,
-        });
-    }
-    Ok(body[..need]
-        .chunks_exact(4)
-        .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    Ok(words(bytes, header, size * size * planes)?
+        .map(f32::from_be_bytes)
         .collect())
 }
 
@@ -594,7 +594,7 @@ mod tests {
         let image_only = encode(&geom(), &data()).unwrap();
         assert_eq!(
             decode_planes(&image_only, 5, "grz").unwrap(),
-            Planes::image(data())
+            Planes::image_only(data())
         );
         let mask_only = Planes {
             invvar: None,

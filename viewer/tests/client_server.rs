@@ -5,11 +5,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lenspipe_viewer::fits_image::{decode, parse_header};
+use lenspipe_viewer::fits_image::{decode, parse_header, Planes};
 use lenspipe_viewer::rgb::viewer_rgb;
 use lenspipe_viewer::server::{
-    serve, CutoutProvider, FaultKind, FaultRule, Faults, Format, ProviderError, StatsSnapshot,
-    CUTOUT_PATHS,
+    serve, CutoutProvider, CutoutRequest, FaultKind, FaultRule, Faults, Format, ProviderError,
+    StatsSnapshot, CUTOUT_PATHS,
 };
 use lenspipe_viewer::{CutoutStatus, ViewerClient, ViewerConfig};
 
@@ -32,9 +32,13 @@ async fn fetch_all_keeps_order_and_pixels() {
     let got = client.fetch_all(&targets).await;
     assert_eq!(got.len(), targets.len());
     for (f, &(ra, dec)) in got.iter().zip(&targets) {
-        let served = SynthProvider
-            .cutout(ra, dec, cfg.size, cfg.pixscale, &cfg.bands, LAYER)
-            .unwrap();
+        let served = image_of(
+            &SynthProvider,
+            (ra, dec),
+            cfg.size,
+            cfg.pixscale,
+            &cfg.bands,
+        );
         assert_eq!(f.image.as_ref(), Some(&served));
         assert!(f.attempts == 1 || f.attempts == 2);
     }
@@ -85,12 +89,7 @@ async fn answers_like_the_viewer() {
         assert_eq!(status, 200);
         assert_eq!(ctype.as_deref(), Some("image/fits"));
         let px = decode(&body, 9, "gz").unwrap();
-        assert_eq!(
-            px,
-            SynthProvider
-                .cutout(150.5, 2.25, 9, 0.262, "gz", LAYER)
-                .unwrap()
-        );
+        assert_eq!(px, image_of(&SynthProvider, (150.5, 2.25), 9, 0.262, "gz"));
         let h = parse_header(&body).unwrap();
         assert_eq!(h.get_f64("CRVAL1"), Some(150.5));
         assert_eq!(h.get_f64("CRVAL2"), Some(2.25));
@@ -199,15 +198,8 @@ async fn rate_limit_spaces_requests() {
 struct GradientSky;
 
 impl CutoutProvider for GradientSky {
-    fn cutout(
-        &self,
-        _ra: f64,
-        _dec: f64,
-        size: usize,
-        _pixscale: f64,
-        bands: &str,
-        _layer: &str,
-    ) -> Result<Vec<f32>, ProviderError> {
+    fn cutout(&self, r: &CutoutRequest) -> Result<Planes, ProviderError> {
+        let (size, bands) = (r.size, r.bands.as_str());
         let mut out = Vec::new();
         for band in bands.chars() {
             for y in 0..size {
@@ -220,7 +212,7 @@ impl CutoutProvider for GradientSky {
                 }
             }
         }
-        Ok(out)
+        Ok(Planes::image_only(out))
     }
 }
 
@@ -233,9 +225,7 @@ async fn every_viewer_url_form_answers() {
     let base = format!("http://{}", server.local_addr());
     let size = 21;
     let query = format!("ra=150.5&dec=2.25&size={size}&layer={LAYER}&pixscale=0.262&bands=grz");
-    let pixels = GradientSky
-        .cutout(150.5, 2.25, size, 0.262, "grz", LAYER)
-        .unwrap();
+    let pixels = image_of(&GradientSky, (150.5, 2.25), size, 0.262, "grz");
     let want_rgb = viewer_rgb(&pixels, "grz", size, size).unwrap();
     let mut forms = 0;
     for prefix in ["/viewer", ""] {

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use lenspipe_viewer::server::{target_key, CutoutProvider, FaultKind, FaultRule, Faults};
+use lenspipe_viewer::server::{target_key, FaultKind, FaultRule, Faults};
 use lenspipe_viewer::{CutoutStatus, ViewerClient, ViewerConfig};
 
 use common::*;
@@ -125,9 +125,13 @@ async fn every_fault_kind_ends_right() {
             "server-side attempts for target {i} ({label})"
         );
         if want_status.has_image() {
-            let served = SynthProvider
-                .cutout(ra, dec, cfg.size, cfg.pixscale, &cfg.bands, LAYER)
-                .unwrap();
+            let served = image_of(
+                &SynthProvider,
+                (ra, dec),
+                cfg.size,
+                cfg.pixscale,
+                &cfg.bands,
+            );
             assert_eq!(f.image.as_ref(), Some(&served), "pixels of target {i}");
         } else {
             assert!(f.image.is_none());

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use lenspipe_viewer::fits_image::decode;
-use lenspipe_viewer::server::{CutoutProvider, Faults};
+use lenspipe_viewer::server::Faults;
 
 use common::*;
 
@@ -59,9 +59,7 @@ async fn legacystamps_fetches_fits_and_jpeg() {
     assert_eq!(fits["shape"], serde_json::json!([3, pixels, pixels]));
     assert_eq!(fits["bands"], "grz");
     let bytes = std::fs::read(fits["path"].as_str().unwrap()).unwrap();
-    let want = SynthProvider
-        .cutout(ra, dec, pixels, 0.262, "grz", LAYER)
-        .unwrap();
+    let want = image_of(&SynthProvider, (ra, dec), pixels, 0.262, "grz");
     assert_eq!(decode(&bytes, pixels, "grz").unwrap(), want);
 
     // JPEG: Pillow reads an RGB image of the size asked, byte for byte what

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::{key_unit, FaultKind, FaultRule, Faults, FaultsError};
 pub use jpeg::{encode as encode_jpeg, JpegError};
-pub use provider::{CutoutProvider, ExtraPlanes, ProviderError};
+pub use provider::{CutoutProvider, CutoutRequest, ExtraPlanes, ProviderError};
 pub use stats::{ServerStats, StatsSnapshot};
 
 use crate::config::MAX_SIZE;
@@ -192,18 +192,6 @@ async fn stats_json(State(st): State<Arc<AppState>>) -> Json<StatsSnapshot> {
     Json(st.stats.snapshot())
 }
 
-/// A validated request.
-struct CutoutQuery {
-    ra: f64,
-    dec: f64,
-    size: usize,
-    pixscale: f64,
-    bands: String,
-    layer: String,
-    /// `invvar` and `maskbits` in the query: FITS answers add those HDUs.
-    extra: ExtraPlanes,
-}
-
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
     (
         status,
@@ -228,7 +216,7 @@ fn server_error() -> Response {
 fn parse_query(
     q: &HashMap<String, String>,
     provider: &dyn CutoutProvider,
-) -> Result<CutoutQuery, &'static str> {
+) -> Result<CutoutRequest, &'static str> {
     let coord = |k: &str| q.get(k).and_then(|v| v.trim().parse::<f64>().ok());
     let (Some(ra), Some(dec)) = (coord("ra"), coord("dec")) else {
         return Err("Need ra,dec keywords");
@@ -262,7 +250,7 @@ fn parse_query(
         Some(b) if !b.is_empty() && b.chars().all(|c| available.contains(c)) => b.clone(),
         _ => available,
     };
-    Ok(CutoutQuery {
+    Ok(CutoutRequest {
         ra,
         dec,
         size,
@@ -400,22 +388,14 @@ fn endless(first: Vec<u8>, content_type: &'static str, content_length: Option<u6
 }
 
 /// Runs the provider and the encoder on the blocking pool.
-async fn answer(st: &AppState, req: CutoutQuery, format: Format) -> Result<Vec<u8>, Response> {
+async fn answer(st: &AppState, req: CutoutRequest, format: Format) -> Result<Vec<u8>, Response> {
     let provider = st.provider.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let planes = provider.cutout_planes(
-            req.ra,
-            req.dec,
-            req.size,
-            req.pixscale,
-            &req.bands,
-            &req.layer,
-            if format == Format::Fits {
-                req.extra
-            } else {
-                ExtraPlanes::default()
-            },
-        )?;
+        let mut req = req;
+        if format != Format::Fits {
+            req.extra = ExtraPlanes::default();
+        }
+        let planes = provider.cutout(&req)?;
         match format {
             Format::Jpeg => jpeg::encode(&planes.image, req.size, &req.bands)
                 .map_err(|e| ProviderError::Other(e.to_string())),

@@ -1,5 +1,7 @@
 //! Where the local server's pixels come from.
 
+use crate::fits_image::Planes;
+
 /// Why a provider could not make a cutout.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
@@ -20,42 +22,33 @@ pub struct ExtraPlanes {
     pub maskbits: bool,
 }
 
+/// One validated cutout request: what every provider is asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutoutRequest {
+    /// Centre, degrees.
+    pub ra: f64,
+    pub dec: f64,
+    /// Pixels on a side.
+    pub size: usize,
+    /// Arcsec per pixel.
+    pub pixscale: f64,
+    /// Band letters in plane order.
+    pub bands: String,
+    pub layer: String,
+    /// Planes besides the image (`invvar`, `maskbits` in the query).
+    pub extra: ExtraPlanes,
+}
+
 /// Makes cutouts for the local server, e.g. from coadd bricks on disk.
 ///
 /// `cutout` is CPU (and disk) work: the server calls it on tokio's blocking
-/// pool. It returns `size * size * bands.len()` float32 values in CHW order
-/// (rows along Dec, as FITS axis 2), a plane of exact zeros where a band has
-/// no data.
+/// pool. The image is `size * size * bands.len()` float32 values in CHW
+/// order (rows along Dec, as FITS axis 2), a plane of exact zeros where a
+/// band has no data; the invvar and maskbits planes are there as the
+/// request's `extra` asks and the provider has them (`None` otherwise, as
+/// the viewer answers for a layer without those files).
 pub trait CutoutProvider: Send + Sync + 'static {
-    fn cutout(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        pixscale: f64,
-        bands: &str,
-        layer: &str,
-    ) -> Result<Vec<f32>, ProviderError>;
-
-    /// The cutout and, as `extra` asks, its inverse variance and maskbits
-    /// on the same grid (`None` for a layer without them, as the viewer
-    /// answers then). The default has neither.
-    #[allow(clippy::too_many_arguments)]
-    fn cutout_planes(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        pixscale: f64,
-        bands: &str,
-        layer: &str,
-        extra: ExtraPlanes,
-    ) -> Result<crate::fits_image::Planes, ProviderError> {
-        let _ = extra;
-        Ok(crate::fits_image::Planes::image(
-            self.cutout(ra, dec, size, pixscale, bands, layer)?,
-        ))
-    }
+    fn cutout(&self, request: &CutoutRequest) -> Result<Planes, ProviderError>;
 
     /// Bands served for `layer`, used when a request has no `bands` or an
     /// invalid one (the viewer silently falls back to these).

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use lenspipe_viewer::fits_image::Planes;
 use lenspipe_viewer::server::{
-    key_unit, serve, target_key, CutoutProvider, Faults, ProviderError, ServerHandle,
+    key_unit, serve, target_key, CutoutProvider, CutoutRequest, Faults, ProviderError, ServerHandle,
 };
 use lenspipe_viewer::ViewerConfig;
 
@@ -20,16 +21,9 @@ pub fn lacks_last_band(ra: f64, dec: f64) -> bool {
 }
 
 impl CutoutProvider for SynthProvider {
-    fn cutout(
-        &self,
-        ra: f64,
-        dec: f64,
-        size: usize,
-        _pixscale: f64,
-        bands: &str,
-        layer: &str,
-    ) -> Result<Vec<f32>, ProviderError> {
-        if layer != LAYER {
+    fn cutout(&self, r: &CutoutRequest) -> Result<Planes, ProviderError> {
+        let (ra, dec, size, bands) = (r.ra, r.dec, r.size, r.bands.as_str());
+        if r.layer != LAYER {
             return Err(ProviderError::UnknownLayer);
         }
         if dec > 80.0 {
@@ -49,8 +43,28 @@ impl CutoutProvider for SynthProvider {
                 }
             }
         }
-        Ok(out)
+        Ok(Planes::image_only(out))
     }
+}
+
+/// The image `provider` serves for a request without extra planes.
+pub fn image_of(
+    provider: &dyn CutoutProvider,
+    (ra, dec): (f64, f64),
+    size: usize,
+    pixscale: f64,
+    bands: &str,
+) -> Vec<f32> {
+    let request = CutoutRequest {
+        ra,
+        dec,
+        size,
+        pixscale,
+        bands: bands.to_string(),
+        layer: LAYER.to_string(),
+        extra: Default::default(),
+    };
+    provider.cutout(&request).unwrap().image
 }
 
 pub async fn start(faults: Faults) -> ServerHandle {
