@@ -7,22 +7,13 @@
 -- reason strings ($reason_*) come from RejectReason (udfs/src/reasons.rs).
 --
 -- Known-lens exclusion: lenses are bucketed by nested HEALPix cell at
--- $join_nside, every cell their exclusion cone touches, so a sweep row looks
--- up only its own cell and measures the exact separation to each lens listed
+-- $join_nside, every cell their exclusion cone touches (table `lens_cells`,
+-- made from the lens catalogue by lens_cells.sql), so a sweep row looks up
+-- only its own cell and measures the exact separation to each lens listed
 -- there. The small lens side is written first: with join repartitioning off
 -- (see the engine) it is the broadcast build side, and the sweeps stream
 -- through without a shuffle.
-WITH lens_cells AS (
-    SELECT cell, array_agg(make_array(lens_ra, lens_dec)) AS lens_positions
-    FROM (
-        SELECT unnest(healpix_cone_cells(ra, dec, $join_nside, $exclusion_radius_arcsec)) AS cell,
-               ra AS lens_ra,
-               dec AS lens_dec
-        FROM lenses
-    )
-    GROUP BY cell
-),
-classified AS (
+WITH classified AS (
     SELECT s.*,
            paper_iv_reject_reason(
                s.ra, s.dec, s.type, s.maskbits, s.nobs_g, s.nobs_r, s.nobs_z, s.flux_z,

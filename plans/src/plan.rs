@@ -27,6 +27,10 @@ pub const NEGATIVES: SqlPlan = SqlPlan {
     text: include_str!("../sql/negatives.sql"),
     output: Some(Projection::Negatives),
 };
+pub const LENS_CELLS: SqlPlan = SqlPlan {
+    text: include_str!("../sql/lens_cells.sql"),
+    output: None,
+};
 pub const POSITIVES: SqlPlan = SqlPlan {
     text: include_str!("../sql/positives.sql"),
     output: Some(Projection::Positives),

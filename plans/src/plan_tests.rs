@@ -122,6 +122,16 @@ fn register(engine: &Engine, name: &str, batch: RecordBatch) {
     engine.ctx.register_table(name, Arc::new(table)).unwrap();
 }
 
+/// Registers `lenses` and the `lens_cells` the negatives plan joins with,
+/// made from them as the stage makes them.
+async fn register_lenses(engine: &Engine, config: &Config, batch: RecordBatch) {
+    register(engine, "lenses", batch.clone());
+    let cells = crate::stages::lens_cells(batch, config.exclusion.radius_arcsec.value)
+        .await
+        .unwrap();
+    register(engine, "lens_cells", cells);
+}
+
 fn lenses(rows: &[(i64, f64, f64)]) -> RecordBatch {
     let schema = crate::lenses::lens_schema();
     let rows: Vec<Vec<(&str, ScalarValue)>> = rows
@@ -234,6 +244,12 @@ fn reasons_and_statuses_reach_the_plans_only_as_bound_parameters() {
     let config = config(&[]);
     let plans = [
         (NEGATIVES, negatives::params(&config)),
+        (
+            LENS_CELLS,
+            Params::new()
+                .i64("join_nside", crate::plan::JOIN_NSIDE)
+                .f64("exclusion_radius_arcsec", 10.0),
+        ),
         (POSITIVES, positives::params(&config)),
         (STRATIFY, stratify::params(&config)),
     ];
@@ -262,7 +278,7 @@ fn reasons_and_statuses_reach_the_plans_only_as_bound_parameters() {
 async fn plan_outputs_on_fits_sweeps_have_the_defined_columns_and_types() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, config) = engine_on_synthetic_sweeps(dir.path()).await;
-    register(&engine, "lenses", lenses(&[(1, 150.0, 10.0)]));
+    register_lenses(&engine, &config, lenses(&[(1, 150.0, 10.0)])).await;
 
     let (_, kept) = write_negatives(&engine, &config, &dir.path().join("out")).await;
     assert_eq!(types(&kept.schema()), defined(Projection::Negatives));
@@ -310,7 +326,7 @@ async fn negatives_plan_gives_each_row_its_first_reason() {
     ];
     register(&engine, "sweeps", batch(&schema, &good_sweep_value, &rows));
     // One lens on row 6, 10 arcsec radius.
-    register(&engine, "lenses", lenses(&[(1, 200.0 + 1e-4, 10.0)]));
+    register_lenses(&engine, &config, lenses(&[(1, 200.0 + 1e-4, 10.0)])).await;
 
     let out = collect(&engine, NEGATIVES, negatives::params(&config)).await;
     let reasons = column_strings(&out, negatives::REASON_COLUMN).unwrap();

@@ -79,6 +79,45 @@ pub(crate) async fn load_lenses(engine: &Engine, config: &Config) -> Result<Opti
     )?))
 }
 
+/// Registers table `lens_cells` for the negatives' exclusion join, made
+/// here from the lens catalogue (lens_cells.sql on an in-process engine:
+/// the catalogue is small and does not grow with the survey) and shared
+/// like `lenses`, so that a cluster knows its size and broadcasts it.
+pub(crate) async fn register_lens_cells(
+    engine: &Engine,
+    config: &Config,
+    lenses: &Option<LensCatalog>,
+    output: &Location,
+) -> Result<()> {
+    let batch = match lenses {
+        Some(c) => c.batch.clone(),
+        None => RecordBatch::new_empty(crate::lenses::lens_schema()),
+    };
+    let cells = lens_cells(batch, config.exclusion.radius_arcsec.value).await?;
+    engine
+        .register_shared_batch("lens_cells", cells, &output.child("catalog"))
+        .await
+}
+
+/// The lens cells of `lenses` (lens_cells.sql), computed in this process.
+pub(crate) async fn lens_cells(lenses: RecordBatch, radius_arcsec: f64) -> Result<RecordBatch> {
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    let ctx = SessionContext::new_with_state(lenspipe_extensions::session_state(
+        lenspipe_extensions::tune(SessionConfig::new()),
+    )?);
+    let table = MemTable::try_new(lenses.schema(), vec![vec![lenses]])?;
+    ctx.register_table("lenses", std::sync::Arc::new(table))?;
+    let params = crate::plan::Params::new()
+        .i64("join_nside", crate::plan::JOIN_NSIDE)
+        .f64("exclusion_radius_arcsec", radius_arcsec);
+    let df = crate::plan::LENS_CELLS.dataframe(&ctx, params).await?;
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
+
 /// Registers table `lenses` (possibly empty) for the plans that join with it.
 pub(crate) async fn register_lenses(
     engine: &Engine,
