@@ -176,6 +176,22 @@ pub struct Summaries {
 
 impl Summaries {
     pub fn push(&mut self, summary: ShardSummary) {
+        // The same shard reported again with the same content is one shard
+        // delivered twice (a cluster re-sending a finished task's result
+        // after losing an executor), not two: counted once. A different
+        // report naming the same shard is kept, for `check` to refuse.
+        let same = |s: &ShardSummary| {
+            s.shard.is_some()
+                && s.shard == summary.shard
+                && s.attempt == summary.attempt
+                && (s.bytes, s.rows_in, s.rows_written)
+                    == (summary.bytes, summary.rows_in, summary.rows_written)
+                && s.counts == summary.counts
+        };
+        if self.shards.iter().any(same) {
+            tracing::warn!(shard = ?summary.shard, "a shard's report arrived twice; counted once");
+            return;
+        }
         self.counts.merge(&summary.counts);
         self.rows_in += summary.rows_in;
         self.rows_written += summary.rows_written;
@@ -235,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_reported_twice_is_an_error() {
+    fn a_shard_reported_twice_counts_once_and_two_reports_of_it_are_an_error() {
         let summary = ShardSummary {
             shard: Some("part-a.parquet".into()),
             bytes: 1,
@@ -248,7 +264,18 @@ mod tests {
         let mut all = Summaries::default();
         all.push(summary.clone());
         assert!(all.check().is_ok());
-        all.push(summary);
+        // The same report again (only its timing differs): one shard.
+        all.push(ShardSummary {
+            seconds: 2.0,
+            ..summary.clone()
+        });
+        assert!(all.check().is_ok());
+        assert_eq!((all.shards.len(), all.rows_in, all.rows_written), (1, 1, 1));
+        // Another report naming the same shard: refused.
+        all.push(ShardSummary {
+            rows_written: 2,
+            ..summary
+        });
         let err = all.check().unwrap_err().to_string();
         assert!(err.contains("part-a.parquet"), "{err}");
     }
