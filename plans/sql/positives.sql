@@ -11,18 +11,13 @@
 --                                    apply_selection is true)
 --   $status_matched
 -- Their strings are bound from PositiveStatus (plans/src/stages/positives.rs).
-WITH lens_cells AS (
-    SELECT lens_id,
-           ra AS lens_ra,
-           dec AS lens_dec,
-           unnest(healpix_cone_cells(ra, dec, $join_nside, $match_radius_arcsec)) AS cell
-    FROM lenses
-),
-candidates AS (
+-- The lens side, `match_cells`, is made from the lens catalogue by
+-- match_cells.sql.
+WITH candidates AS (
     SELECT c.lens_id,
            angular_sep_arcsec(c.lens_ra, c.lens_dec, s.ra, s.dec) AS match_sep_arcsec,
            s.*
-    FROM lens_cells c
+    FROM match_cells c
     JOIN sweeps s ON c.cell = healpix_nested(s.ra, s.dec, $join_nside)
     WHERE angular_sep_arcsec(c.lens_ra, c.lens_dec, s.ra, s.dec) <= $match_radius_arcsec
 ),

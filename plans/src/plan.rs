@@ -31,6 +31,10 @@ pub const LENS_CELLS: SqlPlan = SqlPlan {
     text: include_str!("../sql/lens_cells.sql"),
     output: None,
 };
+pub const MATCH_CELLS: SqlPlan = SqlPlan {
+    text: include_str!("../sql/match_cells.sql"),
+    output: None,
+};
 pub const POSITIVES: SqlPlan = SqlPlan {
     text: include_str!("../sql/positives.sql"),
     output: Some(Projection::Positives),

@@ -122,14 +122,19 @@ fn register(engine: &Engine, name: &str, batch: RecordBatch) {
     engine.ctx.register_table(name, Arc::new(table)).unwrap();
 }
 
-/// Registers `lenses` and the `lens_cells` the negatives plan joins with,
-/// made from them as the stage makes them.
+/// Registers `lenses`, and the `lens_cells` and `match_cells` the negatives
+/// and positives plans join with, made from them as the stages make them.
 async fn register_lenses(engine: &Engine, config: &Config, batch: RecordBatch) {
     register(engine, "lenses", batch.clone());
-    let cells = crate::stages::lens_cells(batch, config.exclusion.radius_arcsec.value)
-        .await
-        .unwrap();
-    register(engine, "lens_cells", cells);
+    for (name, (plan, params)) in [
+        ("lens_cells", crate::stages::lens_cells(config)),
+        ("match_cells", crate::stages::match_cells(config)),
+    ] {
+        let table = crate::stages::from_lenses(plan, params, batch.clone())
+            .await
+            .unwrap();
+        register(engine, name, table);
+    }
 }
 
 fn lenses(rows: &[(i64, f64, f64)]) -> RecordBatch {
@@ -244,12 +249,8 @@ fn reasons_and_statuses_reach_the_plans_only_as_bound_parameters() {
     let config = config(&[]);
     let plans = [
         (NEGATIVES, negatives::params(&config)),
-        (
-            LENS_CELLS,
-            Params::new()
-                .i64("join_nside", crate::plan::JOIN_NSIDE)
-                .f64("exclusion_radius_arcsec", 10.0),
-        ),
+        crate::stages::lens_cells(&config),
+        crate::stages::match_cells(&config),
         (POSITIVES, positives::params(&config)),
         (STRATIFY, stratify::params(&config)),
     ];
@@ -374,16 +375,17 @@ async fn positives_plan_gives_every_lens_one_status() {
         vec![("ra", f(160.0)), ("dec", f(10.0)), ("type", s("PSF"))],
     ];
     register(&engine, "sweeps", batch(&schema, &good_sweep_value, &rows));
-    register(
+    register_lenses(
         &engine,
-        "lenses",
+        &config,
         lenses(&[
             (1, 150.0 + 1e-4, 10.0),
             (2, 160.0, 10.0),
             (3, 170.0, 10.0),
             (4, 150.0, 40.0),
         ]),
-    );
+    )
+    .await;
     let out = collect(&engine, POSITIVES, positives::params(&config)).await;
     let ids = crate::stages::column_i64(&out, "lens_id").unwrap();
     let statuses = column_strings(&out, "status").unwrap();

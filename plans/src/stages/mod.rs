@@ -79,28 +79,57 @@ pub(crate) async fn load_lenses(engine: &Engine, config: &Config) -> Result<Opti
     )?))
 }
 
-/// Registers table `lens_cells` for the negatives' exclusion join, made
-/// here from the lens catalogue (lens_cells.sql on an in-process engine:
-/// the catalogue is small and does not grow with the survey) and shared
-/// like `lenses`, so that a cluster knows its size and broadcasts it.
-pub(crate) async fn register_lens_cells(
+/// Registers table `name` for a stage's join with the lenses, made here
+/// from the lens catalogue by `plan` (lens_cells.sql for the negatives'
+/// exclusion, match_cells.sql for the positives' crossmatch) on an
+/// in-process engine: the catalogue is small and does not grow with the
+/// survey. Shared like `lenses`, so that a cluster knows its size and
+/// broadcasts it instead of shuffling the sweeps.
+pub(crate) async fn register_lens_table(
     engine: &Engine,
-    config: &Config,
-    lenses: &Option<LensCatalog>,
+    name: &str,
+    (plan, params): (crate::plan::SqlPlan, crate::plan::Params),
+    lenses: Option<&LensCatalog>,
     output: &Location,
 ) -> Result<()> {
     let batch = match lenses {
         Some(c) => c.batch.clone(),
         None => RecordBatch::new_empty(crate::lenses::lens_schema()),
     };
-    let cells = lens_cells(batch, config.exclusion.radius_arcsec.value).await?;
+    let table = from_lenses(plan, params, batch).await?;
     engine
-        .register_shared_batch("lens_cells", cells, &output.child("catalog"))
+        .register_shared_batch(name, table, &output.child("catalog"))
         .await
 }
 
-/// The lens cells of `lenses` (lens_cells.sql), computed in this process.
-pub(crate) async fn lens_cells(lenses: RecordBatch, radius_arcsec: f64) -> Result<RecordBatch> {
+/// The negatives' lens cells: `lens_cells.sql` and its parameters.
+pub(crate) fn lens_cells(config: &Config) -> (crate::plan::SqlPlan, crate::plan::Params) {
+    let params = crate::plan::Params::new()
+        .i64("join_nside", crate::plan::JOIN_NSIDE)
+        .f64(
+            "exclusion_radius_arcsec",
+            config.exclusion.radius_arcsec.value,
+        );
+    (crate::plan::LENS_CELLS, params)
+}
+
+/// The positives' match cells: `match_cells.sql` and its parameters.
+pub(crate) fn match_cells(config: &Config) -> (crate::plan::SqlPlan, crate::plan::Params) {
+    let params = crate::plan::Params::new()
+        .i64("join_nside", crate::plan::JOIN_NSIDE)
+        .f64(
+            "match_radius_arcsec",
+            config.positives.match_radius_arcsec.value,
+        );
+    (crate::plan::MATCH_CELLS, params)
+}
+
+/// Runs `plan` over `lenses` in this process.
+pub(crate) async fn from_lenses(
+    plan: crate::plan::SqlPlan,
+    params: crate::plan::Params,
+    lenses: RecordBatch,
+) -> Result<RecordBatch> {
     use datafusion::datasource::MemTable;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -109,10 +138,7 @@ pub(crate) async fn lens_cells(lenses: RecordBatch, radius_arcsec: f64) -> Resul
     )?);
     let table = MemTable::try_new(lenses.schema(), vec![vec![lenses]])?;
     ctx.register_table("lenses", std::sync::Arc::new(table))?;
-    let params = crate::plan::Params::new()
-        .i64("join_nside", crate::plan::JOIN_NSIDE)
-        .f64("exclusion_radius_arcsec", radius_arcsec);
-    let df = crate::plan::LENS_CELLS.dataframe(&ctx, params).await?;
+    let df = plan.dataframe(&ctx, params).await?;
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)

@@ -16,7 +16,7 @@ use crate::manifest::{
 };
 use crate::plan::{Params, NEGATIVES};
 use crate::sink::{write, CounterRows, Location};
-use crate::stages::{register_lens_cells, register_lenses};
+use crate::stages::{lens_cells, register_lens_table, register_lenses};
 use lenspipe_sinks::{Counts, WriteSpec};
 
 /// The plan column holding each row's reject reason (NULL = kept).
@@ -171,7 +171,14 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     let output = Location::resolve(&engine.runtime(), &config.output)?;
     let mut sweeps = engine.register_sweeps(config).await?;
     let lenses = register_lenses(engine, config, &output).await?;
-    register_lens_cells(engine, config, &lenses, &output).await?;
+    register_lens_table(
+        engine,
+        "lens_cells",
+        lens_cells(config),
+        lenses.as_ref(),
+        &output,
+    )
+    .await?;
     let mut planned = std::time::Duration::ZERO;
     let mut attempt = 0;
     // A file that passed the header checks but fails while scanned (cut

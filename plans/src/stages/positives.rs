@@ -17,7 +17,9 @@ use crate::manifest::{
 };
 use crate::plan::{Params, POSITIVES};
 use crate::sink::{column_names, register_committed, write, CounterRows, Location};
-use crate::stages::{column_i64, column_strings, register_lenses};
+use crate::stages::{
+    column_i64, column_strings, match_cells, register_lens_table, register_lenses,
+};
 use lenspipe_sinks::WriteSpec;
 
 /// What became of a lens in the crossmatch. The plan gives each lens the
@@ -100,6 +102,14 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         .ok_or_else(|| {
             Error::Config("the positives stage needs inputs.positives (a lens catalog CSV)".into())
         })?;
+    register_lens_table(
+        engine,
+        "match_cells",
+        match_cells(config),
+        Some(&catalog),
+        &output,
+    )
+    .await?;
     let df = POSITIVES.dataframe(&engine.ctx, params(config)).await?;
     let columns = column_names(&df);
     let dir = output.child("positives");
