@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
-    Int32Array, Int64Array, PrimitiveArray, RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float64Array, Int32Array,
+    Int64Array, PrimitiveArray, RecordBatch, StringArray, UInt32Array,
 };
 use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Field, FieldRef, Float32Type, Int32Type, Int64Type, SchemaRef,
+    ArrowNativeType, ArrowPrimitiveType, DataType, Field, FieldRef, Float32Type, Int32Type,
+    Int64Type, SchemaRef,
 };
 use bytes::Bytes;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -471,15 +472,16 @@ fn assemble(
     let schema: SchemaRef = output_schema(targets.schema().as_ref(), spec);
     let n = targets.num_rows();
     let image_len = spec.image_len();
-    let prev_images = previous
-        .and_then(|p| p.batch.column_by_name(schema::IMAGE))
-        .and_then(|c| c.as_fixed_size_list_opt());
-    let prev_invvar = previous
-        .and_then(|p| p.batch.column_by_name(schema::INVVAR))
-        .and_then(|c| c.as_fixed_size_list_opt());
-    let prev_maskbits = previous
-        .and_then(|p| p.batch.column_by_name(schema::MASKBITS))
-        .and_then(|c| c.as_fixed_size_list_opt());
+    let written = |name: &str| {
+        previous
+            .and_then(|p| p.batch.column_by_name(name))
+            .and_then(|c| c.as_fixed_size_list_opt())
+    };
+    let (prev_images, prev_invvar, prev_maskbits) = (
+        written(schema::IMAGE),
+        written(schema::INVVAR),
+        written(schema::MASKBITS),
+    );
     let prev_attempts = previous
         .and_then(|p| p.batch.column_by_name(schema::ATTEMPTS))
         .map(|c| cast(c, &DataType::Int32))
@@ -487,8 +489,7 @@ fn assemble(
 
     let mut status = Vec::with_capacity(n);
     let mut attempts = Vec::with_capacity(n);
-    let mut values: Vec<f32> = Vec::with_capacity(n * image_len);
-    let mut valid = Vec::with_capacity(n);
+    let mut image = PlaneColumn::<f32>::new(n, image_len);
     let mut invvar = PlaneColumn::<f32>::new(if spec.wants_invvar() { n } else { 0 }, image_len);
     let mut maskbits = PlaneColumn::<i32>::new(
         if spec.wants_maskbits() { n } else { 0 },
@@ -497,28 +498,15 @@ fn assemble(
     for i in 0..n {
         match (kept_row[i], made_row[i]) {
             (Some(row), _) => {
+                // Kept rows have their image (see `Previous`).
                 let images = prev_images
                     .ok_or_else(|| DataFusionError::Internal("kept row without image".into()))?;
-                let image = images.value(row);
-                values.extend_from_slice(image.as_primitive::<Float32Type>().values());
-                valid.push(true);
+                image.push_written(Some(images), row);
                 if spec.wants_invvar() {
-                    let kept = prev_invvar
-                        .filter(|c| c.is_valid(row))
-                        .map(|c| c.value(row));
-                    invvar.push(
-                        kept.as_ref()
-                            .map(|v| v.as_primitive::<Float32Type>().values().as_ref()),
-                    );
+                    invvar.push_written(prev_invvar, row);
                 }
                 if spec.wants_maskbits() {
-                    let kept = prev_maskbits
-                        .filter(|c| c.is_valid(row))
-                        .map(|c| c.value(row));
-                    maskbits.push(
-                        kept.as_ref()
-                            .map(|v| v.as_primitive::<Int32Type>().values().as_ref()),
-                    );
+                    maskbits.push_written(prev_maskbits, row);
                 }
                 status.push(CutoutStatus::Ok.to_string());
                 attempts.push(
@@ -528,23 +516,15 @@ fn assemble(
                 );
             }
             (None, Some(cutout)) => {
-                match &cutout.image {
-                    Some(image) if image.len() == image_len => {
-                        values.extend_from_slice(image);
-                        valid.push(true);
-                        status.push(cutout.status.to_string());
+                let (pixels, made_status) = match &cutout.image {
+                    Some(pixels) if pixels.len() == image_len => {
+                        (Some(pixels.as_slice()), cutout.status)
                     }
-                    Some(_) => {
-                        values.extend(std::iter::repeat_n(0.0, image_len));
-                        valid.push(false);
-                        status.push(CutoutStatus::BadResponse.to_string());
-                    }
-                    None => {
-                        values.extend(std::iter::repeat_n(0.0, image_len));
-                        valid.push(false);
-                        status.push(cutout.status.to_string());
-                    }
-                }
+                    Some(_) => (None, CutoutStatus::BadResponse),
+                    None => (None, cutout.status),
+                };
+                image.push(pixels);
+                status.push(made_status.to_string());
                 if spec.wants_invvar() {
                     let made = cutout.invvar.as_deref().filter(|v| v.len() == image_len);
                     invvar.push(made.filter(|_| cutout.image.is_some()));
@@ -573,12 +553,7 @@ fn assemble(
             ))
         }
     };
-    let image = FixedSizeListArray::try_new(
-        Arc::clone(&item),
-        image_len as i32,
-        Arc::new(Float32Array::from(values)),
-        Some(valid.into()),
-    )?;
+    let image = image.finish(Arc::clone(&item))?;
     let invvar = invvar.finish(Arc::clone(&item))?;
     let maskbits = maskbits.finish(Arc::new(Field::new("item", DataType::Int32, false)))?;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -600,18 +575,15 @@ fn assemble(
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// A fixed-size plane column (float32 invvar, int32 maskbits) built row by
-/// row, null where a row has no plane.
+/// A fixed-size plane column (float32 image and invvar, int32 maskbits)
+/// built row by row, null where a row has no plane.
 struct PlaneColumn<T> {
     values: Vec<T>,
     valid: Vec<bool>,
     len: usize,
 }
 
-impl<T: PlaneValue + Copy + Default> PlaneColumn<T>
-where
-    PrimitiveArray<T::Arrow>: From<Vec<T>>,
-{
+impl<T: PlaneValue + ArrowNativeType> PlaneColumn<T> {
     fn new(rows: usize, len: usize) -> Self {
         Self {
             values: Vec::with_capacity(rows * len),
@@ -630,19 +602,29 @@ where
         self.valid.push(plane.is_some());
     }
 
+    /// Row `row` of the same column in a shard written before; null where
+    /// it was null or the shard has no such column.
+    fn push_written(&mut self, column: Option<&FixedSizeListArray>, row: usize) {
+        let kept = column.filter(|c| c.is_valid(row)).map(|c| c.value(row));
+        self.push(
+            kept.as_ref()
+                .map(|v| v.as_primitive::<T::Arrow>().values().as_ref()),
+        );
+    }
+
     fn finish(self, item: FieldRef) -> Result<FixedSizeListArray> {
         Ok(FixedSizeListArray::try_new(
             item,
             self.len as i32,
-            Arc::new(PrimitiveArray::<T::Arrow>::from(self.values)),
+            Arc::new(PrimitiveArray::<T::Arrow>::new(self.values.into(), None)),
             Some(self.valid.into()),
         )?)
     }
 }
 
 /// The Arrow type of a plane's values.
-trait PlaneValue {
-    type Arrow: ArrowPrimitiveType;
+trait PlaneValue: Sized {
+    type Arrow: ArrowPrimitiveType<Native = Self>;
 }
 
 impl PlaneValue for f32 {
