@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
-    ListBuilder, RecordBatch, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, ListBuilder,
+    PrimitiveArray, RecordBatch, StringArray, StringBuilder,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Float32Type, Int32Type, Schema, SchemaRef,
+};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
@@ -82,49 +84,36 @@ pub fn output_schema(input: &Schema, spec: &ChecksSpec) -> Result<SchemaRef> {
 
 /// The pixel values of row `i`, if any (List or FixedSizeList of Float32).
 pub fn pixels(images: &ArrayRef, i: usize) -> Result<Option<Float32Array>> {
-    if images.is_null(i) {
-        return Ok(None);
-    }
-    let values = match images.data_type() {
-        DataType::FixedSizeList(_, _) => images.as_fixed_size_list().value(i),
-        DataType::List(_) => images.as_list::<i32>().value(i),
-        DataType::LargeList(_) => images.as_list::<i64>().value(i),
-        dt => {
-            return Err(DataFusionError::Plan(format!(
-                "the image column is {dt}, not a list of Float32"
-            )))
-        }
-    };
-    match values.as_primitive_opt::<Float32Type>() {
-        Some(v) => Ok(Some(v.clone())),
-        None => Err(DataFusionError::Plan(format!(
-            "image values are {}, not Float32",
-            values.data_type()
-        ))),
-    }
+    list_row::<Float32Type>(images, i, schema::IMAGE)
 }
 
-/// Row `i` of the maskbits plane column, `None` when null.
-fn mask_plane(column: &ArrayRef, i: usize) -> Result<Option<Int32Array>> {
+/// Row `i` of a list column of `T` (List, LargeList or FixedSizeList),
+/// `None` when null; `what` names the column in errors.
+fn list_row<T: ArrowPrimitiveType>(
+    column: &ArrayRef,
+    i: usize,
+    what: &str,
+) -> Result<Option<PrimitiveArray<T>>> {
     if column.is_null(i) {
         return Ok(None);
     }
-    let values = match column.as_fixed_size_list_opt() {
-        Some(list) => list.value(i),
-        None => {
+    let values = match column.data_type() {
+        DataType::FixedSizeList(_, _) => column.as_fixed_size_list().value(i),
+        DataType::List(_) => column.as_list::<i32>().value(i),
+        DataType::LargeList(_) => column.as_list::<i64>().value(i),
+        dt => {
             return Err(DataFusionError::Plan(format!(
-                "the {} column is {}, not a fixed-size list of Int32",
-                schema::MASKBITS,
-                column.data_type()
+                "the {what} column is {dt}, not a list of {}",
+                T::DATA_TYPE
             )))
         }
     };
-    match values.as_primitive_opt::<Int32Type>() {
+    match values.as_primitive_opt::<T>() {
         Some(v) => Ok(Some(v.clone())),
         None => Err(DataFusionError::Plan(format!(
-            "{} values are {}, not Int32",
-            schema::MASKBITS,
-            values.data_type()
+            "{what} values are {}, not {}",
+            values.data_type(),
+            T::DATA_TYPE
         ))),
     }
 }
@@ -215,7 +204,11 @@ impl Checker {
                             failed.push(Check::LowInvvar);
                         }
                     }
-                    if let Some(bits) = maskbits.map(|c| mask_plane(c, i)).transpose()?.flatten() {
+                    if let Some(bits) = maskbits
+                        .map(|c| list_row::<Int32Type>(c, i, schema::MASKBITS))
+                        .transpose()?
+                        .flatten()
+                    {
                         if masked_at_centre(bits.values(), size, self.spec.exclude_maskbits) {
                             failed.push(Check::MaskedCentre);
                         }
