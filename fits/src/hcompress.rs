@@ -260,40 +260,13 @@ fn quadtree_expand(bits: &mut Bits<'_>, b: &mut [u8], nx: usize, ny: usize) -> R
             b[2 * (ny * i + j)] = b[ny2 * i + j];
         }
     }
-    let (mut i, mut s) = (0, 0);
-    while i + 1 < nx {
-        let s00 = ny * i;
-        let s10 = s00 + ny;
-        let mut j = 0;
-        while j + 1 < ny {
-            let v = b[s00 + j];
-            b[s10 + j + 1] = v & 1;
-            b[s10 + j] = (v >> 1) & 1;
-            b[s00 + j + 1] = (v >> 2) & 1;
-            b[s00 + j] = (v >> 3) & 1;
-            j += 2;
+    // Each value, now at its block's top-left cell, becomes one bit a cell.
+    for_each_block(nx, ny, ny, |_, cells| {
+        let v = b[cells[0].0];
+        for &(at, shift) in cells {
+            b[at] = (v >> shift) & 1;
         }
-        if j < ny {
-            let v = b[s00 + j];
-            b[s10 + j] = (v >> 1) & 1;
-            b[s00 + j] = (v >> 3) & 1;
-        }
-        i += 2;
-        s = i;
-    }
-    if s < nx {
-        let s00 = ny * s;
-        let mut j = 0;
-        while j + 1 < ny {
-            let v = b[s00 + j];
-            b[s00 + j + 1] = (v >> 2) & 1;
-            b[s00 + j] = (v >> 3) & 1;
-            j += 2;
-        }
-        if j < ny {
-            b[s00 + j] = (b[s00 + j] >> 3) & 1;
-        }
-    }
+    });
     for k in (0..nx * ny).rev() {
         if b[k] != 0 {
             b[k] = bits.huffman()?;
@@ -305,42 +278,38 @@ fn quadtree_expand(bits: &mut Bits<'_>, b: &mut [u8], nx: usize, ny: usize) -> R
 /// ORs bit plane `bit` of the `nx × ny` quadrant (stride `n` in `a`) from
 /// 4-bit values, one per 2×2 block, row-major over the blocks.
 fn insert_bits(values: &[u8], nx: usize, ny: usize, a: &mut [i64], n: usize, bit: u32) {
+    for_each_block(nx, ny, n, |k, cells| {
+        for &(at, shift) in cells {
+            a[at] |= i64::from((values[k] >> shift) & 1) << bit;
+        }
+    });
+}
+
+/// Visits the 2×2 blocks of an `nx × ny` grid (row stride `n`) row-major,
+/// with each block's index and its cells, each with the bit of the block's
+/// 4-bit value it takes: 3 top-left, 2 top-right, 1 bottom-left, 0
+/// bottom-right. Cells past an odd edge are left out.
+fn for_each_block(nx: usize, ny: usize, n: usize, mut f: impl FnMut(usize, &[(usize, u32)])) {
     let mut k = 0;
-    let mut i = 0;
-    let mut put = |at: usize, v: u8, shift: u32| a[at] |= i64::from((v >> shift) & 1) << bit;
-    while i + 1 < nx {
-        let s00 = n * i;
-        let s10 = s00 + n;
-        let mut j = 0;
-        while j + 1 < ny {
-            let v = values[k];
-            put(s10 + j + 1, v, 0);
-            put(s10 + j, v, 1);
-            put(s00 + j + 1, v, 2);
-            put(s00 + j, v, 3);
+    for i in (0..nx).step_by(2) {
+        for j in (0..ny).step_by(2) {
+            let s00 = n * i + j;
+            let mut cells = [(s00, 3), (0, 0), (0, 0), (0, 0)];
+            let mut m = 1;
+            if j + 1 < ny {
+                cells[m] = (s00 + 1, 2);
+                m += 1;
+            }
+            if i + 1 < nx {
+                cells[m] = (s00 + n, 1);
+                m += 1;
+                if j + 1 < ny {
+                    cells[m] = (s00 + n + 1, 0);
+                    m += 1;
+                }
+            }
+            f(k, &cells[..m]);
             k += 1;
-            j += 2;
-        }
-        if j < ny {
-            let v = values[k];
-            put(s10 + j, v, 1);
-            put(s00 + j, v, 3);
-            k += 1;
-        }
-        i += 2;
-    }
-    if i < nx {
-        let s00 = n * i;
-        let mut j = 0;
-        while j + 1 < ny {
-            let v = values[k];
-            put(s00 + j + 1, v, 2);
-            put(s00 + j, v, 3);
-            k += 1;
-            j += 2;
-        }
-        if j < ny {
-            put(s00 + j, values[k], 3);
         }
     }
 }
