@@ -20,6 +20,31 @@ pub fn shared_data() -> PathBuf {
     repo().join("data")
 }
 
+/// The lens catalogue shipped in `data/` (lenscat, 32,838 lenses), as a
+/// path string for `--set` and `--plant`.
+pub fn lenscat() -> String {
+    shared_data()
+        .join("positives/lenscat_catalog.csv")
+        .display()
+        .to_string()
+}
+
+/// `lenspipe run catalog --config paper_iv` on `sweeps` and lenscat, writing
+/// under `out`, then `extra` arguments.
+pub fn catalog_command(sweeps: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut command = lenspipe();
+    command
+        .args(["run", "catalog", "--config", "paper_iv"])
+        .arg("--set")
+        .arg(format!("inputs.sweeps={}", sweeps.display()))
+        .arg("--set")
+        .arg(format!("inputs.positives={}", lenscat()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()))
+        .args(extra);
+    command
+}
+
 /// A workspace binary, built next to the test executable (`target/debug/`).
 /// Missing binaries are built once, with the whole workspace (building one
 /// package alone would resolve other DataFusion features and rebuild it),

@@ -10,16 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lenspipe_tests::{
-    assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth, Guard,
+    assert_same_rows, lenscat, lenspipe, python, read_json, run_ok, synth, Guard,
 };
 use serde_json::Value;
-
-fn lenscat() -> String {
-    shared_data()
-        .join("positives/lenscat_catalog.csv")
-        .display()
-        .to_string()
-}
 
 /// A running `lenspipe serve-cutouts` and its fits-cutout URL.
 struct Server {

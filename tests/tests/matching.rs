@@ -6,30 +6,16 @@
 use std::path::Path;
 use std::process::Command;
 
-use lenspipe_tests::{assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth};
+use lenspipe_tests::{
+    assert_same_rows, catalog_command, lenscat, python, read_json, run_ok, synth,
+};
 use serde_json::Value;
-
-fn lenscat() -> String {
-    shared_data()
-        .join("positives/lenscat_catalog.csv")
-        .display()
-        .to_string()
-}
 
 /// `lenspipe run catalog` with paper_iv on `sweeps` and lenscat, two
 /// negatives per lens.
 fn catalog(sweeps: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut command = lenspipe();
-    command
-        .args(["run", "catalog", "--config", "paper_iv"])
-        .arg("--set")
-        .arg(format!("inputs.sweeps={}", sweeps.display()))
-        .arg("--set")
-        .arg(format!("inputs.positives={}", lenscat()))
-        .arg("--set")
-        .arg(format!("output={}", out.display()))
-        .args(["--set", "sampling.negatives_per_positive=2"])
-        .args(extra);
+    let mut command = catalog_command(sweeps, out, &["--set", "sampling.negatives_per_positive=2"]);
+    command.args(extra);
     command
 }
 

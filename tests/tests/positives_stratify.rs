@@ -5,15 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use lenspipe_tests::{assert_same_rows, lenspipe, python, read_json, run_ok, shared_data, synth};
+use lenspipe_tests::{
+    assert_same_rows, catalog_command, lenscat, python, read_json, run_ok, synth,
+};
 use serde_json::Value;
-
-fn lenscat() -> String {
-    shared_data()
-        .join("positives/lenscat_catalog.csv")
-        .display()
-        .to_string()
-}
 
 fn table(dir: &Path, extra: &str) -> Value {
     let out = run_ok(python().arg("tests/py/parquet_rows.py").arg(dir).arg(extra));
@@ -21,17 +16,7 @@ fn table(dir: &Path, extra: &str) -> Value {
 }
 
 fn run_all(sweeps: &Path, out: &Path, extra: &[&str]) -> Value {
-    run_ok(
-        lenspipe()
-            .args(["run", "catalog", "--config", "paper_iv"])
-            .arg("--set")
-            .arg(format!("inputs.sweeps={}", sweeps.display()))
-            .arg("--set")
-            .arg(format!("inputs.positives={}", lenscat()))
-            .arg("--set")
-            .arg(format!("output={}", out.display()))
-            .args(extra),
-    );
+    run_ok(&mut catalog_command(sweeps, out, extra));
     read_json(&out.join("run.json"))
 }
 
