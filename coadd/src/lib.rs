@@ -9,6 +9,7 @@ pub mod bricks;
 pub mod cutout;
 pub mod error;
 pub mod files;
+mod resample;
 pub mod wcs;
 
 pub use bricks::{brick_file, brick_path, Brick, BrickIndex, CoaddKind, SURVEY_BRICKS};
