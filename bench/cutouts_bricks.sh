@@ -60,26 +60,36 @@ wall() {
   done
   echo "$best"
 }
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 for d in $DENSITIES; do
   name=${d%%:*}
   csv=$work/targets-$name.csv
   n=$(($(wc -l < "$csv") - 1))
   native=$(wall "$bin" "$work/coadds" "$csv" native)
   lanczos=$(wall "$bin" "$work/coadds" "$csv" lanczos3)
-  fitsio=$(taskset -c 0 python3 bench/cutouts_fitsio.py fitsio "$work/coadds" "$csv" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
-  repro=$(taskset -c 0 python3 bench/cutouts_fitsio.py reproject "$work/coadds" "$csv" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
+  native_sum=$(taskset -c 0 "$bin" "$work/coadds" "$csv" native | json_field checksum)
+  fitsio_out=$(taskset -c 0 python3 bench/cutouts_fitsio.py fitsio "$work/coadds" "$csv")
+  fitsio=$(json_field seconds <<< "$fitsio_out")
+  fitsio_sum=$(json_field checksum <<< "$fitsio_out")
+  repro=$(taskset -c 0 python3 bench/cutouts_fitsio.py reproject "$work/coadds" "$csv" | json_field seconds)
   astro=-
   if [[ $name == dense ]]; then
-    astro=$(taskset -c 0 python3 bench/cutouts_fitsio.py astropy "$work/coadds" "$csv" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
+    astro=$(taskset -c 0 python3 bench/cutouts_fitsio.py astropy "$work/coadds" "$csv" | json_field seconds)
   fi
-  python3 - "$name" "$n" "$native" "$lanczos" "$fitsio" "$repro" "$astro" <<'PY'
+  python3 - "$name" "$n" "$native" "$lanczos" "$fitsio" "$repro" "$astro" "$native_sum" "$fitsio_sum" <<'PY'
 import json, sys
 name, n = sys.argv[1], int(sys.argv[2])
 native, lanczos, fitsio, repro = map(float, sys.argv[3:7])
 astro = None if sys.argv[7] == "-" else float(sys.argv[7])
+native_sum, fitsio_sum = float(sys.argv[8]), float(sys.argv[9])
+# native cuts the same pixels as cfitsio reads: the centre pixels must agree.
+same = abs(native_sum - fitsio_sum) <= 1e-6 * max(1.0, abs(fitsio_sum))
 print(json.dumps({"density": name, "targets": n, "native_s": round(native, 3), "lanczos3_s": round(lanczos, 3),
                   "fitsio_s": fitsio, "fitsio_reproject_s": repro, "astropy_s": astro,
                   "native_vs_fitsio": round(fitsio / native, 2), "lanczos3_vs_reproject": round(repro / lanczos, 2),
-                  "native_vs_astropy": round(astro / native, 2) if astro else None}))
+                  "native_vs_astropy": round(astro / native, 2) if astro else None,
+                  "native_pixels_equal_fitsio": same}))
+if not same:
+    sys.exit(f"native and fitsio centre pixels differ: {native_sum} vs {fitsio_sum}")
 PY
 done
