@@ -295,12 +295,17 @@ impl Geometry {
         self.for_each_position(|at, x, y| {
             let (fx, wx) = taps(table, x, self.width);
             let (fy, wy) = taps(table, y, self.height);
-            let base = (fy - y_lo) as usize * stride + (fx - x_lo) as usize;
+            let window = Window {
+                base: (fy - y_lo) as usize * stride + (fx - x_lo) as usize,
+                stride,
+                wx,
+                wy,
+            };
             for ((plane, region), blank) in out.iter_mut().zip(regions).zip(&blank) {
                 plane[at] = if *blank {
-                    convolve_skipping_zero_weights(region, base, stride, &wx, &wy)
+                    convolve_skipping_zero_weights(region, &window)
                 } else {
-                    convolve(region, base, stride, &wx, &wy)
+                    convolve(region, &window)
                 };
             }
         });
@@ -322,17 +327,23 @@ impl Geometry {
     }
 }
 
-/// The 6 x 6 taps at `base` (rows `stride` apart) weighted by `wy` down and
-/// `wx` across, for pixels without NaN: rows of 8 lanes, summed pairwise so
-/// the compiler keeps every step in vector registers.
-#[inline(always)]
-fn convolve(
-    region: &[f32],
+/// One output pixel's 6 x 6 taps in a region: the first at `base`, rows
+/// `stride` apart, weighted by `wy` down and `wx` across (lanes 6 and 7 of
+/// both are zero).
+#[derive(Clone, Copy)]
+struct Window {
     base: usize,
     stride: usize,
-    wx: &[f32; LANES],
-    wy: &[f32; LANES],
-) -> f32 {
+    wx: [f32; LANES],
+    wy: [f32; LANES],
+}
+
+/// The weighted sum of a [`Window`], for regions without NaN: rows of 8
+/// lanes, summed pairwise so the compiler keeps every step in vector
+/// registers.
+#[inline(always)]
+fn convolve(region: &[f32], taps: &Window) -> f32 {
+    let (base, stride, wx, wy) = (taps.base, taps.stride, &taps.wx, &taps.wy);
     let Some(block) = region.get(base..base + (TAPS - 1) * stride + LANES) else {
         return 0.0;
     };
@@ -354,13 +365,8 @@ fn convolve(
 /// [`convolve`] for a region with NaN pixels: a tap of zero weight
 /// contributes nothing even when its pixel is NaN, as in a direct sum that
 /// skips it.
-fn convolve_skipping_zero_weights(
-    region: &[f32],
-    base: usize,
-    stride: usize,
-    wx: &[f32; LANES],
-    wy: &[f32; LANES],
-) -> f32 {
+fn convolve_skipping_zero_weights(region: &[f32], taps: &Window) -> f32 {
+    let (base, stride, wx, wy) = (taps.base, taps.stride, &taps.wx, &taps.wy);
     let mut sum = 0f32;
     for (k, &w) in wy[..TAPS].iter().enumerate() {
         for (l, &v) in wx.iter().enumerate() {
@@ -542,7 +548,13 @@ mod tests {
         region[3 * stride..4 * stride].fill(f32::NAN);
         let wx = [0.1, 0.2, 0.3, 0.2, 0.1, 0.1, 0.0, 0.0];
         let wy = [0.2, 0.2, 0.2, 0.0, 0.2, 0.2, 0.0, 0.0];
-        let v = convolve_skipping_zero_weights(&region, 0, stride, &wx, &wy);
+        let window = Window {
+            base: 0,
+            stride,
+            wx,
+            wy,
+        };
+        let v = convolve_skipping_zero_weights(&region, &window);
         assert!((v - 1.0).abs() < 1e-6, "{v}");
         // And through the whole path: a region holding a NaN away from
         // every output pixel's nonzero taps gives no NaN.
