@@ -283,7 +283,7 @@ impl Staged {
                 }
             }
         }
-        remove_empty_local_dirs(&self.dir, &self.version);
+        remove_local_dirs(&self.dir, &self.version, Leftovers::Trees);
         Ok(())
     }
 
@@ -292,14 +292,30 @@ impl Staged {
         for object in list(&self.folder).await? {
             delete(&self.folder, &object.location).await?;
         }
-        remove_empty_local_dirs(&self.dir, "");
+        if let Some(path) = self.folder.to_file_path() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        remove_local_dirs(&self.dir, "", Leftovers::EmptyTrees);
         Ok(())
     }
 }
 
-/// A local file system keeps emptied folders; remove those of other
-/// versions so the folder shows only what readers see.
-fn remove_empty_local_dirs(dir: &Location, keep: &str) {
+/// Which local folders [`remove_local_dirs`] removes.
+#[derive(Clone, Copy, PartialEq)]
+enum Leftovers {
+    /// Whole trees: once every object but the current version's is
+    /// deleted, what remains are emptied folders and the staging files
+    /// (`name#N`) object_store leaves when a process is killed mid-write,
+    /// which listings do not show.
+    Trees,
+    /// Empty trees only.
+    EmptyTrees,
+}
+
+/// On a local file system, removes the folders of `dir` other than `keep`
+/// (which a local file system keeps after their objects are deleted), so
+/// the folder shows only what readers see.
+fn remove_local_dirs(dir: &Location, keep: &str, leftovers: Leftovers) {
     let Some(path) = dir.to_file_path() else {
         return;
     };
@@ -309,8 +325,13 @@ fn remove_empty_local_dirs(dir: &Location, keep: &str) {
     for entry in entries.flatten() {
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_dir && entry.file_name().to_string_lossy() != keep {
-            // Only empty trees go: remove_dir fails on anything with files.
-            remove_empty_tree(&entry.path());
+            match leftovers {
+                Leftovers::Trees => {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+                // remove_dir fails on anything with files.
+                Leftovers::EmptyTrees => remove_empty_tree(&entry.path()),
+            }
         }
     }
 }
@@ -429,5 +450,35 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["_SUCCESS", "v-r3"]);
+    }
+
+    /// A run killed mid-write leaves object_store's staging file, which no
+    /// listing shows; the next commit still removes that run's folder, and
+    /// an aborted stage removes its own.
+    #[tokio::test]
+    async fn staging_files_of_a_killed_run_go_with_the_next_commit() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = folder(root.path());
+        let killed = root.path().join("out/v-r1");
+        std::fs::create_dir_all(&killed).unwrap();
+        std::fs::write(killed.join("part-a.parquet#1"), [1; 3]).unwrap();
+        let staged = Staged::start(dir.clone(), "r2").await.unwrap();
+        dir.child("v-r2/part-a.parquet")
+            .put_bytes(vec![1; 5])
+            .await
+            .unwrap();
+        staged
+            .commit(&[summary("part-a.parquet", 5, 3)], &schema())
+            .await
+            .unwrap();
+        assert!(!killed.exists(), "the killed run's folder is left");
+
+        let aborted = Staged::start(dir.clone(), "r3").await.unwrap();
+        let own = root.path().join("out/v-r3");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("part-b.parquet#2"), [1; 3]).unwrap();
+        aborted.abort().await.unwrap();
+        assert!(!own.exists(), "the aborted run's folder is left");
+        assert!(root.path().join("out/v-r2/part-a.parquet").is_file());
     }
 }
