@@ -304,7 +304,7 @@ async fn run_stage(
         println!("{:<9} {} (every count: --json)", "run.json", run_json.url);
     }
     if fail_on_shortcut && !flagged.is_empty() {
-        return Err(Error::Conservation(format!(
+        return Err(Error::Shortcut(format!(
             "validation flagged a shortcut between positives and negatives in {} (--fail-on-shortcut); see {}",
             flagged.join(", "),
             output.child("validation/shortcuts.json").url
@@ -508,7 +508,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lenspipe: {e}");
-            ExitCode::FAILURE
+            match e {
+                // A closed gate is not a failed run: scripts can tell them apart.
+                Error::Shortcut(_) => ExitCode::from(SHORTCUT_EXIT),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
+
+/// The exit status of a run that completed but flagged a shortcut under
+/// `--fail-on-shortcut`.
+const SHORTCUT_EXIT: u8 = 3;

@@ -10,6 +10,10 @@ pub enum Error {
     Input(String),
     #[error("count check failed: {0}")]
     Conservation(String),
+    /// Validation flagged a shortcut and the run was asked to fail on one
+    /// (`--fail-on-shortcut`): the outputs are complete, the gate is closed.
+    #[error("shortcut flagged: {0}")]
+    Shortcut(String),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]

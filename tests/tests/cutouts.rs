@@ -342,8 +342,13 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
         gated.status
     );
     if flagged {
+        assert_eq!(gated.status.code(), Some(3), "a flagged shortcut exits 3");
         assert!(String::from_utf8_lossy(&gated.stdout).contains("SHORTCUT: "));
-        assert!(String::from_utf8_lossy(&gated.stderr).contains("--fail-on-shortcut"));
+        let stderr = String::from_utf8_lossy(&gated.stderr);
+        assert!(
+            stderr.contains("shortcut flagged: ") && stderr.contains("--fail-on-shortcut"),
+            "{stderr}"
+        );
     }
 }
 
