@@ -119,6 +119,12 @@ struct Band<B> {
 }
 
 impl<B: AsRef<[u8]>> Band<B> {
+    /// The pixel grid: WCS and size. Bands on one grid are resampled
+    /// together.
+    fn grid(&self) -> (Tan, usize, usize) {
+        (self.wcs, self.image.width(), self.image.height())
+    }
+
     /// Pixels of the rectangle at (x0, y0), `w × h`; zero off the image.
     fn region(&mut self, x0: i64, y0: i64, w: usize, h: usize) -> Result<Vec<f32>> {
         let mut out = vec![0f32; w * h];
@@ -296,15 +302,15 @@ impl<B: AsRef<[u8]>> BrickImages<B> {
             if done[first] {
                 continue;
             }
-            let key = (band.wcs, band.image.width(), band.image.height());
-            let geometry = Geometry::new(key.0, key.1, key.2, ra, dec, spec.size, spec.pixscale);
+            let (wcs, width, height) = band.grid();
+            let geometry = Geometry::new(wcs, width, height, ra, dec, spec.size, spec.pixscale);
             let mut group = Vec::new();
             let mut regions = Vec::new();
             for (k, at) in wanted.iter().enumerate().skip(first) {
                 let Some(band) = at.and_then(|i| self.bands[i].1.as_mut()) else {
                     continue;
                 };
-                if done[k] || (band.wcs, band.image.width(), band.image.height()) != key {
+                if done[k] || band.grid() != (wcs, width, height) {
                     continue;
                 }
                 done[k] = true;

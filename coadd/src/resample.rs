@@ -62,11 +62,25 @@ fn exact_taps(p: f64, len: usize) -> (i64, [f64; TAPS]) {
             *wk = kernel(p - i as f64);
         }
     }
+    (first, normalised(w))
+}
+
+/// Weights scaled to sum to one (all zero stays all zero).
+fn normalised(mut w: [f64; TAPS]) -> [f64; TAPS] {
     let sum: f64 = w.iter().sum();
     if sum != 0.0 {
         w.iter_mut().for_each(|x| *x /= sum);
     }
-    (first, w)
+    w
+}
+
+/// Weights as a row of float32 lanes, the two past the taps zero.
+fn lanes(w: [f64; TAPS]) -> [f32; LANES] {
+    let mut row = [0f32; LANES];
+    for (r, w) in row.iter_mut().zip(w) {
+        *r = w as f32;
+    }
+    row
 }
 
 /// Table steps per pixel. Linear interpolation between steps of 1/2048
@@ -83,13 +97,9 @@ fn table() -> &'static [[f32; LANES]] {
                 // Tap k of a position `f` past a pixel is 2 - k + f away
                 // from it; f = 1 belongs to this step's taps, not the next.
                 let f = s as f64 / STEPS as f64;
-                let w: Vec<f64> = (0..TAPS).map(|k| kernel(f + 2.0 - k as f64)).collect();
-                let sum: f64 = w.iter().sum();
-                let mut row = [0f32; LANES];
-                for (r, w) in row.iter_mut().zip(w) {
-                    *r = (w / sum) as f32;
-                }
-                row
+                lanes(normalised(std::array::from_fn(|k| {
+                    kernel(f + 2.0 - k as f64)
+                })))
             })
             .collect()
     })
@@ -131,11 +141,7 @@ fn taps(table: &[[f32; LANES]], p: f64, len: usize) -> (i64, [f32; LANES]) {
 #[inline(never)]
 fn edge_taps(p: f64, len: usize) -> (i64, [f32; LANES]) {
     let (first, w) = exact_taps(p, len);
-    let mut row = [0f32; LANES];
-    for (r, w) in row.iter_mut().zip(w) {
-        *r = w as f32;
-    }
-    (first, row)
+    (first, lanes(w))
 }
 
 /// The output-to-brick pixel mapping, exact at nodes every
