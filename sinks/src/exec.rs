@@ -224,12 +224,20 @@ async fn write_partition(
     })
 }
 
-/// Parquet as every output is written: zstd at its default level.
+/// The most a row group holds before it is written out. A writer buffers
+/// its whole row group; at Parquet's default of about a million rows that
+/// grows with the rows each partition keeps, so the memory of a run would
+/// grow with its input.
+pub const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
+
+/// Parquet as every output is written: zstd at its default level, row
+/// groups of at most [`ROW_GROUP_BYTES`].
 pub fn properties() -> parquet::file::properties::WriterProperties {
     parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(
             parquet::basic::ZstdLevel::default(),
         ))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
         .build()
 }
 
@@ -361,6 +369,57 @@ mod tests {
                 (vec![s("y"), s("1")], 1),
             ]
         );
+    }
+
+    #[test]
+    fn row_groups_end_at_a_bounded_size_well_before_parquets_row_limit() {
+        use arrow::datatypes::{Field, Schema};
+        // Strings of 400 characters from a 64-letter alphabet, pseudo-random:
+        // 80 MB that neither dictionaries nor zstd shrink much.
+        let rows = 200_000;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet: Vec<char> =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                .chars()
+                .collect();
+        let values: Vec<String> = (0..rows)
+            .map(|_| {
+                (0..400)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        alphabet[(state >> 58) as usize]
+                    })
+                    .collect()
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            Vec::new(),
+            Arc::clone(&schema),
+            Some(properties()),
+        )
+        .unwrap();
+        for chunk in values.chunks(8192) {
+            let column = Arc::new(StringArray::from(chunk.to_vec()));
+            writer
+                .write(&RecordBatch::try_new(Arc::clone(&schema), vec![column]).unwrap())
+                .unwrap();
+        }
+        let metadata = writer.close().unwrap();
+        let groups = metadata.row_groups();
+        assert!(groups.len() >= 2, "one row group of {} rows", rows);
+        let counted: i64 = groups.iter().map(|g| g.num_rows()).sum();
+        assert_eq!(counted, rows as i64);
+        for group in groups {
+            assert!(group.num_rows() < rows as i64);
+            assert!(
+                group.total_byte_size() as usize <= 2 * ROW_GROUP_BYTES,
+                "row group of {} bytes",
+                group.total_byte_size()
+            );
+        }
     }
 
     #[test]
