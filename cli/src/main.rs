@@ -462,19 +462,30 @@ async fn main_inner(cli: Cli) -> Result<()> {
 /// What this process read and wrote in all (files and sockets), from
 /// Linux's `/proc/self/io`: the measure that a client on a cluster stays
 /// small (RUST_LOG=lenspipe::io=info shows it; bench/cluster.sh uses it).
+/// With it, from `/proc/self/status`, the peak resident memory and what is
+/// resident at exit split into heap (anonymous) and mapped file pages, so a
+/// benchmark can tell which of the two grows.
 fn log_process_io() {
-    let Ok(text) = std::fs::read_to_string("/proc/self/io") else {
-        return;
-    };
-    let field = |name: &str| {
+    let field = |text: &str, name: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .unwrap_or(0)
     };
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     tracing::info!(
         target: "lenspipe::io",
-        read_bytes = field("rchar:"),
-        written_bytes = field("wchar:"),
+        read_bytes = field(&io, "rchar:"),
+        written_bytes = field(&io, "wchar:"),
+        peak_rss_kib = field(&status, "VmHWM:"),
+        anon_rss_kib = field(&status, "RssAnon:"),
+        file_rss_kib = field(&status, "RssFile:"),
         "process io"
     );
 }
