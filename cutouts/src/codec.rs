@@ -12,24 +12,38 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::bytes::{
+    logical_plan_from_bytes_with_extension_codec, logical_plan_to_bytes_with_extension_codec,
+};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use lenspipe_sweeps::{decode_tagged, encode_tagged, schema_from_bytes, schema_to_bytes};
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{ShardExec, ShardJob};
-use crate::table::{CutoutsTable, TargetFile};
+use crate::table::{CutoutsTable, ShardInput, TargetFile};
 
-const TABLE_TAG: &[u8] = b"lenspipe.shards.table.v1\n";
+const TABLE_TAG: &[u8] = b"lenspipe.shards.table.v2\n";
 const EXEC_TAG: &[u8] = b"lenspipe.shards.exec.v1\n";
 
 #[derive(Serialize, Deserialize)]
 struct TableSpec {
     job: ShardJob,
-    store_url: String,
-    files: Vec<TargetFile>,
-    /// The target files' schema as a DataFusion protobuf `Schema`.
-    targets_schema: Vec<u8>,
+    input: InputSpec,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum InputSpec {
+    /// A logical plan as DataFusion protobuf bytes, encoded with this codec
+    /// (so tables of ours inside it travel too).
+    Plan { plan: Vec<u8> },
+    Files {
+        store_url: String,
+        files: Vec<TargetFile>,
+        /// The files' schema as a DataFusion protobuf `Schema`.
+        schema: Vec<u8>,
+    },
 }
 
 /// Carries [`CutoutsTable`] in logical plans (client to scheduler).
@@ -68,13 +82,21 @@ impl LogicalExtensionCodec for CutoutsLogicalCodec {
         match decode_tagged::<TableSpec>(TABLE_TAG, buf) {
             Some(spec) => {
                 let spec = spec?;
-                let targets_schema = schema_from_bytes(&spec.targets_schema)?;
-                Ok(Arc::new(CutoutsTable::new(
-                    spec.job,
-                    spec.store_url,
-                    spec.files,
-                    targets_schema,
-                )))
+                let input = match spec.input {
+                    InputSpec::Plan { plan } => ShardInput::Plan(
+                        logical_plan_from_bytes_with_extension_codec(&plan, ctx, self)?,
+                    ),
+                    InputSpec::Files {
+                        store_url,
+                        files,
+                        schema,
+                    } => ShardInput::Files {
+                        store_url,
+                        files,
+                        schema: schema_from_bytes(&schema)?,
+                    },
+                };
+                Ok(Arc::new(CutoutsTable::new(spec.job, input)))
             }
             None => self
                 .inner
@@ -89,16 +111,27 @@ impl LogicalExtensionCodec for CutoutsLogicalCodec {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         match node.downcast_ref::<CutoutsTable>() {
-            Some(table) => encode_tagged(
-                TABLE_TAG,
-                &TableSpec {
+            Some(table) => {
+                let input = match table.input() {
+                    ShardInput::Plan(plan) => InputSpec::Plan {
+                        plan: logical_plan_to_bytes_with_extension_codec(plan, self)?.to_vec(),
+                    },
+                    ShardInput::Files {
+                        store_url,
+                        files,
+                        schema,
+                    } => InputSpec::Files {
+                        store_url: store_url.clone(),
+                        files: files.clone(),
+                        schema: schema_to_bytes(schema)?,
+                    },
+                };
+                let spec = TableSpec {
                     job: table.job().clone(),
-                    store_url: table.store_url().to_string(),
-                    files: table.files().to_vec(),
-                    targets_schema: schema_to_bytes(table.targets_schema())?,
-                },
-                buf,
-            ),
+                    input,
+                };
+                encode_tagged(TABLE_TAG, &spec, buf)
+            }
             None => self.inner.try_encode_table_provider(table_ref, node, buf),
         }
     }

@@ -1,9 +1,14 @@
 //! `ShardExec`: the operator that does a stage's work where it runs (an
-//! executor on a cluster), one input file (shard) at a time, writes the
-//! result there, and passes on only one small summary row per shard. The
-//! work is a [`ShardJob`]: making cutouts, or checking them.
+//! executor on a cluster), one shard at a time, writes the result there,
+//! and passes on only one small summary row per shard. The work is a
+//! [`ShardJob`]: making cutouts, or checking them.
 //!
-//! Cutouts:
+//! Cutouts: the input is any plan of targets with a shard column. The
+//! operator asks the planner for every shard's rows in one partition,
+//! sorted by shard, brick, declination, right ascension and galaxy_id, so
+//! it holds one shard at a time and a shard's neighbours on the sky share
+//! decoded tiles.
+//!
 //! A shard is written with a single `put` of the whole Parquet object, so it
 //! is either there complete or not at all. A shard already written is read
 //! back first: its `ok` rows made the same way are kept and only the rest is
@@ -12,16 +17,16 @@
 //! runs twice (after losing an executor) write the same object twice rather
 //! than two objects.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float64Array, Int32Array,
-    Int64Array, PrimitiveArray, RecordBatch, StringArray, UInt32Array,
+    Int64Array, PrimitiveArray, RecordBatch, StringArray,
 };
-use arrow::compute::{cast, concat_batches, take};
+use arrow::compute::{cast, concat_batches, SortOptions};
 use arrow::datatypes::{
     ArrowNativeType, ArrowPrimitiveType, DataType, Field, FieldRef, Float32Type, Int32Type,
     Int64Type, SchemaRef,
@@ -30,13 +35,18 @@ use bytes::Bytes;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::col as column_expr;
+use datafusion::physical_expr::{
+    Distribution, EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
+    PhysicalSortRequirement,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, Partitioning,
+    PlanProperties,
 };
-use futures::TryStreamExt;
+use futures::StreamExt;
 use lenspipe_sweeps::Location;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -74,6 +84,8 @@ pub struct ShardExec {
     input: Arc<dyn ExecutionPlan>,
     job: ShardJob,
     properties: Arc<PlanProperties>,
+    /// For cutouts: each shard whole in one partition, and its order.
+    shard_layout: Option<(Distribution, OrderingRequirements)>,
 }
 
 impl ShardExec {
@@ -85,10 +97,15 @@ impl ShardExec {
             EmissionType::Final,
             Boundedness::Bounded,
         );
+        let shard_layout = match &job {
+            ShardJob::Cutouts(_) => shard_layout(&input.schema()),
+            ShardJob::Checks(_) => None,
+        };
         Self {
             input,
             job,
             properties: Arc::new(properties),
+            shard_layout,
         }
     }
 
@@ -131,10 +148,22 @@ impl ExecutionPlan for ShardExec {
         vec![&self.input]
     }
 
-    /// One target file is one shard: splitting or merging the input's
-    /// partitions would change what a shard holds.
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        let distribution = match &self.shard_layout {
+            Some((distribution, _)) => distribution.clone(),
+            None => Distribution::UnspecifiedDistribution,
+        };
+        InputDistributionRequirements::new(vec![distribution])
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        vec![self.shard_layout.as_ref().map(|(_, order)| order.clone())]
+    }
+
+    /// Checks read one shard file per partition: splitting or merging the
+    /// input's partitions would change what a shard holds.
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
+        vec![self.shard_layout.is_some()]
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
@@ -173,10 +202,9 @@ impl ExecutionPlan for ShardExec {
         match self.job.clone() {
             ShardJob::Cutouts(spec) => {
                 let input = self.input.execute(partition, Arc::clone(&context))?;
-                let work = async move { run_partition(input, spec, context).await };
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
                     schema,
-                    futures::stream::once(work),
+                    shard_summaries(input, spec, context),
                 )))
             }
             ShardJob::Checks(spec) => {
@@ -213,47 +241,167 @@ impl Output {
     }
 }
 
-async fn run_partition(
+/// The shard column, then brick (when the targets have one), declination,
+/// right ascension and galaxy_id, nulls first: the order shards are cut
+/// and made in. `None` when the input has no shard column (an error at
+/// execution, which names it).
+fn shard_layout(input: &SchemaRef) -> Option<(Distribution, OrderingRequirements)> {
+    let shard = column_expr(schema::SHARD, input).ok()?;
+    let mut keys = vec![Arc::clone(&shard)];
+    if input.column_with_name(schema::BRICKNAME).is_some() {
+        keys.push(column_expr(schema::BRICKNAME, input).ok()?);
+    }
+    for name in [schema::DEC, schema::RA, schema::GALAXY_ID] {
+        keys.push(column_expr(name, input).ok()?);
+    }
+    let ascending = SortOptions {
+        descending: false,
+        nulls_first: true,
+    };
+    let order = LexRequirement::new(
+        keys.into_iter()
+            .map(|k| PhysicalSortRequirement::new(k, Some(ascending))),
+    )?;
+    Some((
+        Distribution::KeyPartitioned(vec![shard]),
+        OrderingRequirements::new(order),
+    ))
+}
+
+/// Makes each shard of a partition as soon as its last row has arrived,
+/// and yields one summary row per shard.
+fn shard_summaries(
     input: SendableRecordBatchStream,
     spec: CutoutSpec,
     context: Arc<TaskContext>,
-) -> Result<RecordBatch> {
-    let targets_schema = input.schema();
-    let batches: Vec<RecordBatch> = input.try_collect().await?;
-    let targets = concat_batches(&targets_schema, &batches)?;
-    let output = Output::resolve(&spec.output_url, &context)?;
-    let source = source_for(&spec, &context.runtime_env())?;
-    let mut summaries = Vec::new();
-    for (shard, rows) in rows_by_shard(&targets)? {
-        let indices = UInt32Array::from(rows);
-        let columns = targets
-            .columns()
-            .iter()
-            .map(|c| take(c.as_ref(), &indices, None))
-            .collect::<arrow::error::Result<_>>()?;
-        let shard_targets = RecordBatch::try_new(targets.schema(), columns)?;
-        summaries.push(make_shard(shard, &shard_targets, &spec, &output, source.as_ref()).await?);
-    }
-    summary_batch(&summaries)
+) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
+    let shards = ShardsOf::new(input);
+    futures::stream::try_unfold(
+        (shards, None::<Maker>, spec, context),
+        |(mut shards, mut maker, spec, context)| async move {
+            let Some((shard, targets)) = shards.next_shard().await? else {
+                return Ok(None);
+            };
+            if maker.is_none() {
+                maker = Some(Maker {
+                    output: Output::resolve(&spec.output_url, &context)?,
+                    source: source_for(&spec, &context.runtime_env())?,
+                });
+            }
+            let m = maker.as_ref().expect("set above");
+            let summary = make_shard(shard, &targets, &spec, &m.output, m.source.as_ref()).await?;
+            let batch = summary_batch(&[summary])?;
+            Ok(Some((batch, (shards, maker, spec, context))))
+        },
+    )
 }
 
-/// Row indices of each shard, in shard order.
-fn rows_by_shard(targets: &RecordBatch) -> Result<BTreeMap<i64, Vec<u32>>> {
-    let column = targets.column_by_name(schema::SHARD).ok_or_else(|| {
+/// Where this partition's shards go and where their pixels come from;
+/// made with the first shard, so an empty partition opens nothing.
+struct Maker {
+    output: Output,
+    source: Arc<dyn crate::source::PixelSource>,
+}
+
+/// Cuts a stream of targets sorted by shard into whole shards, across
+/// batch boundaries, holding one shard at a time.
+struct ShardsOf {
+    input: SendableRecordBatchStream,
+    /// Rows of the shard being gathered.
+    pending: Vec<RecordBatch>,
+    pending_shard: Option<i64>,
+    /// The rest of the last batch read, not yet gathered.
+    rest: Option<RecordBatch>,
+    finished: HashSet<i64>,
+    done: bool,
+}
+
+impl ShardsOf {
+    fn new(input: SendableRecordBatchStream) -> Self {
+        Self {
+            input,
+            pending: Vec::new(),
+            pending_shard: None,
+            rest: None,
+            finished: HashSet::new(),
+            done: false,
+        }
+    }
+
+    /// The next whole shard and its rows, or `None` after the last.
+    async fn next_shard(&mut self) -> Result<Option<(i64, RecordBatch)>> {
+        loop {
+            let batch = match self.rest.take() {
+                Some(batch) => batch,
+                None if self.done => return self.flush(),
+                None => match self.input.next().await.transpose()? {
+                    Some(batch) => batch,
+                    None => {
+                        self.done = true;
+                        return self.flush();
+                    }
+                },
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let shards = shard_column(&batch)?;
+            let first = shards.value(0);
+            // Rows of the first shard run up to the first row of another.
+            let run = (1..shards.len())
+                .find(|&i| shards.value(i) != first)
+                .unwrap_or(shards.len());
+            if run < batch.num_rows() {
+                self.rest = Some(batch.slice(run, batch.num_rows() - run));
+            }
+            let rows = batch.slice(0, run);
+            match self.pending_shard {
+                Some(shard) if shard == first => self.pending.push(rows),
+                Some(_) => {
+                    let done = self.flush()?;
+                    self.start(first, rows)?;
+                    return Ok(done);
+                }
+                None => self.start(first, rows)?,
+            }
+        }
+    }
+
+    fn start(&mut self, shard: i64, rows: RecordBatch) -> Result<()> {
+        if self.finished.contains(&shard) {
+            return Err(DataFusionError::Execution(format!(
+                "cutout targets are not sorted by shard: shard {shard} came back after others"
+            )));
+        }
+        self.pending_shard = Some(shard);
+        self.pending.push(rows);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<Option<(i64, RecordBatch)>> {
+        let Some(shard) = self.pending_shard.take() else {
+            return Ok(None);
+        };
+        let batches = std::mem::take(&mut self.pending);
+        let rows = concat_batches(&batches[0].schema(), &batches)?;
+        self.finished.insert(shard);
+        Ok(Some((shard, rows)))
+    }
+}
+
+/// The shard of every row of `batch`; an error if the column is missing or
+/// a row has none.
+fn shard_column(batch: &RecordBatch) -> Result<PrimitiveArray<Int64Type>> {
+    let column = batch.column_by_name(schema::SHARD).ok_or_else(|| {
         DataFusionError::Plan(format!("cutout targets lack the {} column", schema::SHARD))
     })?;
     let column = cast(column, &DataType::Int64)?;
-    let shards = column.as_primitive::<Int64Type>();
-    let mut out: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-    for i in 0..shards.len() {
-        if shards.is_null(i) {
-            return Err(DataFusionError::Plan(format!(
-                "cutout target row {i} has no shard"
-            )));
-        }
-        out.entry(shards.value(i)).or_default().push(i as u32);
+    if let Some(row) = (0..column.len()).find(|&i| column.is_null(i)) {
+        return Err(DataFusionError::Execution(format!(
+            "cutout target row {row} of a batch has no shard"
+        )));
     }
-    Ok(out)
+    Ok(column.as_primitive::<Int64Type>().clone())
 }
 
 /// What one shard did, as the client sees it.
@@ -690,4 +838,216 @@ fn summary_batch(summaries: &[ShardSummary]) -> Result<RecordBatch> {
         )),
     ];
     Ok(RecordBatch::try_new(summary_schema(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::Schema;
+    use datafusion::catalog::TableProvider;
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+    use datafusion_proto::logical_plan::{DefaultLogicalExtensionCodec, LogicalExtensionCodec};
+
+    use crate::codec::CutoutsLogicalCodec;
+    use crate::spec::{Resampling, SourceSpec};
+    use crate::table::{CutoutsTable, ShardInput};
+
+    fn targets_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new(schema::GALAXY_ID, DataType::Utf8, false),
+            Field::new(schema::RA, DataType::Float64, false),
+            Field::new(schema::DEC, DataType::Float64, false),
+            Field::new(schema::BRICKNAME, DataType::Utf8, false),
+            Field::new(schema::SHARD, DataType::Int64, true),
+        ]))
+    }
+
+    /// Targets as (galaxy_id, dec, shard), all in brick 1800p000.
+    fn targets(rows: &[(&str, f64, Option<i64>)]) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Float64Array::from(vec![180.0; rows.len()])),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(StringArray::from(vec!["1800p000"; rows.len()])),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+        ];
+        RecordBatch::try_new(targets_schema(), columns).unwrap()
+    }
+
+    fn stream_of(batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
+        Box::pin(RecordBatchStreamAdapter::new(
+            targets_schema(),
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        ))
+    }
+
+    async fn all_shards(batches: Vec<RecordBatch>) -> Result<Vec<(i64, Vec<String>)>> {
+        let mut shards = ShardsOf::new(stream_of(batches));
+        let mut out = Vec::new();
+        while let Some((shard, rows)) = shards.next_shard().await? {
+            let ids = strings(&rows, schema::GALAXY_ID)?;
+            out.push((shard, ids.iter().flatten().map(String::from).collect()));
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn shards_are_cut_whole_across_batch_boundaries() {
+        let shards = all_shards(vec![
+            targets(&[("a", 0.0, Some(0)), ("b", 0.1, Some(0))]),
+            targets(&[]),
+            targets(&[
+                ("c", 0.2, Some(0)),
+                ("d", 0.0, Some(4)),
+                ("e", 0.1, Some(4)),
+            ]),
+            targets(&[("f", 0.0, Some(7))]),
+        ])
+        .await
+        .unwrap();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shards,
+            vec![
+                (0, ids(&["a", "b", "c"])),
+                (4, ids(&["d", "e"])),
+                (7, ids(&["f"]))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shard_that_comes_back_is_refused() {
+        let error = all_shards(vec![
+            targets(&[("a", 0.0, Some(1)), ("b", 0.1, Some(2))]),
+            targets(&[("c", 0.2, Some(1))]),
+        ])
+        .await
+        .unwrap_err();
+        assert!(error.to_string().contains("not sorted by shard"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_target_without_a_shard_is_an_error_not_a_guess() {
+        let error = all_shards(vec![targets(&[("a", 0.0, None)])])
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("has no shard"), "{error}");
+    }
+
+    /// Two target files, each holding rows of several shards out of
+    /// order: the plan, carried through the codec as a cluster carries it,
+    /// brings each shard's rows together and sorts them, and every shard is
+    /// made (and summarised) exactly once.
+    #[tokio::test]
+    async fn the_planned_job_makes_each_shard_once_from_unsorted_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("targets");
+        std::fs::create_dir_all(&input).unwrap();
+        let files = [
+            targets(&[
+                ("d", 0.3, Some(0)),
+                ("x", 0.0, Some(2)),
+                ("a", 0.1, Some(0)),
+            ]),
+            targets(&[
+                ("y", 0.1, Some(2)),
+                ("b", 0.2, Some(0)),
+                ("z", 0.0, Some(1)),
+            ]),
+        ];
+        for (i, batch) in files.iter().enumerate() {
+            let file = std::fs::File::create(input.join(format!("part-{i}.parquet"))).unwrap();
+            let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+            writer.write(batch).unwrap();
+            writer.close().unwrap();
+        }
+        let empty_root = dir.path().join("coadds");
+        std::fs::create_dir_all(&empty_root).unwrap();
+        let out = dir.path().join("cutouts");
+        std::fs::create_dir_all(&out).unwrap();
+        let spec = CutoutSpec {
+            output_url: format!("file://{}", out.display()),
+            source: SourceSpec::Bricks {
+                coadds_url: format!("file://{}", empty_root.display()),
+                resampling: Resampling::Native,
+            },
+            size: 5,
+            pixscale: 0.262,
+            bands: "grz".into(),
+            planes: vec![crate::spec::Plane::Image],
+        };
+
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+        let targets_plan = ctx
+            .read_parquet(
+                format!("{}/", input.display()),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap()
+            .into_unoptimized_plan();
+        let table = Arc::new(CutoutsTable::new(
+            ShardJob::Cutouts(spec),
+            ShardInput::Plan(targets_plan),
+        ));
+        let codec = CutoutsLogicalCodec::new(Arc::new(DefaultLogicalExtensionCodec {}));
+        let mut bytes = Vec::new();
+        let name = datafusion::common::TableReference::bare("cutouts");
+        codec
+            .try_encode_table_provider(&name, table.clone(), &mut bytes)
+            .unwrap();
+        let decoded = codec
+            .try_decode_table_provider(&bytes, &name, table.schema(), &ctx.task_ctx())
+            .unwrap();
+
+        let summaries = ctx.read_table(decoded).unwrap().collect().await.unwrap();
+        let mut made: Vec<(i64, i64)> = summaries
+            .iter()
+            .flat_map(|b| {
+                let shard = b.column_by_name(schema::SUMMARY_SHARD).unwrap();
+                let n = b.column_by_name(schema::SUMMARY_TARGETS).unwrap();
+                let (shard, n) = (
+                    shard.as_primitive::<Int64Type>().clone(),
+                    n.as_primitive::<Int64Type>().clone(),
+                );
+                (0..b.num_rows()).map(move |i| (shard.value(i), n.value(i)))
+            })
+            .collect();
+        made.sort();
+        assert_eq!(made, vec![(0, 3), (1, 1), (2, 2)]);
+
+        // Shard 0 is written in brick, then declination order.
+        let written = std::fs::read(out.join(shard_file_name(0))).unwrap();
+        let rows = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(written))
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .unwrap();
+        let ids: Vec<String> = rows
+            .iter()
+            .flat_map(|b| {
+                strings(b, schema::GALAXY_ID)
+                    .unwrap()
+                    .iter()
+                    .flatten()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(ids, vec!["a", "b", "d"]);
+        let statuses: Vec<String> = rows
+            .iter()
+            .flat_map(|b| {
+                strings(b, schema::STATUS)
+                    .unwrap()
+                    .iter()
+                    .flatten()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(statuses, vec!["missing_brick"; 3]);
+    }
 }

@@ -2,9 +2,9 @@
 //! target of the sample, from the Legacy Surveys viewer's `fits-cutout` API
 //! or cut from DR10 coadd bricks.
 //!
-//! The stage is a plan: a Parquet scan of the target shards under
-//! [`ShardExec`], which makes each shard's cutouts and writes the
-//! shard where it runs. Scanning [`CutoutsTable`] runs it, embedded or on a
+//! The stage is a plan: the targets, with a shard column, under
+//! [`ShardExec`], which makes each shard's cutouts and writes the shard
+//! where it runs. Scanning [`CutoutsTable`] runs it, embedded or on a
 //! Ballista cluster (with [`CutoutsLogicalCodec`] and
 //! [`CutoutsPhysicalCodec`] registered); the caller receives one summary
 //! row per shard and never the pixels.
@@ -28,4 +28,4 @@ pub use exec::{ShardExec, ShardJob};
 pub use lenspipe_viewer::CutoutStatus;
 pub use source::{Cutout, PixelSource, Target};
 pub use spec::{CutoutSpec, Plane, Resampling, SourceSpec, ViewerSpec};
-pub use table::{CutoutsTable, TargetFile};
+pub use table::{CutoutsTable, ShardInput, TargetFile};

@@ -147,7 +147,3 @@ pub fn summary_schema() -> SchemaRef {
 pub fn shard_file_name(index: i64) -> String {
     format!("shard-{index:06}.parquet")
 }
-
-/// The folder of the target lists inside the output folder (skipped by
-/// readers: a leading underscore).
-pub const TARGETS_DIR: &str = "_targets";

@@ -1,11 +1,12 @@
 //! `CutoutsTable`: scanning it runs a shard job (making cutouts, checking
 //! them). Each row it yields is one shard's summary; the shards themselves
-//! are written by the process that scans the shard (an executor on a
+//! are written by the process that runs the shard (an executor on a
 //! cluster).
 //!
-//! The plan is a Parquet scan of the input files, one file per partition,
-//! under [`ShardExec`]. A cluster gives each task its own slice of
-//! the scan's file groups, so each shard is made by one task.
+//! Its input is either a logical plan (the cutout targets, with their
+//! shard column, planned by the client and never collected by it) or a
+//! list of Parquet files, one shard per file (the cutout shards, for the
+//! checks).
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -37,42 +38,61 @@ pub struct TargetFile {
     pub size: u64,
 }
 
-/// The cutout stage as a table of shard summaries.
+/// What a shard job reads.
+#[derive(Debug, Clone)]
+pub enum ShardInput {
+    /// Rows carrying a shard column, in any order and partitioning: the
+    /// job asks the planner to bring each shard's rows together, sorted.
+    Plan(LogicalPlan),
+    /// Parquet files, one shard per file, each read by one task.
+    Files {
+        store_url: String,
+        files: Vec<TargetFile>,
+        schema: SchemaRef,
+    },
+}
+
+/// The cutout stage (or its checks) as a table of shard summaries.
 #[derive(Debug, Clone)]
 pub struct CutoutsTable {
     job: ShardJob,
-    store_url: String,
-    files: Vec<TargetFile>,
-    targets_schema: SchemaRef,
+    input: ShardInput,
 }
 
 impl CutoutsTable {
-    pub fn new(
-        job: ShardJob,
-        store_url: String,
-        files: Vec<TargetFile>,
-        targets_schema: SchemaRef,
-    ) -> Self {
-        Self {
-            job,
-            store_url,
-            files,
-            targets_schema,
-        }
+    pub fn new(job: ShardJob, input: ShardInput) -> Self {
+        Self { job, input }
     }
 
     pub fn job(&self) -> &ShardJob {
         &self.job
     }
-    pub fn store_url(&self) -> &str {
-        &self.store_url
+
+    pub fn input(&self) -> &ShardInput {
+        &self.input
     }
-    pub fn files(&self) -> &[TargetFile] {
-        &self.files
+}
+
+/// A Parquet scan of `files`, one file per partition, in small batches: a
+/// batch of cutouts is 128 images (15 MB), not the default 8192 (1 GB).
+fn files_scan(
+    store_url: &str,
+    files: &[TargetFile],
+    schema: &SchemaRef,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if files.is_empty() {
+        return Err(DataFusionError::Plan("the stage has no input files".into()));
     }
-    pub fn targets_schema(&self) -> &SchemaRef {
-        &self.targets_schema
-    }
+    let groups = files
+        .iter()
+        .map(|f| FileGroup::new(vec![PartitionedFile::new(f.path.clone(), f.size)]))
+        .collect();
+    let source = Arc::new(ParquetSource::new(Arc::clone(schema)));
+    let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(store_url)?, source)
+        .with_file_groups(groups)
+        .with_batch_size(Some(SCAN_BATCH_ROWS))
+        .build();
+    Ok(DataSourceExec::from_data_source(config))
 }
 
 #[async_trait]
@@ -87,30 +107,20 @@ impl TableProvider for CutoutsTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if self.files.is_empty() {
-            return Err(DataFusionError::Plan("the stage has no input files".into()));
-        }
-        let groups = self
-            .files
-            .iter()
-            .map(|f| FileGroup::new(vec![PartitionedFile::new(f.path.clone(), f.size)]))
-            .collect();
-        let source = Arc::new(ParquetSource::new(Arc::clone(&self.targets_schema)));
-        // Batches of 128 rows: a batch of cutouts is 128 images (15 MB), not
-        // the default 8192 (1 GB).
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(&self.store_url)?, source)
-            .with_file_groups(groups)
-            .with_batch_size(Some(SCAN_BATCH_ROWS))
-            .build();
-        let plan: Arc<dyn ExecutionPlan> = Arc::new(ShardExec::new(
-            DataSourceExec::from_data_source(config),
-            self.job.clone(),
-        ));
+        let input = match &self.input {
+            ShardInput::Plan(plan) => state.create_physical_plan(plan).await?,
+            ShardInput::Files {
+                store_url,
+                files,
+                schema,
+            } => files_scan(store_url, files, schema)?,
+        };
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(ShardExec::new(input, self.job.clone()));
         let schema = self.job.summary_schema();
         match projection {
             Some(columns) if *columns != (0..schema.fields().len()).collect::<Vec<_>>() => {

@@ -322,7 +322,8 @@ pub struct Cutouts {
     pub max_retries: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
-    /// Targets per shard: the unit of writing, resuming and cluster tasks.
+    /// Targets per shard on average (a brick's targets share a shard): the
+    /// unit of writing, resuming and cluster tasks.
     pub shard_rows: usize,
 }
 

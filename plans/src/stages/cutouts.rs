@@ -1,25 +1,28 @@
 //! The cutout stage: an image for every target of the sample.
 //!
-//! This process (the client) only plans: it orders the targets by brick,
-//! cuts them into shards of `cutouts.shard_rows`, writes each shard's target
-//! list under `<output>/cutouts/_targets/`, and scans a [`CutoutsTable`]
-//! over those lists. Whoever runs a shard (this process embedded, an
-//! executor on a cluster) makes its cutouts and writes
+//! This process (the client) only plans: it counts the targets, gives each
+//! a shard (a hash of its brick, so a brick's targets share a shard and
+//! its decoded tiles) and scans a [`CutoutsTable`] over that plan. Whoever
+//! runs a shard (this process embedded, an executor on a cluster) reads
+//! its targets, makes their cutouts and writes
 //! `<output>/cutouts/shard-NNNNNN.parquet` in one put; the client receives
 //! one summary row per shard, checks the counts and writes the manifest.
+//! No target row passes through the client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{AsArray, Int64Array, RecordBatch};
-use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::logical_expr::{col, SortExpr};
+use arrow::array::AsArray;
+use arrow::datatypes::DataType;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::FunctionRegistry;
+use datafusion::functions::expr_fn::{coalesce, floor};
+use datafusion::logical_expr::{cast, col, lit, Expr};
 use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
-use lenspipe_cutouts::{CutoutsTable, ShardJob, TargetFile};
+use lenspipe_cutouts::{CutoutsTable, ShardInput, ShardJob};
 use object_store::ObjectStoreExt;
 use serde_json::{json, Value};
 
@@ -30,8 +33,12 @@ use crate::manifest::{record_stage, CutoutsSection, Section, Timings};
 use crate::sink::{read_output, Location};
 use crate::stages::{column_i64, column_strings};
 
-/// The targets, ordered so that targets of one brick share a shard.
-async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
+/// The targets with their shard column, and how many targets and shards.
+async fn targets_plan(
+    engine: &Engine,
+    url: &str,
+    shard_rows: usize,
+) -> Result<(DataFrame, u64, i64)> {
     let df = read_output(engine, url)
         .await
         .map_err(|e| Error::Input(format!("cannot read the cutout targets at {url} (run stratify first, or set inputs.cutout_targets): {e}")))?;
@@ -43,74 +50,37 @@ async fn read_targets(engine: &Engine, url: &str) -> Result<RecordBatch> {
             )));
         }
     }
+    let n_targets = df.clone().count().await? as u64;
+    let n_shards = n_targets.div_ceil(shard_rows as u64).max(1) as i64;
+    // A brick's targets share a shard (its tiles are decoded once); a
+    // target without a brick is placed by its galaxy_id. The hash is
+    // stable, so the same targets make the same shards in every run, which
+    // is what lets a rerun find its shards again.
+    let as_text = |name: &str| cast(col(name), DataType::Utf8);
+    let key = match schema.field_with_unqualified_name(cs::BRICKNAME) {
+        Ok(_) => coalesce(vec![as_text(cs::BRICKNAME), as_text(cs::GALAXY_ID)]),
+        Err(_) => as_text(cs::GALAXY_ID),
+    };
+    let hash = engine.ctx.udf("stable_hash_unit")?;
+    let shard: Expr = cast(
+        floor(hash.call(vec![key, lit(0i64)]) * lit(n_shards as f64)),
+        DataType::Int64,
+    );
     // Columns the stage writes itself are not carried over from the input.
-    let keep: Vec<_> = schema
+    let mut keep: Vec<Expr> = schema
         .fields()
         .iter()
         .map(|f| f.name().as_str())
         .filter(|n| *n != cs::SHARD && !cs::ADDED.contains(n))
         .map(col)
         .collect();
-    // By brick, then across the brick in declination: neighbouring targets
-    // share decoded tiles. galaxy_id breaks ties, so shards are the same
-    // from run to run.
-    let mut order: Vec<SortExpr> = Vec::new();
-    if schema.field_with_unqualified_name(cs::BRICKNAME).is_ok() {
-        order.push(col(cs::BRICKNAME).sort(true, true));
-    }
-    order.push(col(cs::DEC).sort(true, true));
-    order.push(col(cs::RA).sort(true, true));
-    order.push(col(cs::GALAXY_ID).sort(true, true));
-    let df = df.select(keep)?.sort(order)?;
-    let out_schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await?;
-    Ok(concat_batches(&out_schema, &batches)?)
+    keep.push(shard.alias(cs::SHARD));
+    Ok((df.select(keep)?, n_targets, n_shards))
 }
 
-/// Writes one Parquet object per shard of `shard_rows` targets and returns
-/// them as the table's files.
-async fn write_target_shards(
-    targets: &RecordBatch,
-    shard_rows: usize,
-    folder: &Location,
-) -> Result<(Vec<TargetFile>, Arc<Schema>)> {
-    let mut fields: Vec<Field> = targets
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new(cs::SHARD, DataType::Int64, false));
-    let schema = Arc::new(Schema::new(fields));
-    let mut files = Vec::new();
-    let shards = targets.num_rows().div_ceil(shard_rows);
-    for shard in 0..shards {
-        let start = shard * shard_rows;
-        let len = shard_rows.min(targets.num_rows() - start);
-        let slice = targets.slice(start, len);
-        let mut columns = slice.columns().to_vec();
-        columns.push(Arc::new(Int64Array::from(vec![shard as i64; len])));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-        let mut buffer = Vec::new();
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(&mut buffer, Arc::clone(&schema), None)?;
-        writer.write(&batch)?;
-        writer.close()?;
-        let file = folder.child(&cs::shard_file_name(shard as i64));
-        let size = buffer.len() as u64;
-        file.put_bytes(buffer).await?;
-        files.push(TargetFile {
-            path: file.path.to_string(),
-            size,
-        });
-    }
-    remove_shards_from(folder, shards as i64).await?;
-    Ok((files, schema))
-}
-
-/// Removes `shard-NNNNNN.parquet` objects numbered `first` and above: left
-/// by an earlier run over more targets.
-async fn remove_shards_from(folder: &Location, first: i64) -> Result<()> {
+/// Removes `shard-NNNNNN.parquet` objects whose shard this run did not
+/// make: left by an earlier run over other targets.
+async fn remove_other_shards(folder: &Location, made: &BTreeSet<i64>) -> Result<()> {
     let listed = folder.store.list_with_delimiter(Some(&folder.path)).await?;
     for object in listed.objects {
         let name = object.location.filename().unwrap_or_default();
@@ -118,16 +88,17 @@ async fn remove_shards_from(folder: &Location, first: i64) -> Result<()> {
             .strip_prefix("shard-")
             .and_then(|n| n.strip_suffix(".parquet"))
             .and_then(|n| n.parse::<i64>().ok());
-        if index.is_some_and(|i| i >= first) {
+        if index.is_some_and(|i| !made.contains(&i)) {
             folder.store.delete(&object.location).await?;
         }
     }
     Ok(())
 }
 
-/// Shows shards done out of all, the rate and the time left, on a terminal only.
+/// Shows targets done out of all, the rate and the time left, on a
+/// terminal only.
 struct Progress {
-    total: usize,
+    total: u64,
     done: usize,
     targets: u64,
     started: Instant,
@@ -135,7 +106,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
+    fn new(total: u64) -> Self {
         Self {
             total,
             done: 0,
@@ -153,12 +124,12 @@ impl Progress {
         }
         let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
         let rate = self.targets as f64 / seconds;
-        let left = (self.total - self.done) as f64 * seconds / self.done as f64;
+        let left = self.total.saturating_sub(self.targets) as f64 / rate.max(1e-9);
         eprint!(
-            "\rcutouts: {}/{} shards, {} targets, {rate:.1} targets/s, about {left:.0} s left   ",
-            self.done, self.total, self.targets
+            "\rcutouts: {}/{} targets, {} shards, {rate:.1} targets/s, about {left:.0} s left   ",
+            self.targets, self.total, self.done
         );
-        if self.done == self.total {
+        if self.targets >= self.total {
             eprintln!();
         }
     }
@@ -174,40 +145,26 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
         Some(url) => Location::resolve(&engine.runtime(), url)?.url,
         None => output.child("sample").url,
     };
-    let targets = read_targets(engine, &targets_url).await?;
-    let n_targets = targets.num_rows() as u64;
+    let (targets, n_targets, n_shards) =
+        targets_plan(engine, &targets_url, config.cutouts.shard_rows).await?;
     if n_targets == 0 {
         return Err(Error::Input(format!("no cutout targets at {targets_url}")));
     }
-    let (files, targets_schema) = write_target_shards(
-        &targets,
-        config.cutouts.shard_rows,
-        &folder.child(cs::TARGETS_DIR),
-    )
-    .await?;
-    let planned = Instant::now();
-
-    let store_url = {
-        let url = url::Url::parse(&folder.url)
-            .map_err(|e| Error::Config(format!("{}: {e}", folder.url)))?;
-        format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
-    };
     let table = CutoutsTable::new(
         ShardJob::Cutouts(spec.clone()),
-        store_url,
-        files.clone(),
-        targets_schema,
+        ShardInput::Plan(targets.into_unoptimized_plan()),
     );
+    let planned = Instant::now();
     let mut stream = engine
         .ctx
         .read_table(Arc::new(table))?
         .execute_stream()
         .await?;
     if let crate::engine::EngineKind::Cluster(url) = &engine.kind {
-        eprintln!("cutouts: {} shards submitted to {url}", files.len());
+        eprintln!("cutouts: {n_targets} targets in {n_shards} shards submitted to {url}");
     }
 
-    let mut progress = Progress::new(files.len());
+    let mut progress = Progress::new(n_targets);
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let (mut summarised, mut fetched, mut kept, mut reused, mut attempts, mut bytes) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
@@ -265,14 +222,15 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
 
     // Conservation: every target is in exactly one shard, with one status.
     let with_status: u64 = statuses.values().sum();
-    if summarised != n_targets || with_status != n_targets || shards.len() != files.len() {
+    let stray = shards.keys().find(|&&s| !(0..n_shards).contains(&s));
+    if summarised != n_targets || with_status != n_targets || stray.is_some() {
         return Err(Error::Conservation(format!(
-            "{n_targets} targets in {} shards, but {} shards summarised {summarised} targets with {with_status} statuses",
-            files.len(),
-            shards.len()
+            "{n_targets} targets in shards 0..{n_shards}, but {} shards summarised {summarised} targets with {with_status} statuses{}",
+            shards.len(),
+            stray.map(|s| format!(" (and shard {s} is out of range)")).unwrap_or_default()
         )));
     }
-    remove_shards_from(&folder, files.len() as i64).await?;
+    remove_other_shards(&folder, &shards.keys().copied().collect()).await?;
     let manifest = json!({
         "shards": shards.values().collect::<Vec<_>>(),
         "rows": n_targets,
@@ -291,7 +249,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
     let section = Section::Cutouts(CutoutsSection {
         targets: n_targets,
         targets_input: targets_url,
-        shards: files.len(),
+        shards: shards.len(),
         shards_reused_whole: reused,
         rows_kept_from_previous_runs: kept,
         rows_made: fetched,

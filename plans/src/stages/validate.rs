@@ -17,7 +17,7 @@ use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
 use lenspipe_cutouts::checks::{ChecksSpec, FAILURES, PASSED};
 use lenspipe_cutouts::schema as cs;
-use lenspipe_cutouts::{CutoutsTable, ShardJob, TargetFile};
+use lenspipe_cutouts::{CutoutsTable, ShardInput, ShardJob, TargetFile};
 use lenspipe_validate::auc::AucParams;
 use lenspipe_validate::checks::Thresholds;
 use lenspipe_validate::multivariate::LogisticParams;
@@ -163,9 +163,11 @@ async fn run_checks(
         .clone();
     let table = CutoutsTable::new(
         ShardJob::Checks(spec),
-        store_url(input)?,
-        files,
-        Arc::new(schema),
+        ShardInput::Files {
+            store_url: store_url(input)?,
+            files,
+            schema: Arc::new(schema),
+        },
     );
     let mut stream = engine
         .ctx
