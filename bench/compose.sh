@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The negatives stage on the docker-compose cluster with 1 and 2 executors
 # against the same stage embedded in a client container, same sweeps in the
-# cluster's S3 store, one run. Release image by default.
+# cluster's S3 store, one run; and the embedded stage reading the same
+# sweeps as local files in the client container, for the cost of S3 (s3s-fs
+# over the compose network) against a local disk. Release image by default.
 #   bash bench/compose.sh [FILES] [ROWS_PER_FILE] [REPEATS]   (defaults: 8 x 250,000, 3)
 # Each time is a whole `docker-compose run --rm lenspipe run negatives ...`
 # (container start included, the same for every row of the table); the best
@@ -51,6 +53,8 @@ best() { # label command... -> best seconds of $repeats
   done
   echo "$b"
 }
+t_local=$(best client run negatives --config paper_iv --set inputs.sweeps=/in/sweeps/ --set inputs.positives=null \
+  --set output=s3://lenspipe/runs/local/)
 t_embedded=$(best client "${args[@]}" --set output=s3://lenspipe/runs/embedded/)
 t_one=$(best client "${args[@]}" --set output=s3://lenspipe/runs/one/ --scheduler df://lenspipe-scheduler:50050)
 dc up -d --scale lenspipe-executor=2 >/dev/null
@@ -58,9 +62,11 @@ wait_executors 2
 t_two=$(best client "${args[@]}" --set output=s3://lenspipe/runs/two/ --scheduler df://lenspipe-scheduler:50050)
 kept=$(client cp s3://lenspipe/runs/two/run.json /in/run.json >/dev/null 2>&1 && python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stages"]["negatives"]["kept"])' "$work/in/run.json")
 
+echo "S3 scan throughput, embedded: $(echo "scale=0; $bytes / $t_embedded / 1000000" | bc -l) MB/s of sweep files (local files: $(echo "scale=0; $bytes / $t_local / 1000000" | bc -l) MB/s), whole runs"
 echo "negatives stage on the compose cluster: $files x $rows rows ($((bytes / 1000000)) MB) in S3 (s3s-fs), image $LENSPIPE_IMAGE, $(nproc) cores, best of $repeats; kept $kept"
 echo "| engine | seconds | ratio to embedded |"
 echo "|---|---|---|"
+printf '| embedded (client container), sweeps from local files | %.2f | %.2f |\n' "$t_local" "$(echo "$t_local / $t_embedded" | bc -l)"
 printf '| embedded (client container) | %.2f | 1.00 |\n' "$t_embedded"
 printf '| cluster, 1 executor | %.2f | %.2f |\n' "$t_one" "$(echo "$t_one / $t_embedded" | bc -l)"
 printf '| cluster, 2 executors | %.2f | %.2f |\n' "$t_two" "$(echo "$t_two / $t_embedded" | bc -l)"

@@ -36,7 +36,7 @@ for rows in "${sizes[@]}"; do
   best_t= best_rss=
   for _ in 1 2; do
     log=$work/scaling-$rows.time
-    /usr/bin/time -v "$lenspipe" run negatives --config paper_iv \
+    RUST_LOG=warn,lenspipe::io=info /usr/bin/time -v "$lenspipe" run negatives --config paper_iv \
       --set "inputs.sweeps=$data/" --set "output=$work/scaling-run-$rows" > /dev/null 2> "$log"
     t=$(grep 'Elapsed (wall clock)' "$log" | awk -F': ' '{print $2}' | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
     rss=$(grep 'Maximum resident set size' "$log" | awk -F': ' '{print $2}')

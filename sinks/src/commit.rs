@@ -254,7 +254,7 @@ impl Staged {
         let writer = parquet::arrow::ArrowWriter::try_new(
             &mut buffer,
             Arc::clone(schema),
-            Some(crate::exec::properties()),
+            Some(crate::exec::properties(schema)),
         )?;
         writer.close()?;
         let bytes = buffer.len() as u64;
