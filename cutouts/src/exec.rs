@@ -1025,29 +1025,20 @@ mod tests {
             .unwrap()
             .collect::<std::result::Result<Vec<_>, _>>()
             .unwrap();
-        let ids: Vec<String> = rows
-            .iter()
-            .flat_map(|b| {
-                strings(b, schema::GALAXY_ID)
-                    .unwrap()
-                    .iter()
-                    .flatten()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        assert_eq!(ids, vec!["a", "b", "d"]);
-        let statuses: Vec<String> = rows
-            .iter()
-            .flat_map(|b| {
-                strings(b, schema::STATUS)
-                    .unwrap()
-                    .iter()
-                    .flatten()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let column = |name: &str| -> Vec<String> {
+            rows.iter()
+                .flat_map(|b| {
+                    strings(b, name)
+                        .unwrap()
+                        .iter()
+                        .flatten()
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(column(schema::GALAXY_ID), vec!["a", "b", "d"]);
+        let statuses = column(schema::STATUS);
         assert_eq!(statuses, vec!["missing_brick"; 3]);
     }
 }
