@@ -10,7 +10,6 @@
 //! No target row passes through the client.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +29,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::{record_stage, CutoutsSection, Section, Timings};
+use crate::progress::Progress;
 use crate::sink::{read_output, Location};
 use crate::stages::{column_i64, column_strings};
 
@@ -95,46 +95,6 @@ async fn remove_other_shards(folder: &Location, made: &BTreeSet<i64>) -> Result<
     Ok(())
 }
 
-/// Shows targets done out of all, the rate and the time left, on a
-/// terminal only.
-struct Progress {
-    total: u64,
-    done: usize,
-    targets: u64,
-    started: Instant,
-    tty: bool,
-}
-
-impl Progress {
-    fn new(total: u64) -> Self {
-        Self {
-            total,
-            done: 0,
-            targets: 0,
-            started: Instant::now(),
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn shard_done(&mut self, targets: u64) {
-        self.done += 1;
-        self.targets += targets;
-        if !self.tty {
-            return;
-        }
-        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
-        let rate = self.targets as f64 / seconds;
-        let left = self.total.saturating_sub(self.targets) as f64 / rate.max(1e-9);
-        eprint!(
-            "\rcutouts: {}/{} targets, {} shards, {rate:.1} targets/s, about {left:.0} s left   ",
-            self.targets, self.total, self.done
-        );
-        if self.targets >= self.total {
-            eprintln!();
-        }
-    }
-}
-
 pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Value> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
@@ -164,7 +124,8 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
         eprintln!("cutouts: {n_targets} targets in {n_shards} shards submitted to {url}");
     }
 
-    let mut progress = Progress::new(n_targets);
+    let progress = Progress::over("cutouts", n_targets, "targets");
+    let mut shards_done = 0u64;
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let (mut summarised, mut fetched, mut kept, mut reused, mut attempts, mut bytes) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
@@ -216,9 +177,12 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
                     "cutout shard {shard} was summarised twice"
                 )));
             }
-            progress.shard_done(targets);
+            shards_done += 1;
+            progress.advance(targets, &format!("{shards_done} shards"));
         }
     }
+
+    progress.finish();
 
     // Conservation: every target is in exactly one shard, with one status.
     let with_status: u64 = statuses.values().sum();
