@@ -10,8 +10,10 @@ mod transfer;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use lenspipe_plans::manifest::Section;
 use lenspipe_plans::sink::{column_names, write, Location, WriteSpec};
-use lenspipe_plans::{parity, stages, Config, Engine, EngineKind, Error, Result};
+use lenspipe_plans::stages::Stage;
+use lenspipe_plans::{parity, Config, Engine, EngineKind, Error, Result};
 
 /// `lenspipe --version`: the release and the commit it was built from.
 static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -60,17 +62,54 @@ impl ConfigArgs {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Stage {
-    Negatives,
-    Positives,
-    Stratify,
-    /// negatives, positives, then stratify: the catalogue half.
+/// What `run` runs: one stage, the catalogue half, or every stage, in the
+/// order and with the names of [`Stage::ALL`].
+#[derive(Clone, Copy)]
+enum Selection {
+    One(Stage),
     Catalog,
-    Cutouts,
-    Validate,
-    /// catalog, then cutouts, then validate.
     All,
+}
+
+impl Selection {
+    fn stages(&self) -> &[Stage] {
+        match self {
+            Selection::One(stage) => std::slice::from_ref(stage),
+            Selection::Catalog => &Stage::CATALOG,
+            Selection::All => &Stage::ALL,
+        }
+    }
+}
+
+fn names(stages: &[Stage]) -> String {
+    stages
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ValueEnum for Selection {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: std::sync::OnceLock<Vec<Selection>> = std::sync::OnceLock::new();
+        VARIANTS.get_or_init(|| {
+            Stage::ALL
+                .into_iter()
+                .map(Selection::One)
+                .chain([Selection::Catalog, Selection::All])
+                .collect()
+        })
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Selection::One(stage) => PossibleValue::new(stage.name()),
+            Selection::Catalog => PossibleValue::new("catalog")
+                .help(format!("{}: the catalogue half", names(&Stage::CATALOG))),
+            Selection::All => PossibleValue::new("all").help(names(&Stage::ALL)),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -111,7 +150,7 @@ enum Command {
     /// Run a pipeline stage.
     Run {
         #[arg(value_enum)]
-        stage: Stage,
+        stage: Selection,
         #[command(flatten)]
         config: ConfigArgs,
         /// Exit non-zero when validation flags a shortcut (for training jobs that gate on it).
@@ -199,7 +238,7 @@ async fn sql(query: String, out: Option<String>, args: ConfigArgs) -> Result<()>
 }
 
 async fn run_stage(
-    stage: Stage,
+    selection: Selection,
     args: ConfigArgs,
     fail_on_shortcut: bool,
     json: bool,
@@ -212,82 +251,27 @@ async fn run_stage(
     engine.check_writable(&output).await?;
     lenspipe_plans::manifest::RunManifest::read(&output).await?;
     let id = run_id();
-    let catalog = [Stage::Negatives, Stage::Positives, Stage::Stratify];
-    let all = [
-        Stage::Negatives,
-        Stage::Positives,
-        Stage::Stratify,
-        Stage::Cutouts,
-        Stage::Validate,
-    ];
-    let order: &[Stage] = match stage {
-        Stage::All => &all,
-        Stage::Catalog => &catalog,
-        Stage::Negatives => &[Stage::Negatives],
-        Stage::Positives => &[Stage::Positives],
-        Stage::Stratify => &[Stage::Stratify],
-        Stage::Cutouts => &[Stage::Cutouts],
-        Stage::Validate => &[Stage::Validate],
-    };
     let mut flagged: Vec<String> = Vec::new();
-    for s in order {
+    for stage in selection.stages() {
         let started = std::time::Instant::now();
-        let stage_name = s
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
-        tracing::info!(stage = %stage_name, engine = %engine.kind.describe(), "stage started");
-        let outcome = async {
-            Ok::<_, Error>(match s {
-                Stage::Negatives => (
-                    "negatives",
-                    stages::negatives::run(&engine, &config, &id).await?,
-                ),
-                Stage::Positives => (
-                    "positives",
-                    stages::positives::run(&engine, &config, &id).await?,
-                ),
-                Stage::Stratify => (
-                    "stratify",
-                    stages::stratify::run(&engine, &config, &id).await?,
-                ),
-                Stage::Cutouts => (
-                    "cutouts",
-                    stages::cutouts::run(&engine, &config, &id).await?,
-                ),
-                Stage::Validate => {
-                    let outcome = stages::validate::run(&engine, &config, &id).await?;
-                    flagged = outcome.section["flagged"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|f| f.as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if flagged.is_empty() && outcome.flagged > 0 {
-                        flagged.push(format!("{} features", outcome.flagged));
-                    }
-                    ("validate", outcome.section)
-                }
-                Stage::All | Stage::Catalog => unreachable!("expanded above"),
-            })
-        }
-        .await;
+        tracing::info!(stage = %stage, engine = %engine.kind.describe(), "stage started");
         // Name the stage and the engine: a cluster's transport errors say neither.
-        let (name, section) = outcome.map_err(|e| {
+        let section = stage.run(&engine, &config, &id).await.map_err(|e| {
             Error::Other(format!(
-                "stage {stage_name} on {} failed: {e}",
+                "stage {stage} on {} failed: {e}",
                 engine.kind.describe()
             ))
         })?;
         tracing::info!(
-            stage = name,
+            stage = stage.name(),
             seconds = started.elapsed().as_secs_f64(),
             "stage finished"
         );
+        if let Section::Validate(validate) = &section {
+            flagged = validate.flagged.clone();
+        }
         if !json {
-            println!("{}", summary::stage_line(name, &section));
+            println!("{}", summary::stage_line(&section));
         }
     }
     let run_json = output.child("run.json");

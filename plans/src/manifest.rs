@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::sink::Location;
 use crate::stages::positives::PositiveStatus;
 use crate::stages::stratify::Quota;
+use crate::stages::Stage;
 
 pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_COMMIT: &str = env!("LENSPIPE_GIT_COMMIT");
@@ -77,6 +78,19 @@ pub struct Stages {
     pub validate: Option<ValidateSection>,
 }
 
+impl Stages {
+    /// Sets (or replaces) one stage's section.
+    pub fn set(&mut self, section: Section) {
+        match section {
+            Section::Negatives(s) => self.negatives = Some(s),
+            Section::Positives(s) => self.positives = Some(s),
+            Section::Stratify(s) => self.stratify = Some(s),
+            Section::Cutouts(s) => self.cutouts = Some(s),
+            Section::Validate(s) => self.validate = Some(s),
+        }
+    }
+}
+
 /// A stage's section, as a stage hands it to [`record_stage`].
 #[derive(Debug, Clone)]
 pub enum Section {
@@ -88,6 +102,31 @@ pub enum Section {
 }
 
 impl Section {
+    /// The stage this section belongs to.
+    pub fn stage(&self) -> Stage {
+        match self {
+            Self::Negatives(_) => Stage::Negatives,
+            Self::Positives(_) => Stage::Positives,
+            Self::Stratify(_) => Stage::Stratify,
+            Self::Cutouts(_) => Stage::Cutouts,
+            Self::Validate(_) => Stage::Validate,
+        }
+    }
+
+    /// Parses `stage`'s section of a run.json.
+    pub fn from_json(stage: Stage, value: &Value) -> std::result::Result<Self, String> {
+        fn typed<T: DeserializeOwned>(v: &Value) -> std::result::Result<T, String> {
+            T::deserialize(v).map_err(|e| e.to_string())
+        }
+        Ok(match stage {
+            Stage::Negatives => Self::Negatives(typed(value)?),
+            Stage::Positives => Self::Positives(typed(value)?),
+            Stage::Stratify => Self::Stratify(typed(value)?),
+            Stage::Cutouts => Self::Cutouts(typed(value)?),
+            Stage::Validate => Self::Validate(typed(value)?),
+        })
+    }
+
     pub fn to_json(&self) -> Result<Value> {
         let value = match self {
             Self::Negatives(s) => serde_json::to_value(s),
@@ -382,13 +421,9 @@ impl RunManifest {
         // Each stage is parsed on its own, so an error names its section.
         if let Some(Value::Object(stages)) = value.get("stages") {
             for (name, section) in stages {
-                let checked = match name.as_str() {
-                    "negatives" => typed::<NegativesSection>(section),
-                    "positives" => typed::<PositivesSection>(section),
-                    "stratify" => typed::<StratifySection>(section),
-                    "cutouts" => typed::<CutoutsSection>(section),
-                    "validate" => typed::<ValidateSection>(section),
-                    other => Err(format!("unknown stage `{other}`")),
+                let checked = match Stage::from_name(name) {
+                    Some(stage) => Section::from_json(stage, section).map(|_| ()),
+                    None => Err(format!("unknown stage `{name}`")),
                 };
                 checked.map_err(|e| Error::Input(format!("{source}: stages.{name}: {e}")))?;
             }
@@ -427,10 +462,6 @@ impl RunManifest {
 }
 
 /// Whether `v` parses as a `T`.
-fn typed<T: DeserializeOwned>(v: &Value) -> std::result::Result<(), String> {
-    T::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
-}
-
 /// Reads `<output>/run.json` (if any), sets one stage's section and the
 /// run-level fields, and writes it back. A file that does not parse is an
 /// error: it is left as it is.
@@ -451,13 +482,7 @@ pub async fn record_stage(
         stages: previous.map(|p| p.stages).unwrap_or_default(),
         source: String::new(),
     };
-    match section {
-        Section::Negatives(s) => run.stages.negatives = Some(s),
-        Section::Positives(s) => run.stages.positives = Some(s),
-        Section::Stratify(s) => run.stages.stratify = Some(s),
-        Section::Cutouts(s) => run.stages.cutouts = Some(s),
-        Section::Validate(s) => run.stages.validate = Some(s),
-    }
+    run.stages.set(section);
     let text = serde_json::to_vec_pretty(&run).map_err(|e| Error::Other(e.to_string()))?;
     output.child("run.json").put_bytes(text).await?;
     Ok(run)

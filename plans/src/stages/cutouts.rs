@@ -23,7 +23,7 @@ use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
 use lenspipe_cutouts::{CutoutsTable, ShardInput, ShardJob};
 use object_store::ObjectStoreExt;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{record_stage, CutoutsSection, Section, Timings};
 use crate::progress::Progress;
 use crate::sink::{read_output, Location};
-use crate::stages::{column_i64, column_strings};
+use crate::stages::{column_i64, column_strings, Stage};
 
 /// The targets with their shard column, and how many targets and shards.
 async fn targets_plan(
@@ -95,15 +95,15 @@ async fn remove_other_shards(folder: &Location, made: &BTreeSet<i64>) -> Result<
     Ok(())
 }
 
-pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Value> {
+pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Section> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
-    let folder = output.child("cutouts");
+    let folder = output.child(Stage::Cutouts.folder());
     let spec = config.cutout_spec(&folder.url)?;
     spec.validate().map_err(Error::Config)?;
     let targets_url = match &config.inputs.cutout_targets {
         Some(url) => Location::resolve(&engine.runtime(), url)?.url,
-        None => output.child("sample").url,
+        None => output.child(Stage::Stratify.folder()).url,
     };
     let (targets, n_targets, n_shards) =
         targets_plan(engine, &targets_url, config.cutouts.shard_rows).await?;
@@ -234,5 +234,5 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Valu
         cutouts_per_s: fetched as f64 / seconds.max(1e-9),
     });
     record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
-    section.to_json()
+    Ok(section)
 }

@@ -1,5 +1,9 @@
 //! The pipeline stages. Each plans its SQL, runs it on the engine, writes
 //! Parquet under the output URL and records its counts in `run.json`.
+//!
+//! [`Stage`] is the one list of them: the command line's choices, the order
+//! `run all` follows, the output folders, the sections of `run.json` and
+//! the lines printed after each stage all come from it.
 
 pub mod cutouts;
 pub mod matching;
@@ -7,6 +11,86 @@ pub mod negatives;
 pub mod positives;
 pub mod stratify;
 pub mod validate;
+
+/// A pipeline stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    Negatives,
+    Positives,
+    Stratify,
+    Cutouts,
+    Validate,
+}
+
+impl Stage {
+    /// Every stage, in the order `run all` runs them: each reads only what
+    /// stages before it wrote.
+    pub const ALL: [Stage; 5] = [
+        Stage::Negatives,
+        Stage::Positives,
+        Stage::Stratify,
+        Stage::Cutouts,
+        Stage::Validate,
+    ];
+
+    /// The catalogue half: the stages that need no images.
+    pub const CATALOG: [Stage; 3] = [Stage::Negatives, Stage::Positives, Stage::Stratify];
+
+    /// The stage's name on the command line, in logs and in `run.json`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Negatives => "negatives",
+            Stage::Positives => "positives",
+            Stage::Stratify => "stratify",
+            Stage::Cutouts => "cutouts",
+            Stage::Validate => "validate",
+        }
+    }
+
+    /// The stage named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The folder under the output URL the stage writes.
+    pub const fn folder(self) -> &'static str {
+        match self {
+            Stage::Negatives => "negatives",
+            Stage::Positives => "positives",
+            Stage::Stratify => "sample",
+            Stage::Cutouts => "cutouts",
+            Stage::Validate => "validation",
+        }
+    }
+
+    /// The stages whose outputs this one reads (besides the configured
+    /// inputs: sweeps, the lens catalogue, coadds or the viewer).
+    pub const fn reads(self) -> &'static [Stage] {
+        match self {
+            Stage::Negatives | Stage::Positives => &[],
+            Stage::Stratify => &[Stage::Positives, Stage::Negatives],
+            Stage::Cutouts => &[Stage::Stratify],
+            Stage::Validate => &[Stage::Stratify, Stage::Cutouts],
+        }
+    }
+
+    /// Runs the stage and records its section in `run.json`.
+    pub async fn run(self, engine: &Engine, config: &Config, run_id: &str) -> Result<Section> {
+        match self {
+            Stage::Negatives => negatives::run(engine, config, run_id).await,
+            Stage::Positives => positives::run(engine, config, run_id).await,
+            Stage::Stratify => stratify::run(engine, config, run_id).await,
+            Stage::Cutouts => cutouts::run(engine, config, run_id).await,
+            Stage::Validate => validate::run(engine, config, run_id).await,
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -16,6 +100,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lenses::{parse_catalog, LensCatalog};
+use crate::manifest::Section;
 use crate::sink::Location;
 
 /// A numeric column of a plan batch as f64, NULL as NaN.
@@ -79,6 +164,10 @@ pub(crate) async fn load_lenses(engine: &Engine, config: &Config) -> Result<Opti
     )?))
 }
 
+/// The folder under the output URL of the small tables the stages share
+/// with a cluster (lenses, lens cells, quotas): inputs, not a stage's output.
+pub(crate) const CATALOG_TABLES: &str = "catalog";
+
 /// Registers table `name` for a stage's join with the lenses, made here
 /// from the lens catalogue by `plan` (lens_cells.sql for the negatives'
 /// exclusion, match_cells.sql for the positives' crossmatch) on an
@@ -98,7 +187,7 @@ pub(crate) async fn register_lens_table(
     };
     let table = from_lenses(plan, params, batch).await?;
     engine
-        .register_shared_batch(name, table, &output.child("catalog"))
+        .register_shared_batch(name, table, &output.child(CATALOG_TABLES))
         .await
 }
 
@@ -156,7 +245,39 @@ pub(crate) async fn register_lenses(
         None => RecordBatch::new_empty(crate::lenses::lens_schema()),
     };
     engine
-        .register_shared_batch("lenses", batch, &output.child("catalog"))
+        .register_shared_batch("lenses", batch, &output.child(CATALOG_TABLES))
         .await?;
     Ok(catalog)
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::Stage;
+
+    #[test]
+    fn every_stage_reads_only_what_stages_before_it_wrote() {
+        for (i, stage) in Stage::ALL.iter().enumerate() {
+            for input in stage.reads() {
+                assert!(
+                    Stage::ALL[..i].contains(input),
+                    "{stage} reads {input}, which runs after it"
+                );
+            }
+        }
+        for (i, stage) in Stage::CATALOG.iter().enumerate() {
+            for input in stage.reads() {
+                assert!(Stage::CATALOG[..i].contains(input), "{stage} reads {input}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_and_folders_are_distinct_and_round_trip() {
+        for stage in Stage::ALL {
+            assert_eq!(Stage::from_name(stage.name()), Some(stage));
+            let same_folder = Stage::ALL.iter().filter(|s| s.folder() == stage.folder());
+            assert_eq!(same_folder.count(), 1, "{stage}");
+        }
+        assert_eq!(Stage::from_name("sample"), None);
+    }
 }

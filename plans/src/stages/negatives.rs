@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use lenspipe_udfs::reasons::RejectReason;
-use serde_json::Value;
 
 use crate::columns::OUTPUT_COLUMN_NAMES;
 use crate::config::Config;
@@ -16,7 +15,7 @@ use crate::manifest::{
 };
 use crate::plan::{Params, NEGATIVES};
 use crate::sink::{write, CounterRows, Location};
-use crate::stages::{lens_cells, register_lens_table, register_lenses};
+use crate::stages::{lens_cells, register_lens_table, register_lenses, Stage};
 use lenspipe_sinks::{Counts, WriteSpec};
 
 /// The plan column holding each row's reject reason (NULL = kept).
@@ -166,7 +165,7 @@ pub fn params(config: &Config) -> Params {
         .str("extraction_timestamp", chrono::Utc::now().to_rfc3339())
 }
 
-pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
+pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Section> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
     let mut sweeps = engine.register_sweeps(config).await?;
@@ -193,9 +192,13 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
                 0 => run_id.to_string(),
                 n => format!("{run_id}-retry{n}"),
             };
-            let written = write(engine, df, output.child("negatives"), &version, |folder| {
-                Funnel::counters(WriteSpec::new(folder, OUTPUT_COLUMN_NAMES))
-            })
+            let written = write(
+                engine,
+                df,
+                output.child(Stage::Negatives.folder()),
+                &version,
+                |folder| Funnel::counters(WriteSpec::new(folder, OUTPUT_COLUMN_NAMES)),
+            )
             .await?;
             let funnel = Funnel::from_counts(&written.summaries.counts)?;
             // Checked before the output is made visible.
@@ -229,7 +232,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     let section = NegativesSection {
         sweep_files: sweeps.files().len(),
         skipped_sweep_files: sweeps.skipped().to_vec(),
-        output: output.child("negatives").url,
+        output: output.child(Stage::Negatives.folder()).url,
         output_files: files,
         lens_catalog: lenses.as_ref().map(|c| LensCatalogCounts {
             rows: c.data_lines,
@@ -245,5 +248,5 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     };
     let section = Section::Negatives(section);
     record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
-    section.to_json()
+    Ok(section)
 }

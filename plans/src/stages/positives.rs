@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use serde_json::Value;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -18,7 +17,7 @@ use crate::manifest::{
 use crate::plan::{Params, POSITIVES};
 use crate::sink::{column_names, register_committed, write, CounterRows, Location};
 use crate::stages::{
-    column_i64, column_strings, match_cells, register_lens_table, register_lenses,
+    column_i64, column_strings, match_cells, register_lens_table, register_lenses, Stage,
 };
 use lenspipe_sinks::WriteSpec;
 
@@ -93,7 +92,7 @@ pub fn params(config: &Config) -> Params {
         .str("extraction_timestamp", chrono::Utc::now().to_rfc3339())
 }
 
-pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
+pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Section> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
     engine.register_sweeps(config).await?;
@@ -112,7 +111,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     .await?;
     let df = POSITIVES.dataframe(&engine.ctx, params(config)).await?;
     let columns = column_names(&df);
-    let dir = output.child("positives");
+    let dir = output.child(Stage::Positives.folder());
     let written = write(engine, df, dir.clone(), run_id, |folder| {
         WriteSpec::new(folder, &columns).count(COUNT_STATUS, &["status"], CounterRows::All)
     })
@@ -148,7 +147,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         status: StatusCounts(status_counts),
         sources_claimed_by_several_lenses: shared,
         match_radius_arcsec: config.positives.match_radius_arcsec.value,
-        output: output.child("positives").url,
+        output: output.child(Stage::Positives.folder()).url,
         output_files: files,
         timings_s: Timings {
             total: started.elapsed().as_secs_f64(),
@@ -156,7 +155,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         },
     });
     record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
-    section.to_json()
+    Ok(section)
 }
 
 /// Sources that several lenses matched, read back from the committed output.

@@ -12,7 +12,6 @@ use datafusion::functions::expr_fn::{coalesce, concat_ws};
 use datafusion::logical_expr::{col, lit, when, Expr};
 use datafusion::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::config::{Config, ExtraStratum};
 use crate::engine::Engine;
@@ -24,8 +23,8 @@ use crate::plan::{Params, SqlPlan, JOIN_NSIDE, STRATIFY};
 use crate::sink::{
     column_names, committed, read_committed, register_committed, write, CounterRows, Location,
 };
-use crate::stages::matching;
 use crate::stages::positives::PositiveStatus;
+use crate::stages::{matching, Stage, CATALOG_TABLES};
 use lenspipe_sinks::WriteSpec;
 
 const COUNTS: SqlPlan = SqlPlan {
@@ -157,8 +156,8 @@ fn stratum_expr(extra: &[ExtraStratum]) -> Expr {
 }
 
 /// The committed output of an earlier stage.
-async fn read_stage(engine: &Engine, output: &Location, stage: &str) -> Result<DataFrame> {
-    let dir = output.child(stage);
+async fn read_stage(engine: &Engine, output: &Location, stage: Stage) -> Result<DataFrame> {
+    let dir = output.child(stage.folder());
     let manifest = committed(&dir).await?.ok_or_else(|| {
         Error::Input(format!(
             "the {stage} stage has no committed output at {} (run that stage first)",
@@ -243,7 +242,7 @@ struct StrataCounts {
     negatives: BTreeMap<(String, String), u64>,
 }
 
-pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value> {
+pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Section> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
     let cells = register_strata(engine, config, &output).await?;
@@ -268,7 +267,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
     };
     let section = Section::Stratify(StratifySection {
         matching,
-        output: output.child("sample").url,
+        output: output.child(Stage::Stratify.folder()).url,
         output_files: files,
         timings_s: Timings {
             total: started.elapsed().as_secs_f64(),
@@ -277,7 +276,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Value
         ..summarise(config, &strata, &quotas, &counts, leakage)
     });
     record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
-    section.to_json()
+    Ok(section)
 }
 
 /// Registers the matched positives and the negatives, each with its
@@ -293,11 +292,11 @@ async fn register_strata(
     output: &Location,
 ) -> Result<Option<matching::Cells>> {
     let stratum = stratum_expr(&config.sampling.extra_strata);
-    let mut positives = read_stage(engine, output, "positives")
+    let mut positives = read_stage(engine, output, Stage::Positives)
         .await?
         .filter(col("status").eq(lit(PositiveStatus::Matched.as_str())))?
         .with_column("stratum", stratum.clone())?;
-    let mut negatives = read_stage(engine, output, "negatives")
+    let mut negatives = read_stage(engine, output, Stage::Negatives)
         .await?
         .with_column("stratum", stratum)?;
     let columns = &config.sampling.match_on.value;
@@ -405,7 +404,7 @@ async fn register_sampling_tables(
     quotas: &[Quota],
     matched: bool,
 ) -> Result<()> {
-    let tables = output.child("catalog");
+    let tables = output.child(CATALOG_TABLES);
     engine
         .register_shared_batch("quotas", quotas_batch(quotas, matched)?, &tables)
         .await?;
@@ -442,13 +441,19 @@ async fn draw_and_split(
 ) -> Result<(SampleCounts, Vec<String>)> {
     let df = STRATIFY.dataframe(&engine.ctx, params(config)).await?;
     let columns = column_names(&df);
-    let written = write(engine, df, output.child("sample"), run_id, |folder| {
-        WriteSpec::new(folder, &columns).count(
-            COUNT_SAMPLE,
-            &["label", "pool", "split"],
-            CounterRows::All,
-        )
-    })
+    let written = write(
+        engine,
+        df,
+        output.child(Stage::Stratify.folder()),
+        run_id,
+        |folder| {
+            WriteSpec::new(folder, &columns).count(
+                COUNT_SAMPLE,
+                &["label", "pool", "split"],
+                CounterRows::All,
+            )
+        },
+    )
     .await?;
     let mut counts: SampleCounts = BTreeMap::new();
     for (key, n) in written.summaries.counts.counter(COUNT_SAMPLE) {
@@ -488,7 +493,12 @@ fn class_rows(counts: &SampleCounts, label: &str, split: Option<&str>) -> u64 {
 /// Reads the sample back and measures how the split separates the sky; a
 /// HEALPix pixel in several splits is an error.
 async fn measure_leakage(engine: &Engine, config: &Config, output: &Location) -> Result<Leakage> {
-    register_committed(&engine.ctx, "sample", &output.child("sample")).await?;
+    register_committed(
+        &engine.ctx,
+        "sample",
+        &output.child(Stage::Stratify.folder()),
+    )
+    .await?;
     let leakage = LEAKAGE
         .dataframe(
             &engine.ctx,

@@ -28,7 +28,6 @@ use lenspipe_validate::shortcuts::{feature_shortcuts, SplitCounts, SplitsSummary
 use lenspipe_validate::stats::{StatsParams, IMAGE_FEATURES};
 use lenspipe_validate::{cross_validated_logistic, FeatureKind, ReportInput, ShortcutsReport};
 use object_store::ObjectStoreExt;
-use serde_json::Value;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -38,7 +37,7 @@ use crate::manifest::{
 };
 use crate::sink::Location;
 use crate::stages::positives::PositiveStatus;
-use crate::stages::{column_f64, column_i64, column_strings};
+use crate::stages::{column_f64, column_i64, column_strings, Stage};
 
 /// Columns copied from the cutouts to each checks row, when present.
 const IDENTITY: [&str; 11] = [
@@ -78,14 +77,6 @@ const CATALOG_FEATURES: [&str; 20] = [
     "mw_transmission_g",
     "mw_transmission_r",
 ];
-
-/// What the CLI needs beyond the run.json section.
-pub struct Outcome {
-    pub section: Value,
-    pub flagged: usize,
-    /// One screen of text: flagged features and failed checks by name.
-    pub summary: String,
-}
 
 async fn query(engine: &Engine, sql: &str) -> Result<RecordBatch> {
     let df = engine.ctx.sql(sql).await?;
@@ -382,14 +373,14 @@ async fn gallery(
         .collect())
 }
 
-pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outcome> {
+pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Section> {
     let started = Instant::now();
     let v = &config.validation;
     let output = Location::resolve(&engine.runtime(), &config.output)?;
-    let folder = output.child("validation");
+    let folder = output.child(Stage::Validate.folder());
     let input = match &config.inputs.validate {
         Some(url) => Location::resolve(&engine.runtime(), url)?,
-        None => output.child("cutouts"),
+        None => output.child(Stage::Cutouts.folder()),
     };
     let files = parquet_files(&input).await?;
     if files.is_empty() {
@@ -719,36 +710,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Outc
         cutouts_per_s: rows as f64 / checked.duration_since(started).as_secs_f64().max(1e-9),
     });
     record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
-    let section = section.to_json()?;
-
-    let mut summary = String::from("validation summary\n");
-    summary.push_str(&format!(
-        "  cutouts checked: {rows}, passed: {passed}, failed: {failed_total}\n"
-    ));
-    for (name, n) in &failures {
-        summary.push_str(&format!("  failed {name}: {n}\n"));
-    }
-    if flagged.is_empty() {
-        summary.push_str("  shortcuts: no feature separates positives from negatives\n");
-    } else {
-        for f in report.features.iter().filter(|f| f.flagged) {
-            summary.push_str(&format!(
-                "  SHORTCUT {} ({}): AUC {:.3} [{:.3}, {:.3}], median positives {:.4} vs negatives {:.4}\n",
-                f.name, f.kind.as_str(), f.auc, f.ci_low, f.ci_high, f.median_pos, f.median_neg
-            ));
-        }
-    }
-    if let Some(m) = report.multivariate.as_ref().and_then(|m| m.oof_auc) {
-        summary.push_str(&format!(
-            "  all catalogue features together: cross-validated AUC {m:.3}\n"
-        ));
-    }
-    summary.push_str(&format!("  report: {}/report.html", folder.url));
-    Ok(Outcome {
-        section,
-        flagged: flagged.len(),
-        summary,
-    })
+    Ok(section)
 }
 
 /// Writes the report's files under `folder`: directly on a local file
