@@ -229,8 +229,13 @@ async fn write_partition(
 }
 
 /// The most a row group holds before it is written out, so a writer's
-/// buffer does not grow with the rows its partition keeps.
-pub const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
+/// buffer does not grow with the rows its partition keeps. A writer holds
+/// about three times this at its peak (the encoded pages, then the buffer
+/// they are flushed into, which grows by doubling), per partition. 4 MiB
+/// of zstd pages is about 29,000 negatives rows (145 bytes a row, measured),
+/// a row group size readers handle well, and a negatives run's peak memory
+/// stops growing once each partition has kept that much (docs/BENCHMARKS.md).
+pub const ROW_GROUP_BYTES: usize = 4 * 1024 * 1024;
 
 /// Parquet as every output is written: zstd at its default level, row
 /// groups of at most [`ROW_GROUP_BYTES`], and no dictionary for floating
