@@ -5,6 +5,7 @@
 //! alone, not on the stages or the CLI.
 
 pub mod cli_defaults;
+pub mod inline_build;
 pub mod memory;
 
 use std::sync::Arc;
@@ -15,10 +16,13 @@ use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtens
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::TaskContext;
 use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
-use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use inline_build::{InlineSmallBuildSides, InlinedBuildJoinExec};
 use lenspipe_cutouts::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
 use lenspipe_sinks::{SinksLogicalCodec, SinksPhysicalCodec};
 use lenspipe_sweeps::{EnvObjectStoreRegistry, SweepsLogicalCodec, SweepsPhysicalCodec};
@@ -32,13 +36,49 @@ pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
     ))))
 }
 
-/// The physical codec: the partition writer, the cutout operator, the FITS
-/// scan, then Ballista's own nodes.
+/// The physical codec: joins with an inlined build side (outermost: they
+/// encode their build side with the whole chain), the partition writer, the
+/// cutout operator, the FITS scan, then Ballista's own nodes.
 pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
     let ballista = Arc::new(BallistaPhysicalExtensionCodec::default());
-    Arc::new(SinksPhysicalCodec::new(Arc::new(
-        CutoutsPhysicalCodec::new(Arc::new(SweepsPhysicalCodec::new(ballista))),
-    )))
+    Arc::new(InlinedJoinCodec {
+        inner: Arc::new(SinksPhysicalCodec::new(Arc::new(
+            CutoutsPhysicalCodec::new(Arc::new(SweepsPhysicalCodec::new(ballista))),
+        ))),
+    })
+}
+
+/// Carries [`InlinedBuildJoinExec`] in physical plans.
+#[derive(Debug)]
+struct InlinedJoinCodec {
+    inner: Arc<dyn PhysicalExtensionCodec>,
+}
+
+impl PhysicalExtensionCodec for InlinedJoinCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match inline_build::decode(buf, inputs, ctx, self, converter) {
+            Some(decoded) => decoded,
+            None => self.inner.try_decode(buf, inputs, ctx, converter),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        match node.downcast_ref::<InlinedBuildJoinExec>() {
+            Some(exec) => inline_build::encode(exec, self, converter, buf),
+            None => self.inner.try_encode(node, buf, converter),
+        }
+    }
 }
 
 /// A runtime whose object stores come from the process environment.
@@ -98,6 +138,7 @@ pub fn session_state_with_memory_limit(
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(InlineSmallBuildSides))
         .build();
     // Added to, not in place of, DataFusion's own functions.
     lenspipe_udfs::register_all(&mut state)?;
