@@ -21,6 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::JoinType;
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
@@ -59,6 +60,7 @@ impl PhysicalOptimizerRule for InlineSmallBuildSides {
                 return Ok(Transformed::no(node));
             };
             let small = *join.partition_mode() == PartitionMode::CollectLeft
+                && probe_driven(join.join_type())
                 && file_scan_bytes(join.left()).is_some_and(|b| b <= MAX_INLINED_BUILD_BYTES);
             if !small {
                 return Ok(Transformed::no(node));
@@ -77,6 +79,22 @@ impl PhysicalOptimizerRule for InlineSmallBuildSides {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Whether every output row of the join comes from a probe row. The other
+/// joins (left, full, left semi, anti and mark) also emit build rows once
+/// the whole probe side is seen, which a shared build side coordinates
+/// across partitions: with one build side per task, each task would emit
+/// them.
+fn probe_driven(join_type: &JoinType) -> bool {
+    matches!(
+        join_type,
+        JoinType::Inner
+            | JoinType::Right
+            | JoinType::RightSemi
+            | JoinType::RightAnti
+            | JoinType::RightMark
+    )
 }
 
 /// The bytes of the files `plan` reads, if everything it reads is files.
@@ -347,6 +365,41 @@ mod tests {
             .map(|b| b.num_rows() - b.column_by_name("v").unwrap().null_count())
             .sum();
         assert_eq!((rows, matched), (100, 60));
+    }
+
+    #[tokio::test]
+    async fn a_join_that_emits_unmatched_build_rows_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context();
+        for (name, b) in [
+            (
+                "cells",
+                batch(["cell", "v"], vec![1, 2, 9], vec![10, 20, 90]),
+            ),
+            ("probe", batch(["cell", "x"], vec![1, 2, 3], vec![1, 2, 3])),
+        ] {
+            let path = dir.path().join(format!("{name}.parquet"));
+            write_parquet(&path, &b);
+            ctx.register_parquet(name, path.to_str().unwrap(), ParquetReadOptions::default())
+                .await
+                .unwrap();
+        }
+        let left = "SELECT c.v, p.x FROM cells c LEFT JOIN probe p ON c.cell = p.cell";
+        let plan = ctx
+            .sql(left)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        assert!(find(&plan).is_none());
+        let rows: usize = collect(plan, ctx.task_ctx())
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 3);
     }
 
     #[tokio::test]
