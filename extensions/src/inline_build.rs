@@ -385,21 +385,7 @@ mod tests {
                 .unwrap();
         }
         let left = "SELECT c.v, p.x FROM cells c LEFT JOIN probe p ON c.cell = p.cell";
-        let plan = ctx
-            .sql(left)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        assert!(find(&plan).is_none());
-        let rows: usize = collect(plan, ctx.task_ctx())
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.num_rows())
-            .sum();
-        assert_eq!(rows, 3);
+        assert_eq!(rows_without_inlining(&ctx, left).await, 3);
     }
 
     #[tokio::test]
@@ -411,21 +397,16 @@ mod tests {
             let table = MemTable::try_new(b.schema(), vec![vec![b]]).unwrap();
             ctx.register_table(name, Arc::new(table)).unwrap();
         }
-        let plan = ctx
-            .sql(JOIN)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        assert!(find(&plan).is_none());
-        let rows: usize = collect(plan, ctx.task_ctx())
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.num_rows())
-            .sum();
-        assert_eq!(rows, 3);
+        assert_eq!(rows_without_inlining(&ctx, JOIN).await, 3);
+    }
+
+    /// Plans `sql`, checks no join in it was inlined, and counts its rows.
+    async fn rows_without_inlining(ctx: &SessionContext, sql: &str) -> usize {
+        let df = ctx.sql(sql).await.unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        assert!(find(&plan).is_none(), "an inlined join in {sql}");
+        let batches = collect(plan, ctx.task_ctx()).await.unwrap();
+        batches.iter().map(|b| b.num_rows()).sum()
     }
 
     fn find(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
