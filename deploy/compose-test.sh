@@ -235,7 +235,8 @@ start_job() { # name: runs `run negatives` in the background; sets job_pid
   client "${args[@]}" > "$work/$1.log" 2>&1 &
   job_pid=$!
   local deadline=$((SECONDS + 120))
-  until (( $(tasks_seen) > tasks_before + 2 )); do
+  # The negatives job is one stage: its first task is already the scan.
+  until (( $(tasks_seen) > tasks_before )); do
     kill -0 "$job_pid" 2>/dev/null || fail "$1: the job ended before the fault could be injected"
     (( SECONDS < deadline )) || fail "$1: no task started within 120 s"
     sleep 0.2
