@@ -461,7 +461,6 @@ impl RunManifest {
     }
 }
 
-/// Whether `v` parses as a `T`.
 /// Reads `<output>/run.json` (if any), sets one stage's section and the
 /// run-level fields, and writes it back. A file that does not parse is an
 /// error: it is left as it is.
