@@ -59,8 +59,7 @@ impl PhysicalOptimizerRule for InlineSmallBuildSides {
             let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let small = *join.partition_mode() == PartitionMode::CollectLeft
-                && probe_driven(join.join_type())
+            let small = build_side_per_task_is_exact(join)
                 && file_scan_bytes(join.left()).is_some_and(|b| b <= MAX_INLINED_BUILD_BYTES);
             if !small {
                 return Ok(Transformed::no(node));
@@ -81,20 +80,22 @@ impl PhysicalOptimizerRule for InlineSmallBuildSides {
     }
 }
 
-/// Whether every output row of the join comes from a probe row. The other
-/// joins (left, full, left semi, anti and mark) also emit build rows once
-/// the whole probe side is seen, which a shared build side coordinates
+/// Whether each task may build its own copy of the join's build side: a
+/// collect-left join where every output row comes from a probe row. The
+/// other joins (left, full, left semi, anti and mark) also emit build rows
+/// once the whole probe side is seen, which a shared build side coordinates
 /// across partitions: with one build side per task, each task would emit
 /// them.
-fn probe_driven(join_type: &JoinType) -> bool {
-    matches!(
-        join_type,
-        JoinType::Inner
-            | JoinType::Right
-            | JoinType::RightSemi
-            | JoinType::RightAnti
-            | JoinType::RightMark
-    )
+fn build_side_per_task_is_exact(join: &HashJoinExec) -> bool {
+    *join.partition_mode() == PartitionMode::CollectLeft
+        && matches!(
+            join.join_type(),
+            JoinType::Inner
+                | JoinType::Right
+                | JoinType::RightSemi
+                | JoinType::RightAnti
+                | JoinType::RightMark
+        )
 }
 
 /// The bytes of the files `plan` reads, if everything it reads is files.
@@ -124,12 +125,13 @@ pub struct InlinedBuildJoinExec {
 }
 
 impl InlinedBuildJoinExec {
-    /// `join` must be a collect-left [`HashJoinExec`].
+    /// `join` must be a collect-left [`HashJoinExec`] whose output rows all
+    /// come from probe rows.
     pub fn try_new(join: Arc<dyn ExecutionPlan>) -> Result<Self> {
         match join.downcast_ref::<HashJoinExec>() {
-            Some(j) if *j.partition_mode() == PartitionMode::CollectLeft => Ok(Self { join }),
+            Some(j) if build_side_per_task_is_exact(j) => Ok(Self { join }),
             _ => Err(DataFusionError::Internal(format!(
-                "InlinedBuildJoinExec wraps a collect-left hash join, not {}",
+                "InlinedBuildJoinExec wraps a collect-left hash join driven by its probe side, not {}",
                 join.name()
             ))),
         }
