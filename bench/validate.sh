@@ -23,7 +23,7 @@ url=$(head -1 "$work/server.out")
 echo "machine: $(nproc) cores, $(grep 'model name' /proc/cpuinfo | head -1 | cut -d: -f2 | xargs)"
 for n in "$small" "$large"; do
   out=$work/run-$n
-  if [[ ! -f $out/cutouts/_manifest.json ]]; then
+  if [[ ! -f $out/cutouts/_SUCCESS ]]; then
     python3 - "$work/targets-$n.parquet" "$n" <<'PY'
 import sys, random, pyarrow as pa, pyarrow.parquet as pq
 path, n = sys.argv[1], int(sys.argv[2])

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, ListBuilder,
-    PrimitiveArray, RecordBatch, StringArray, StringBuilder,
+    PrimitiveArray, RecordBatch, StringBuilder,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{
@@ -20,6 +20,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
+use lenspipe_sinks::{Counts, ShardSummary};
 use lenspipe_validate::checks::{
     failed_checks, low_invvar_at_centre, masked_at_centre, Check, Thresholds,
 };
@@ -49,15 +50,10 @@ pub struct ChecksSpec {
     pub exclude_maskbits: i64,
 }
 
-/// One row per shard: where its checks went and what failed.
-pub fn summary_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("path", DataType::Utf8, false),
-        Field::new("rows", DataType::Int64, false),
-        Field::new(PASSED, DataType::Int64, false),
-        Field::new(FAILURES, DataType::Utf8, false),
-    ]))
-}
+/// What a checks shard's summary counts besides rows: the rows that passed,
+/// and failures by check.
+pub const COUNT_PASSED: &str = "passed";
+pub const COUNT_FAILED_CHECK: &str = "failed_check";
 
 /// The checks rows' schema: the carried columns, then the verdict, then
 /// one Float64 column per image statistic.
@@ -268,6 +264,7 @@ pub(crate) async fn run_partition(
         .acquire_owned()
         .await
         .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+    let started = std::time::Instant::now();
     let mut input = input.execute(partition, Arc::clone(&context))?;
     let output = Output::resolve(&spec.output_url, &context)?;
     let schema = output_schema(input.schema().as_ref(), &spec)?;
@@ -286,23 +283,30 @@ pub(crate) async fn run_partition(
     while let Some(batch) = input.next().await {
         out.push(checker.batch(&batch?)?);
     }
-    let mut paths = Vec::new();
+    let (mut shard, mut bytes) = (None, 0);
     if checker.rows > 0 {
         let rows = arrow::compute::concat_batches(&schema, &out)?;
         // Named by the shard's targets: a task run twice writes the same object.
         let name = format!("part-{:016x}.parquet", checker.id_hash);
-        paths.push(output.put(&name, encode_parquet(&rows)?).await?);
+        let encoded = encode_parquet(&rows)?;
+        bytes = encoded.len() as u64;
+        output.put(&name, encoded).await?;
+        shard = Some(name);
     }
-    tracing::info!(rows = checker.rows, passed = checker.passed, paths = %paths.join(","), "checks shard written");
-    let failures = serde_json::to_string(&checker.failures)
-        .map_err(|e| DataFusionError::Internal(e.to_string()))?;
-    Ok(RecordBatch::try_new(
-        summary_schema(),
-        vec![
-            Arc::new(StringArray::from(vec![paths.join(",")])),
-            Arc::new(Int64Array::from(vec![checker.rows as i64])),
-            Arc::new(Int64Array::from(vec![checker.passed as i64])),
-            Arc::new(StringArray::from(vec![failures])),
-        ],
-    )?)
+    tracing::info!(rows = checker.rows, passed = checker.passed, shard = ?shard, "checks shard written");
+    let mut counts = Counts::default();
+    counts.add(COUNT_PASSED, vec![], checker.passed);
+    for (check, n) in &checker.failures {
+        counts.add(COUNT_FAILED_CHECK, vec![Some(check.clone())], *n);
+    }
+    ShardSummary {
+        shard,
+        bytes,
+        rows_in: checker.rows,
+        rows_written: checker.rows,
+        counts,
+        attempt: context.task_id(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+    .to_batch()
 }

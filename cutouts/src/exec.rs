@@ -9,22 +9,24 @@
 //! it holds one shard at a time and a shard's neighbours on the sky share
 //! decoded tiles.
 //!
-//! A shard is written with a single `put` of the whole Parquet object, so it
-//! is either there complete or not at all. A shard already written is read
-//! back first: its `ok` rows made the same way are kept and only the rest is
-//! fetched again, and a shard that is complete is not written again. That
-//! makes the stage resumable after a kill, and makes a task that the cluster
-//! runs twice (after losing an executor) write the same object twice rather
+//! A shard is written with a single `put` of the whole Parquet object into
+//! the run's version folder, so it is either there complete or not at all,
+//! and the client commits the version (`lenspipe_sinks::Staged`). The same
+//! shard of an earlier version (committed, or left by a killed run) is read
+//! first: its `ok` rows made the same way are kept and only the rest is
+//! fetched again, and a shard that was complete is copied, not made. That
+//! makes the stage resumable after a kill, and a task that the cluster runs
+//! twice (after losing an executor) writes the same object twice rather
 //! than two objects.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float64Array, Int32Array,
-    Int64Array, PrimitiveArray, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float64Array, Int32Array, PrimitiveArray,
+    RecordBatch, StringArray,
 };
 use arrow::compute::{cast, concat_batches, SortOptions};
 use arrow::datatypes::{
@@ -47,7 +49,7 @@ use datafusion::physical_plan::{
     PlanProperties,
 };
 use futures::StreamExt;
-use lenspipe_sweeps::Location;
+use lenspipe_sweeps::{single_input, Location};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -55,27 +57,21 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::schema::{self, output_schema, shard_file_name, summary_schema};
+use crate::schema::{self, output_schema, shard_file_name};
 use crate::source::{source_for, Cutout, Target};
 use crate::spec::CutoutSpec;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use lenspipe_sinks::summary::summary_schema;
+use lenspipe_sinks::{Counts, ShardSummary, SummaryMetrics};
 use lenspipe_viewer::CutoutStatus;
 
 /// The work a [`ShardExec`] does on each shard; it travels in the plan.
+/// Either job reports one [`ShardSummary`] row per file it writes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum ShardJob {
     Cutouts(CutoutSpec),
     Checks(crate::checks::ChecksSpec),
-}
-
-impl ShardJob {
-    /// The summary rows' schema.
-    pub fn summary_schema(&self) -> SchemaRef {
-        match self {
-            Self::Cutouts(_) => summary_schema(),
-            Self::Checks(_) => crate::checks::summary_schema(),
-        }
-    }
 }
 
 /// Runs a [`ShardJob`] on each partition of its input.
@@ -86,13 +82,14 @@ pub struct ShardExec {
     properties: Arc<PlanProperties>,
     /// For cutouts: each shard whole in one partition, and its order.
     shard_layout: Option<(Distribution, OrderingRequirements)>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl ShardExec {
     pub fn new(input: Arc<dyn ExecutionPlan>, job: ShardJob) -> Self {
         let partitions = input.properties().output_partitioning().partition_count();
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(job.summary_schema()),
+            EquivalenceProperties::new(summary_schema()),
             Partitioning::UnknownPartitioning(partitions),
             EmissionType::Final,
             Boundedness::Bounded,
@@ -106,6 +103,7 @@ impl ShardExec {
             job,
             properties: Arc::new(properties),
             shard_layout,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
@@ -179,18 +177,10 @@ impl ExecutionPlan for ShardExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(DataFusionError::Internal(format!(
-                "ShardExec takes one input, got {}",
-                children.len()
-            )));
-        }
-        Ok(Arc::new(Self::new(
-            children.swap_remove(0),
-            self.job.clone(),
-        )))
+        let input = single_input("ShardExec", &children)?;
+        Ok(Arc::new(Self::new(Arc::clone(input), self.job.clone())))
     }
 
     fn execute(
@@ -198,14 +188,11 @@ impl ExecutionPlan for ShardExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let schema = self.job.summary_schema();
-        match self.job.clone() {
+        let metrics = SummaryMetrics::new(&self.metrics, partition);
+        let summaries = match self.job.clone() {
             ShardJob::Cutouts(spec) => {
                 let input = self.input.execute(partition, Arc::clone(&context))?;
-                Ok(Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    shard_summaries(input, spec, context),
-                )))
+                shard_summaries(input, spec, context).boxed()
             }
             ShardJob::Checks(spec) => {
                 // The scan starts only when the shard's turn comes (see checks::run_partition).
@@ -213,12 +200,22 @@ impl ExecutionPlan for ShardExec {
                 let work = async move {
                     crate::checks::run_partition(input, partition, spec, context).await
                 };
-                Ok(Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::once(work),
-                )))
+                futures::stream::once(work).boxed()
             }
-        }
+        };
+        let recorded = summaries.map(move |batch| {
+            let batch = batch?;
+            metrics.record_batch(&batch)?;
+            Ok(batch)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            summary_schema(),
+            recorded,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 }
 
@@ -283,14 +280,21 @@ fn shard_summaries(
                 return Ok(None);
             };
             if maker.is_none() {
+                let runtime = context.runtime_env();
                 maker = Some(Maker {
                     output: Output::resolve(&spec.output_url, &context)?,
-                    source: source_for(&spec, &context.runtime_env())?,
+                    earlier: spec
+                        .resume_from
+                        .iter()
+                        .map(|url| Location::resolve(runtime.as_ref(), url))
+                        .collect::<Result<_>>()?,
+                    source: source_for(&spec, &runtime)?,
                 });
             }
             let m = maker.as_ref().expect("set above");
-            let summary = make_shard(shard, &targets, &spec, &m.output, m.source.as_ref()).await?;
-            let batch = summary_batch(&[summary])?;
+            let mut summary = make_shard(shard, &targets, &spec, m).await?;
+            summary.attempt = context.task_id();
+            let batch = summary.to_batch()?;
             Ok(Some((batch, (shards, maker, spec, context))))
         },
     )
@@ -300,6 +304,8 @@ fn shard_summaries(
 /// made with the first shard, so an empty partition opens nothing.
 struct Maker {
     output: Output,
+    /// Earlier versions' folders, newest first.
+    earlier: Vec<Location>,
     source: Arc<dyn crate::source::PixelSource>,
 }
 
@@ -404,21 +410,6 @@ fn shard_column(batch: &RecordBatch) -> Result<PrimitiveArray<Int64Type>> {
     Ok(column.as_primitive::<Int64Type>().clone())
 }
 
-/// What one shard did, as the client sees it.
-#[derive(Debug, Default)]
-struct ShardSummary {
-    shard: i64,
-    path: String,
-    targets: usize,
-    fetched: usize,
-    kept: usize,
-    reused_shard: bool,
-    statuses: BTreeMap<String, u64>,
-    attempts: u64,
-    bytes: u64,
-    seconds: f64,
-}
-
 /// A string column by name, whatever its string type.
 fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray> {
     let column = batch
@@ -437,17 +428,25 @@ fn floats(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
 }
 
 /// The rows of a shard written before, by galaxy_id, that this run keeps:
-/// `ok`, made from the same source and resampling, the right image length,
-/// and with an invvar column when this run asks for one.
+/// `ok`, made from the same source and resampling on the same grid (size,
+/// bands, pixel scale), and with the planes this run asks for.
 struct Previous {
+    /// Where it is and its size, to copy it whole.
+    path: Path,
+    bytes: u64,
     batch: RecordBatch,
     by_id: HashMap<String, usize>,
 }
 
 impl Previous {
-    fn parse(bytes: Bytes, spec: &CutoutSpec) -> Result<Self> {
+    fn parse(path: Path, bytes: Bytes, spec: &CutoutSpec) -> Result<Self> {
+        let size = bytes.len() as u64;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
         let schema = Arc::clone(builder.schema());
+        let meta = schema.metadata();
+        let same_grid = meta.get(schema::META_SIZE) == Some(&spec.size.to_string())
+            && meta.get(schema::META_BANDS) == Some(&spec.bands)
+            && meta.get(schema::META_PIXSCALE) == Some(&spec.pixscale.to_string());
         let reader = builder.build()?;
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
         let batch = concat_batches(&schema, &batches)?;
@@ -471,7 +470,7 @@ impl Previous {
         let planes_match = (!spec.wants_invvar() || has(schema::INVVAR, spec.image_len()))
             && (!spec.wants_maskbits() || has(schema::MASKBITS, spec.maskbits_len()));
         let mut by_id = HashMap::new();
-        if images.value_length() as usize == spec.image_len() && planes_match {
+        if same_grid && images.value_length() as usize == spec.image_len() && planes_match {
             for i in 0..batch.num_rows() {
                 let keep = ids.is_valid(i)
                     && statuses.value(i) == "ok"
@@ -483,49 +482,60 @@ impl Previous {
                 }
             }
         }
-        Ok(Self { batch, by_id })
+        Ok(Self {
+            path,
+            bytes: size,
+            batch,
+            by_id,
+        })
     }
 }
 
+/// The shard `name` of the newest earlier version that has rows to keep.
 async fn read_previous(
-    output: &Output,
-    path: &Path,
+    earlier: &[Location],
+    name: &str,
     spec: &CutoutSpec,
 ) -> Result<Option<Previous>> {
-    let bytes = match output.folder.store.get(path).await {
-        Ok(found) => found.bytes().await?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    match Previous::parse(bytes, spec) {
-        Ok(previous) => Ok(Some(previous)),
-        Err(e) => {
-            // Not ours or damaged: made again from scratch.
-            tracing::warn!(path = %path, error = %e, "unreadable cutout shard is made again");
-            Ok(None)
+    for folder in earlier {
+        let path = folder.child(name).path;
+        let bytes = match folder.store.get(&path).await {
+            Ok(found) => found.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match Previous::parse(path.clone(), bytes, spec) {
+            Ok(previous) if !previous.by_id.is_empty() => return Ok(Some(previous)),
+            Ok(_) => {}
+            // Not ours or damaged: its targets are made again.
+            Err(e) => tracing::warn!(path = %path, error = %e, "unreadable earlier cutout shard"),
         }
     }
+    Ok(None)
 }
 
 async fn make_shard(
     shard: i64,
     targets: &RecordBatch,
     spec: &CutoutSpec,
-    output: &Output,
-    source: &dyn crate::source::PixelSource,
+    maker: &Maker,
 ) -> Result<ShardSummary> {
     let started = Instant::now();
+    let (output, source) = (&maker.output, maker.source.as_ref());
     let name = shard_file_name(shard);
-    let file = output.folder.child(&name);
-    let path = file.path;
+    let path = output.folder.child(&name).path;
     let ids = strings(targets, schema::GALAXY_ID)?;
-    let previous = read_previous(output, &path, spec).await?;
+    let previous = read_previous(&maker.earlier, &name, spec).await?;
     let n = targets.num_rows();
+    let mut counts = Counts::default();
     let mut summary = ShardSummary {
-        shard,
-        path: file.url,
-        targets: n,
-        ..Default::default()
+        shard: Some(name),
+        bytes: 0,
+        rows_in: n as u64,
+        rows_written: n as u64,
+        counts: Counts::default(),
+        attempt: None,
+        seconds: 0.0,
     };
 
     // Each row either keeps a previous ok row or is made now.
@@ -538,12 +548,18 @@ async fn make_shard(
         }
     }
     let to_make: Vec<usize> = (0..n).filter(|i| kept_row[*i].is_none()).collect();
-    summary.kept = n - to_make.len();
-    summary.fetched = to_make.len();
-    let complete = to_make.is_empty() && previous.as_ref().is_some_and(|p| p.batch.num_rows() == n);
-    if complete {
-        summary.reused_shard = true;
-        *summary.statuses.entry("ok".into()).or_default() += n as u64;
+    counts.add(schema::COUNT_KEPT, vec![], (n - to_make.len()) as u64);
+    counts.add(schema::COUNT_MADE, vec![], to_make.len() as u64);
+    if let Some(prev) = previous
+        .as_ref()
+        .filter(|p| to_make.is_empty() && p.batch.num_rows() == n)
+    {
+        // The same shard, complete: the object itself is taken over.
+        output.folder.store.copy(&prev.path, &path).await?;
+        counts.add(schema::COUNT_REUSED_WHOLE, vec![], 1);
+        counts.add(schema::COUNT_STATUS, vec![Some("ok".into())], n as u64);
+        summary.bytes = prev.bytes;
+        summary.counts = counts;
         summary.seconds = started.elapsed().as_secs_f64();
         return Ok(summary);
     }
@@ -583,12 +599,12 @@ async fn make_shard(
     let mut made_row: Vec<Option<&Cutout>> = vec![None; n];
     for (&i, cutout) in to_make.iter().zip(&made) {
         made_row[i] = Some(cutout);
-        summary.attempts += cutout.attempts as u64;
+        counts.add(schema::COUNT_ATTEMPTS, vec![], cutout.attempts as u64);
     }
 
     let batch = assemble(targets, spec, previous.as_ref(), &kept_row, &made_row)?;
-    for status in strings(&batch, schema::STATUS)?.iter().flatten() {
-        *summary.statuses.entry(status.to_string()).or_default() += 1;
+    for status in strings(&batch, schema::STATUS)?.iter() {
+        counts.add(schema::COUNT_STATUS, vec![status.map(String::from)], 1);
     }
     let bytes = encode_parquet(&batch)?;
     summary.bytes = bytes.len() as u64;
@@ -601,10 +617,11 @@ async fn make_shard(
     tracing::info!(
         shard,
         targets = n,
-        fetched = summary.fetched,
-        kept = summary.kept,
+        made = to_make.len(),
+        kept = n - to_make.len(),
         "cutout shard written"
     );
+    summary.counts = counts;
     Ok(summary)
 }
 
@@ -800,57 +817,19 @@ pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     Ok(buffer)
 }
 
-fn summary_batch(summaries: &[ShardSummary]) -> Result<RecordBatch> {
-    let statuses: Vec<String> = summaries
-        .iter()
-        .map(|s| {
-            serde_json::to_string(&s.statuses).map_err(|e| DataFusionError::Internal(e.to_string()))
-        })
-        .collect::<Result<_>>()?;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(
-            summaries.iter().map(|s| s.shard),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            summaries.iter().map(|s| s.path.as_str()),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            summaries.iter().map(|s| s.targets as i64),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            summaries.iter().map(|s| s.fetched as i64),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            summaries.iter().map(|s| s.kept as i64),
-        )),
-        Arc::new(BooleanArray::from(
-            summaries.iter().map(|s| s.reused_shard).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(statuses)),
-        Arc::new(Int64Array::from_iter_values(
-            summaries.iter().map(|s| s.attempts as i64),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            summaries.iter().map(|s| s.bytes as i64),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            summaries.iter().map(|s| s.seconds),
-        )),
-    ];
-    Ok(RecordBatch::try_new(summary_schema(), columns)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::Int64Array;
     use arrow::datatypes::Schema;
     use datafusion::catalog::TableProvider;
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-    use datafusion_proto::logical_plan::{DefaultLogicalExtensionCodec, LogicalExtensionCodec};
+    use datafusion_proto::logical_plan::LogicalExtensionCodec;
 
-    use crate::codec::CutoutsLogicalCodec;
+    use crate::codec::CutoutsNodes;
     use crate::spec::{Resampling, SourceSpec};
     use crate::table::{CutoutsTable, ShardInput};
+    use lenspipe_sweeps::PlanCodec;
 
     fn targets_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -968,6 +947,7 @@ mod tests {
         std::fs::create_dir_all(&out).unwrap();
         let spec = CutoutSpec {
             output_url: format!("file://{}", out.display()),
+            resume_from: Vec::new(),
             source: SourceSpec::Bricks {
                 coadds_url: format!("file://{}", empty_root.display()),
                 resampling: Resampling::Native,
@@ -991,7 +971,7 @@ mod tests {
             ShardJob::Cutouts(spec),
             ShardInput::Plan(targets_plan),
         ));
-        let codec = CutoutsLogicalCodec::new(Arc::new(DefaultLogicalExtensionCodec {}));
+        let codec = PlanCodec::with_defaults(vec![Arc::new(CutoutsNodes)]);
         let mut bytes = Vec::new();
         let name = datafusion::common::TableReference::bare("cutouts");
         codec
@@ -1002,16 +982,12 @@ mod tests {
             .unwrap();
 
         let summaries = ctx.read_table(decoded).unwrap().collect().await.unwrap();
-        let mut made: Vec<(i64, i64)> = summaries
+        let mut made: Vec<(i64, u64)> = summaries
             .iter()
-            .flat_map(|b| {
-                let shard = b.column_by_name(schema::SUMMARY_SHARD).unwrap();
-                let n = b.column_by_name(schema::SUMMARY_TARGETS).unwrap();
-                let (shard, n) = (
-                    shard.as_primitive::<Int64Type>().clone(),
-                    n.as_primitive::<Int64Type>().clone(),
-                );
-                (0..b.num_rows()).map(move |i| (shard.value(i), n.value(i)))
+            .flat_map(|b| ShardSummary::from_batch(b).unwrap())
+            .map(|s| {
+                let index = schema::shard_index(s.shard.as_deref().unwrap()).unwrap();
+                (index, s.rows_written)
             })
             .collect();
         made.sort();

@@ -5,9 +5,8 @@
 //! The stage is a plan: the targets, with a shard column, under
 //! [`ShardExec`], which makes each shard's cutouts and writes the shard
 //! where it runs. Scanning [`CutoutsTable`] runs it, embedded or on a
-//! Ballista cluster (with [`CutoutsLogicalCodec`] and
-//! [`CutoutsPhysicalCodec`] registered); the caller receives one summary
-//! row per shard and never the pixels.
+//! Ballista cluster (with [`CutoutsNodes`] in the plan codec); the caller
+//! receives one summary row per shard and never the pixels.
 
 // `!(a > b)` is used on purpose where NaN must take the "not greater" branch.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -23,7 +22,7 @@ pub mod synthetic;
 pub mod table;
 pub mod viewer;
 
-pub use codec::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
+pub use codec::CutoutsNodes;
 pub use exec::{ShardExec, ShardJob};
 pub use lenspipe_viewer::CutoutStatus;
 pub use source::{Cutout, PixelSource, Target};

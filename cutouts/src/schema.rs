@@ -1,4 +1,4 @@
-//! The cutout shards' columns and the per-shard summary rows, defined once.
+//! The cutout shards' columns, and what their summaries count, defined once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -116,34 +116,28 @@ pub fn output_schema(targets: &Schema, spec: &CutoutSpec) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
-/// Summary row columns: one row per shard, all the client receives.
-pub const SUMMARY_SHARD: &str = "shard";
-pub const SUMMARY_PATH: &str = "path";
-pub const SUMMARY_TARGETS: &str = "targets";
-pub const SUMMARY_FETCHED: &str = "fetched";
-pub const SUMMARY_KEPT: &str = "kept";
-pub const SUMMARY_REUSED_SHARD: &str = "reused_shard";
-pub const SUMMARY_STATUSES: &str = "statuses";
-pub const SUMMARY_ATTEMPTS: &str = "attempts";
-pub const SUMMARY_BYTES: &str = "bytes";
-pub const SUMMARY_SECONDS: &str = "seconds";
-
-pub fn summary_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(SUMMARY_SHARD, DataType::Int64, false),
-        Field::new(SUMMARY_PATH, DataType::Utf8, false),
-        Field::new(SUMMARY_TARGETS, DataType::Int64, false),
-        Field::new(SUMMARY_FETCHED, DataType::Int64, false),
-        Field::new(SUMMARY_KEPT, DataType::Int64, false),
-        Field::new(SUMMARY_REUSED_SHARD, DataType::Boolean, false),
-        Field::new(SUMMARY_STATUSES, DataType::Utf8, false),
-        Field::new(SUMMARY_ATTEMPTS, DataType::Int64, false),
-        Field::new(SUMMARY_BYTES, DataType::Int64, false),
-        Field::new(SUMMARY_SECONDS, DataType::Float64, false),
-    ]))
-}
+/// What a shard's summary counts, besides rows (the summary rows are the
+/// writer's, [`lenspipe_sinks::ShardSummary`]): targets by status, and
+/// single counters with no key.
+pub const COUNT_STATUS: &str = "cutout_status";
+/// Targets whose cutout was made (fetched or cut) in this run.
+pub const COUNT_MADE: &str = "made";
+/// Targets whose `ok` row was kept from an earlier version.
+pub const COUNT_KEPT: &str = "kept";
+/// Requests (or brick reads) made, retries included.
+pub const COUNT_ATTEMPTS: &str = "attempts";
+/// 1 for a shard taken whole from an earlier version.
+pub const COUNT_REUSED_WHOLE: &str = "reused_whole";
 
 /// The object name of shard `index` inside the output folder.
 pub fn shard_file_name(index: i64) -> String {
     format!("shard-{index:06}.parquet")
+}
+
+/// The index of a shard named by [`shard_file_name`].
+pub fn shard_index(name: &str) -> Option<i64> {
+    name.strip_prefix("shard-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
 }

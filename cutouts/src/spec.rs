@@ -58,8 +58,14 @@ impl Plane {
 /// One cutout run: the pixel source, the grid, and where shards go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CutoutSpec {
-    /// `<output>/cutouts`, the folder the shards are written to.
+    /// The version folder the shards are written to,
+    /// `<output>/cutouts/v-<run id>`.
     pub output_url: String,
+    /// Folders of earlier versions, newest first: a shard of the same name
+    /// there lends its `ok` rows made the same way, so only the rest is
+    /// made again.
+    #[serde(default)]
+    pub resume_from: Vec<String>,
     pub source: SourceSpec,
     pub size: usize,
     pub pixscale: f64,

@@ -98,7 +98,7 @@ fn files_scan(
 #[async_trait]
 impl TableProvider for CutoutsTable {
     fn schema(&self) -> SchemaRef {
-        self.job.summary_schema()
+        lenspipe_sinks::summary::summary_schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -121,7 +121,7 @@ impl TableProvider for CutoutsTable {
             } => files_scan(store_url, files, schema)?,
         };
         let plan: Arc<dyn ExecutionPlan> = Arc::new(ShardExec::new(input, self.job.clone()));
-        let schema = self.job.summary_schema();
+        let schema = lenspipe_sinks::summary::summary_schema();
         match projection {
             Some(columns) if *columns != (0..schema.fields().len()).collect::<Vec<_>>() => {
                 let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = columns

@@ -40,6 +40,7 @@ use datafusion_proto::bytes::{
     physical_plan_from_bytes_with_proto_converter, physical_plan_to_bytes_with_proto_converter,
 };
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use lenspipe_sweeps::{single_input, NodeCodec};
 
 /// The most a build side may read to be inlined: every task reads it.
 pub const MAX_INLINED_BUILD_BYTES: u64 = 64 * 1024 * 1024;
@@ -184,16 +185,11 @@ impl ExecutionPlan for InlinedBuildJoinExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(DataFusionError::Internal(format!(
-                "InlinedBuildJoinExec takes one input (the probe side), got {}",
-                children.len()
-            )));
-        }
+        let probe = single_input("InlinedBuildJoinExec", &children)?;
         let join = Arc::clone(&self.join).replace_children(
-            vec![Arc::clone(self.build()), children.swap_remove(0)],
+            vec![Arc::clone(self.build()), Arc::clone(probe)],
             recompute(),
         )?;
         Ok(Arc::new(Self::try_new(join)?))
@@ -218,47 +214,48 @@ fn recompute() -> ReplaceChildrenOptions {
 
 const EXEC_TAG: &[u8] = b"lenspipe.inlined-build-join.v1\n";
 
-/// Encodes the join with its build side and a placeholder for the probe
-/// side, which the plan carries as the node's input.
-pub fn encode(
-    exec: &InlinedBuildJoinExec,
-    codec: &dyn PhysicalExtensionCodec,
-    converter: &dyn PhysicalProtoConverterExtension,
-    buf: &mut Vec<u8>,
-) -> Result<()> {
-    let placeholder = Arc::new(EmptyExec::new(exec.probe().schema()));
-    let for_wire = Arc::clone(exec.join())
-        .replace_children(vec![Arc::clone(exec.build()), placeholder], recompute())?;
-    let bytes = physical_plan_to_bytes_with_proto_converter(for_wire, codec, converter)?;
-    buf.extend_from_slice(EXEC_TAG);
-    buf.extend_from_slice(&bytes);
-    Ok(())
-}
+/// Carries [`InlinedBuildJoinExec`]: the join with its build side and a
+/// placeholder for the probe side, which the plan carries as the node's
+/// input.
+#[derive(Debug, Default)]
+pub struct InlinedJoinNodes;
 
-/// Decodes what [`encode`] wrote, with `inputs` (the probe side), or
-/// `None` when `buf` is not an inlined join.
-pub fn decode(
-    buf: &[u8],
-    inputs: &[Arc<dyn ExecutionPlan>],
-    ctx: &TaskContext,
-    codec: &dyn PhysicalExtensionCodec,
-    converter: &dyn PhysicalProtoConverterExtension,
-) -> Option<Result<Arc<dyn ExecutionPlan>>> {
-    let bytes = buf.strip_prefix(EXEC_TAG)?;
-    Some((|| {
-        let [probe] = inputs else {
-            return Err(DataFusionError::Internal(format!(
-                "InlinedBuildJoinExec takes one input, the plan carried {}",
-                inputs.len()
-            )));
-        };
-        let join = physical_plan_from_bytes_with_proto_converter(bytes, ctx, codec, converter)?;
-        let build = Arc::clone(join.children().first().ok_or_else(|| {
-            DataFusionError::Internal("an inlined join arrived without its build side".into())
-        })?);
-        let join = join.replace_children(vec![build, Arc::clone(probe)], recompute())?;
-        Ok(Arc::new(InlinedBuildJoinExec::try_new(join)?) as Arc<dyn ExecutionPlan>)
-    })())
+impl NodeCodec for InlinedJoinNodes {
+    fn encode_exec(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+        whole: &dyn PhysicalExtensionCodec,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Option<Result<Vec<u8>>> {
+        let exec = node.downcast_ref::<InlinedBuildJoinExec>()?;
+        Some((|| {
+            let placeholder = Arc::new(EmptyExec::new(exec.probe().schema()));
+            let for_wire = Arc::clone(exec.join())
+                .replace_children(vec![Arc::clone(exec.build()), placeholder], recompute())?;
+            let bytes = physical_plan_to_bytes_with_proto_converter(for_wire, whole, converter)?;
+            Ok([EXEC_TAG, &bytes[..]].concat())
+        })())
+    }
+
+    fn decode_exec(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        whole: &dyn PhysicalExtensionCodec,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Option<Result<Arc<dyn ExecutionPlan>>> {
+        let bytes = buf.strip_prefix(EXEC_TAG)?;
+        Some((|| {
+            let probe = single_input("InlinedBuildJoinExec", inputs)?;
+            let join = physical_plan_from_bytes_with_proto_converter(bytes, ctx, whole, converter)?;
+            let build = Arc::clone(join.children().first().ok_or_else(|| {
+                DataFusionError::Internal("an inlined join arrived without its build side".into())
+            })?);
+            let join = join.replace_children(vec![build, Arc::clone(probe)], recompute())?;
+            Ok(Arc::new(InlinedBuildJoinExec::try_new(join)?) as Arc<dyn ExecutionPlan>)
+        })())
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! Everything an engine needs to run lenspipe plans, shared by the embedded
 //! engine, the Ballista client, the scheduler and the executors: the UDFs,
-//! the object store registry and the codecs for the sweeps table, the FITS
-//! scan and the cutout operator. The cluster binaries depend on this crate
+//! the object store registry and the one plan codec for every lenspipe
+//! node. The cluster binaries depend on this crate
 //! alone, not on the stages or the CLI.
 
 pub mod cli_defaults;
 pub mod inline_build;
 pub mod memory;
+#[cfg(test)]
+mod roundtrip;
 
 use std::sync::Arc;
 
@@ -16,69 +18,39 @@ use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtens
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::TaskContext;
 use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
-use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
-use inline_build::{InlineSmallBuildSides, InlinedBuildJoinExec};
-use lenspipe_cutouts::{CutoutsLogicalCodec, CutoutsPhysicalCodec};
-use lenspipe_sinks::{SinksLogicalCodec, SinksPhysicalCodec};
-use lenspipe_sweeps::{EnvObjectStoreRegistry, SweepsLogicalCodec, SweepsPhysicalCodec};
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use inline_build::{InlineSmallBuildSides, InlinedJoinNodes};
+use lenspipe_cutouts::CutoutsNodes;
+use lenspipe_sinks::SinksNodes;
+use lenspipe_sweeps::{EnvObjectStoreRegistry, PlanCodec, SweepsNodes};
 
-/// The logical codec: the written plans (outermost: they encode their plan
-/// with the whole chain), the cutouts table, the sweeps table, then Ballista's own.
+/// The one plan codec: every lenspipe node (the sweeps table and its scan,
+/// the writer, the cutout operator, joins with an inlined build side), then
+/// Ballista's own codecs for everything else.
+pub fn plan_codec() -> Arc<PlanCodec> {
+    Arc::new(PlanCodec::new(
+        vec![
+            Arc::new(SweepsNodes),
+            Arc::new(SinksNodes),
+            Arc::new(CutoutsNodes),
+            Arc::new(InlinedJoinNodes),
+        ],
+        Arc::new(BallistaLogicalExtensionCodec::default()),
+        Arc::new(BallistaPhysicalExtensionCodec::default()),
+    ))
+}
+
+/// [`plan_codec`] as the logical codec.
 pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
-    let ballista = Arc::new(BallistaLogicalExtensionCodec::default());
-    Arc::new(SinksLogicalCodec::new(Arc::new(CutoutsLogicalCodec::new(
-        Arc::new(SweepsLogicalCodec::new(ballista)),
-    ))))
+    plan_codec()
 }
 
-/// The physical codec: joins with an inlined build side (outermost: they
-/// encode their build side with the whole chain), the partition writer, the
-/// cutout operator, the FITS scan, then Ballista's own nodes.
+/// [`plan_codec`] as the physical codec.
 pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
-    let ballista = Arc::new(BallistaPhysicalExtensionCodec::default());
-    Arc::new(InlinedJoinCodec {
-        inner: Arc::new(SinksPhysicalCodec::new(Arc::new(
-            CutoutsPhysicalCodec::new(Arc::new(SweepsPhysicalCodec::new(ballista))),
-        ))),
-    })
-}
-
-/// Carries [`InlinedBuildJoinExec`] in physical plans.
-#[derive(Debug)]
-struct InlinedJoinCodec {
-    inner: Arc<dyn PhysicalExtensionCodec>,
-}
-
-impl PhysicalExtensionCodec for InlinedJoinCodec {
-    fn try_decode(
-        &self,
-        buf: &[u8],
-        inputs: &[Arc<dyn ExecutionPlan>],
-        ctx: &TaskContext,
-        converter: &dyn PhysicalProtoConverterExtension,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        match inline_build::decode(buf, inputs, ctx, self, converter) {
-            Some(decoded) => decoded,
-            None => self.inner.try_decode(buf, inputs, ctx, converter),
-        }
-    }
-
-    fn try_encode(
-        &self,
-        node: Arc<dyn ExecutionPlan>,
-        buf: &mut Vec<u8>,
-        converter: &dyn PhysicalProtoConverterExtension,
-    ) -> Result<()> {
-        match node.downcast_ref::<InlinedBuildJoinExec>() {
-            Some(exec) => inline_build::encode(exec, self, converter, buf),
-            None => self.inner.try_encode(node, buf, converter),
-        }
-    }
+    plan_codec()
 }
 
 /// A runtime whose object stores come from the process environment.

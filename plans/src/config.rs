@@ -543,6 +543,7 @@ impl Config {
         };
         Ok(CutoutSpec {
             output_url: output_url.to_string(),
+            resume_from: Vec::new(),
             source,
             size: c.size.value,
             pixscale: c.pixscale.value,

@@ -372,6 +372,7 @@ pub struct CutoutsSection {
     pub bands: String,
     pub pixscale: f64,
     pub output: String,
+    /// The committed version's bytes, shards taken over whole included.
     pub bytes_written: u64,
     pub timings_s: Timings,
     pub cutouts_per_s: f64,

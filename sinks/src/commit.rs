@@ -113,8 +113,14 @@ pub async fn register_committed(
             dir.url
         ))
     })?;
-    let urls = manifest
-        .file_urls(dir)
+    register_files(ctx, name, &manifest.file_urls(dir)).await?;
+    Ok(manifest)
+}
+
+/// Registers exactly the Parquet files `urls` as table `name` (replacing
+/// any table of that name): a stage reading what it has just staged.
+pub async fn register_files(ctx: &SessionContext, name: &str, urls: &[String]) -> Result<()> {
+    let urls = urls
         .iter()
         .map(ListingTableUrl::parse)
         .collect::<Result<Vec<_>>>()?;
@@ -126,7 +132,7 @@ pub async fn register_committed(
         .await?;
     ctx.deregister_table(name)?;
     ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(manifest)
+    Ok(())
 }
 
 /// A version being written.
@@ -171,6 +177,44 @@ impl Staged {
             version,
             folder,
         })
+    }
+
+    /// Like [`Staged::start`], for an output whose shards are made the
+    /// same way in every run and are worth keeping (cutouts): also returns
+    /// the folders of earlier versions, committed or left by a killed run,
+    /// newest first, where a writer may find a shard of the same name to
+    /// keep rows from. Files directly in `dir` (a layout older than
+    /// versions) come last. Nothing here is removed before the commit.
+    pub async fn start_resumable(dir: Location, run_id: &str) -> Result<(Self, Vec<String>)> {
+        let staged = Self::start(dir, run_id).await?;
+        let mut newest: BTreeMap<String, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+        let mut loose = false;
+        for object in list(&staged.dir).await? {
+            let Some(relative) = object.location.prefix_match(&staged.dir.path) else {
+                continue;
+            };
+            let parts: Vec<_> = relative.map(|p| p.as_ref().to_string()).collect();
+            match parts.as_slice() {
+                [file] => loose |= file.ends_with(".parquet"),
+                [version, ..] if version.starts_with("v-") && *version != staged.version => {
+                    let at = newest
+                        .entry(version.clone())
+                        .or_insert(object.last_modified);
+                    *at = (*at).max(object.last_modified);
+                }
+                _ => {}
+            }
+        }
+        let mut versions: Vec<_> = newest.into_iter().collect();
+        versions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        let mut earlier: Vec<String> = versions
+            .into_iter()
+            .map(|(version, _)| staged.dir.child(&version).url)
+            .collect();
+        if loose {
+            earlier.push(staged.dir.url.clone());
+        }
+        Ok((staged, earlier))
     }
 
     /// Where the writer puts the shards.
@@ -482,5 +526,56 @@ mod tests {
         aborted.abort().await.unwrap();
         assert!(!own.exists(), "the aborted run's folder is left");
         assert!(root.path().join("out/v-r2/part-a.parquet").is_file());
+    }
+
+    /// A resumable start names every earlier version, committed or left by
+    /// a killed run, newest first, then loose files of an older layout; it
+    /// removes none of them, and the commit removes them all.
+    #[tokio::test]
+    async fn a_resumable_start_lists_earlier_versions_newest_first() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = folder(root.path());
+        let staged = Staged::start(dir.clone(), "r1").await.unwrap();
+        dir.child("v-r1/shard-000000.parquet")
+            .put_bytes(vec![1; 5])
+            .await
+            .unwrap();
+        staged
+            .commit(&[summary("shard-000000.parquet", 5, 1)], &schema())
+            .await
+            .unwrap();
+        // Files written later have later modification times.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        dir.child("v-r2/shard-000001.parquet")
+            .put_bytes(vec![1; 3])
+            .await
+            .unwrap();
+        dir.child("shard-000002.parquet")
+            .put_bytes(vec![1; 2])
+            .await
+            .unwrap();
+
+        let (staged, earlier) = Staged::start_resumable(dir.clone(), "r3").await.unwrap();
+        let names: Vec<&str> = earlier
+            .iter()
+            .map(|url| url.trim_end_matches('/').rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(names, ["v-r2", "v-r1", "out"]);
+        assert!(root.path().join("out/v-r1/shard-000000.parquet").is_file());
+
+        dir.child("v-r3/shard-000000.parquet")
+            .put_bytes(vec![1; 4])
+            .await
+            .unwrap();
+        staged
+            .commit(&[summary("shard-000000.parquet", 4, 1)], &schema())
+            .await
+            .unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(root.path().join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["_SUCCESS", "v-r3"]);
     }
 }

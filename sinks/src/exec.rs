@@ -27,13 +27,14 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::StreamExt;
-use lenspipe_sweeps::Location;
+use lenspipe_sweeps::{single_input, Location};
 use object_store::buffered::BufWriter;
 use object_store::ObjectStoreExt;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 
 use crate::spec::{CounterRows, WriteSpec};
-use crate::summary::{summary_schema, Counts, ShardSummary};
+use crate::summary::{summary_schema, Counts, ShardSummary, SummaryMetrics};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 
 /// Writes its input's partitions; see the module documentation.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ pub struct PartitionWriterExec {
     input: Arc<dyn ExecutionPlan>,
     spec: WriteSpec,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl PartitionWriterExec {
@@ -56,6 +58,7 @@ impl PartitionWriterExec {
             input,
             spec,
             properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
@@ -106,18 +109,14 @@ impl ExecutionPlan for PartitionWriterExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(DataFusionError::Internal(format!(
-                "PartitionWriterExec takes one input, got {}",
-                children.len()
-            )));
-        }
-        Ok(Arc::new(Self::new(
-            children.swap_remove(0),
-            self.spec.clone(),
-        )))
+        let input = single_input("PartitionWriterExec", &children)?;
+        Ok(Arc::new(Self::new(Arc::clone(input), self.spec.clone())))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn execute(
@@ -127,8 +126,10 @@ impl ExecutionPlan for PartitionWriterExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let spec = self.spec.clone();
+        let metrics = SummaryMetrics::new(&self.metrics, partition);
         let work = async move {
             let summary = write_partition(input, &spec, partition, &context).await?;
+            metrics.record(&summary);
             summary.to_batch()
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(

@@ -22,9 +22,11 @@ pub mod spec;
 pub mod summary;
 pub mod table;
 
-pub use codec::{SinksLogicalCodec, SinksPhysicalCodec};
-pub use commit::{committed, register_committed, Committed, CommittedFile, Staged, SUCCESS};
+pub use codec::SinksNodes;
+pub use commit::{
+    committed, register_committed, register_files, Committed, CommittedFile, Staged, SUCCESS,
+};
 pub use exec::PartitionWriterExec;
 pub use spec::{Counter, CounterRows, WriteSpec};
-pub use summary::{Counts, ShardSummary, Summaries};
+pub use summary::{Counts, ShardSummary, Summaries, SummaryMetrics};
 pub use table::WriteTable;

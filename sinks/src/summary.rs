@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use serde::{Deserialize, Serialize};
 
 pub const SHARD: &str = "shard";
@@ -71,6 +72,11 @@ impl Counts {
             *out.entry(key.into_iter().next().flatten()).or_default() += n;
         }
         out
+    }
+
+    /// One counter's counts summed over its keys.
+    pub fn total(&self, name: &str) -> u64 {
+        self.0.get(name).map_or(0, |values| values.values().sum())
     }
 
     /// As a list of `[counter, [values…], n]`, since JSON maps need string keys.
@@ -162,6 +168,39 @@ impl ShardSummary {
                 })
             })
             .collect()
+    }
+}
+
+/// What a node that reports [`ShardSummary`] rows shows among its metrics
+/// (`EXPLAIN ANALYZE`, the scheduler's stage metrics): rows in, rows
+/// written (as output rows) and bytes written, per partition.
+pub struct SummaryMetrics {
+    rows_in: Count,
+    rows_written: Count,
+    bytes: Count,
+}
+
+impl SummaryMetrics {
+    pub fn new(metrics: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        Self {
+            rows_in: MetricBuilder::new(metrics).counter("rows_in", partition),
+            rows_written: MetricBuilder::new(metrics).output_rows(partition),
+            bytes: MetricBuilder::new(metrics).counter("bytes_written", partition),
+        }
+    }
+
+    pub fn record(&self, summary: &ShardSummary) {
+        self.rows_in.add(summary.rows_in as usize);
+        self.rows_written.add(summary.rows_written as usize);
+        self.bytes.add(summary.bytes as usize);
+    }
+
+    /// Records every summary in a batch of [`summary_schema`].
+    pub fn record_batch(&self, batch: &RecordBatch) -> Result<()> {
+        for summary in ShardSummary::from_batch(batch)? {
+            self.record(&summary);
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `WriteTable`: a stage's plan as a table whose scan writes it. Reading
 //! the table runs the plan under [`PartitionWriterExec`] and yields the
 //! summary rows; the plan travels to the scheduler inside the table (see
-//! [`SinksLogicalCodec`](crate::SinksLogicalCodec)), so it is planned and
+//! [`SinksNodes`](crate::SinksNodes)), so it is planned and
 //! split into tasks there like any other query.
 
 use std::sync::Arc;

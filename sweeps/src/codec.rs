@@ -1,18 +1,12 @@
-//! Plan codecs for the sweeps table and its scan, wrapping the codecs of
-//! whatever engine runs the plan (Ballista's on a cluster).
-//!
-//! A payload of ours starts with a magic tag; anything else goes to the
-//! wrapped codec, so Ballista's own nodes keep working.
+//! How the sweeps table and its scan travel in plans ([`SweepsNodes`]),
+//! and the tagged-JSON payload every lenspipe node uses.
 
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
-use datafusion::common::TableReference;
-use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
@@ -27,6 +21,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
 
 use crate::listing::SweepFile;
+use crate::plan_codec::NodeCodec;
 use crate::schema::SWEEP_FILE_COLUMN;
 use crate::source::FitsSource;
 use crate::table::{file_range, sweeps_table_schema, SweepsOptions, SweepsTable};
@@ -141,6 +136,13 @@ pub fn encode_tagged<T: Serialize>(tag: &[u8], value: &T, buf: &mut Vec<u8>) -> 
         .map_err(|e| DataFusionError::Internal(format!("encoding plan: {e}")))
 }
 
+/// [`encode_tagged`] into a new buffer.
+pub fn tagged<T: Serialize>(tag: &[u8], value: &T) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    encode_tagged(tag, value, &mut buf)?;
+    Ok(buf)
+}
+
 /// The value after `tag`, or `None` when the payload is not tagged so.
 pub fn decode_tagged<T: for<'de> Deserialize<'de>>(tag: &[u8], buf: &[u8]) -> Option<Result<T>> {
     let body = buf.strip_prefix(tag)?;
@@ -166,135 +168,69 @@ pub fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
     Ok(Arc::new(schema))
 }
 
-/// Carries [`SweepsTable`] in logical plans (client to scheduler).
-#[derive(Debug)]
-pub struct SweepsLogicalCodec {
-    inner: Arc<dyn LogicalExtensionCodec>,
-}
+/// The sweeps table in logical plans (client to scheduler) and its FITS
+/// scan (a `DataSourceExec` over [`FitsSource`]) in physical plans
+/// (scheduler to executors).
+#[derive(Debug, Default)]
+pub struct SweepsNodes;
 
-impl SweepsLogicalCodec {
-    pub fn new(inner: Arc<dyn LogicalExtensionCodec>) -> Self {
-        Self { inner }
+impl NodeCodec for SweepsNodes {
+    fn encode_table(
+        &self,
+        table: &Arc<dyn TableProvider>,
+        _whole: &dyn LogicalExtensionCodec,
+    ) -> Option<Result<Vec<u8>>> {
+        let table = table.downcast_ref::<SweepsTable>()?;
+        let spec = TableSpec {
+            location: table.location().to_string(),
+            files: table.files().as_ref().clone(),
+            options: table.options(),
+        };
+        Some(tagged(TABLE_TAG, &spec))
     }
-}
 
-impl LogicalExtensionCodec for SweepsLogicalCodec {
-    fn try_decode(
+    fn decode_table(
         &self,
         buf: &[u8],
-        inputs: &[LogicalPlan],
-        ctx: &TaskContext,
-    ) -> Result<Extension> {
-        self.inner.try_decode(buf, inputs, ctx)
+        schema: &SchemaRef,
+        _ctx: &TaskContext,
+        _whole: &dyn LogicalExtensionCodec,
+    ) -> Option<Result<Arc<dyn TableProvider>>> {
+        let spec = decode_tagged::<TableSpec>(TABLE_TAG, buf)?;
+        Some(spec.and_then(|spec| {
+            // The plan carries the table schema; the table wants its files' part.
+            let keep: Vec<usize> = (0..schema.fields().len())
+                .filter(|i| schema.field(*i).name() != SWEEP_FILE_COLUMN)
+                .collect();
+            let file_schema = Arc::new(schema.project(&keep)?);
+            Ok(Arc::new(SweepsTable::from_parts(
+                spec.location,
+                Arc::new(spec.files),
+                file_schema,
+                spec.options,
+            )) as Arc<dyn TableProvider>)
+        }))
     }
 
-    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode(node, buf)
+    fn encode_exec(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+        _whole: &dyn PhysicalExtensionCodec,
+        _converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Option<Result<Vec<u8>>> {
+        let (config, source) = fits_scan(node)?;
+        Some(ScanSpec::from_config(config, source).and_then(|spec| tagged(SCAN_TAG, &spec)))
     }
 
-    fn try_decode_table_provider(
+    fn decode_exec(
         &self,
         buf: &[u8],
-        table_ref: &TableReference,
-        schema: SchemaRef,
-        ctx: &TaskContext,
-    ) -> Result<Arc<dyn TableProvider>> {
-        match decode_tagged::<TableSpec>(TABLE_TAG, buf) {
-            Some(spec) => {
-                let spec = spec?;
-                // The plan carries the table schema; the table wants its files' part.
-                let keep: Vec<usize> = (0..schema.fields().len())
-                    .filter(|i| schema.field(*i).name() != SWEEP_FILE_COLUMN)
-                    .collect();
-                let file_schema = Arc::new(schema.project(&keep)?);
-                Ok(Arc::new(SweepsTable::from_parts(
-                    spec.location,
-                    Arc::new(spec.files),
-                    file_schema,
-                    spec.options,
-                )))
-            }
-            None => self
-                .inner
-                .try_decode_table_provider(buf, table_ref, schema, ctx),
-        }
-    }
-
-    fn try_encode_table_provider(
-        &self,
-        table_ref: &TableReference,
-        node: Arc<dyn TableProvider>,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        match node.downcast_ref::<SweepsTable>() {
-            Some(table) => encode_tagged(
-                TABLE_TAG,
-                &TableSpec {
-                    location: table.location().to_string(),
-                    files: table.files().as_ref().clone(),
-                    options: table.options(),
-                },
-                buf,
-            ),
-            None => self.inner.try_encode_table_provider(table_ref, node, buf),
-        }
-    }
-
-    fn try_decode_file_format(
-        &self,
-        buf: &[u8],
-        ctx: &TaskContext,
-    ) -> Result<Arc<dyn FileFormatFactory>> {
-        self.inner.try_decode_file_format(buf, ctx)
-    }
-
-    fn try_encode_file_format(
-        &self,
-        buf: &mut Vec<u8>,
-        node: Arc<dyn FileFormatFactory>,
-    ) -> Result<()> {
-        self.inner.try_encode_file_format(buf, node)
-    }
-}
-
-/// Carries FITS file scans (a `DataSourceExec` over [`FitsSource`]) in
-/// physical plans (scheduler to executors).
-#[derive(Debug)]
-pub struct SweepsPhysicalCodec {
-    inner: Arc<dyn PhysicalExtensionCodec>,
-}
-
-impl SweepsPhysicalCodec {
-    pub fn new(inner: Arc<dyn PhysicalExtensionCodec>) -> Self {
-        Self { inner }
-    }
-}
-
-impl PhysicalExtensionCodec for SweepsPhysicalCodec {
-    fn try_decode(
-        &self,
-        buf: &[u8],
-        inputs: &[Arc<dyn ExecutionPlan>],
-        ctx: &TaskContext,
-        proto_converter: &dyn PhysicalProtoConverterExtension,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        match decode_tagged::<ScanSpec>(SCAN_TAG, buf) {
-            Some(spec) => spec?.into_plan(),
-            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
-        }
-    }
-
-    fn try_encode(
-        &self,
-        node: Arc<dyn ExecutionPlan>,
-        buf: &mut Vec<u8>,
-        proto_converter: &dyn PhysicalProtoConverterExtension,
-    ) -> Result<()> {
-        match fits_scan(&node) {
-            Some((config, source)) => {
-                encode_tagged(SCAN_TAG, &ScanSpec::from_config(config, source)?, buf)
-            }
-            None => self.inner.try_encode(node, buf, proto_converter),
-        }
+        _inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _whole: &dyn PhysicalExtensionCodec,
+        _converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Option<Result<Arc<dyn ExecutionPlan>>> {
+        let spec = decode_tagged::<ScanSpec>(SCAN_TAG, buf)?;
+        Some(spec.and_then(ScanSpec::into_plan))
     }
 }

@@ -19,7 +19,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::projection::ProjectionExprs;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use futures::StreamExt;
 use lenspipe_fits::{BinTableLayout, RowDecoder};
 use memmap2::{Mmap, MmapOptions};
@@ -127,7 +127,7 @@ impl FileSource for FitsSource {
         &self,
         object_store: Arc<dyn ObjectStore>,
         base_config: &FileScanConfig,
-        _partition: usize,
+        partition: usize,
     ) -> Result<Arc<dyn FileOpener>> {
         let file_schema = self.table_schema.file_schema();
         let projected = Arc::new(file_schema.project(&self.projection.file_indices)?);
@@ -140,6 +140,7 @@ impl FileSource for FitsSource {
             schema: projected,
             batch_rows: self.batch_rows as u64,
             limit: base_config.limit,
+            bytes_scanned: MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition),
         });
         ProjectionOpener::try_new(self.projection.clone(), opener, file_schema)
     }
@@ -328,6 +329,8 @@ struct FitsOpener {
     schema: SchemaRef,
     batch_rows: u64,
     limit: Option<usize>,
+    /// Row bytes read (mapped or fetched), shown with the scan's metrics.
+    bytes_scanned: Count,
 }
 
 /// The rows whose first byte lies in `range` (all rows without one).
@@ -414,7 +417,16 @@ impl FileOpener for FitsOpener {
         // finds it by, to leave the file out of a retry (`scan.on_bad_file`).
         let mark_url = Arc::new(url.clone());
         let opened = open_range(
-            store, local, schema, batch_rows, limit, path, size, url, range,
+            store,
+            local,
+            schema,
+            batch_rows,
+            limit,
+            path,
+            size,
+            url,
+            range,
+            self.bytes_scanned.clone(),
         );
         Ok(Box::pin(async move {
             let stream = opened.await.map_err(|e| mark(&mark_url, e))?;
@@ -446,6 +458,7 @@ async fn open_range(
     size: u64,
     url: String,
     range: Option<(u64, u64)>,
+    bytes_scanned: Count,
 ) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
     let layout = cached_layout(store.as_ref(), &path, size, &url).await?;
     let (start, mut end) = rows_in_range(&layout, range);
@@ -461,8 +474,11 @@ async fn open_range(
     let url = Arc::new(url);
     if local && decoder.needs_bytes() && start < end {
         let file = LocalRows::open(&path, layout, url)?;
-        let stream = futures::stream::iter(ranges)
-            .map(move |(first, rows)| decoder.decode(&file.map(first, rows)?, first, rows));
+        let stream = futures::stream::iter(ranges).map(move |(first, rows)| {
+            let mapped = file.map(first, rows)?;
+            bytes_scanned.add(mapped.len());
+            decoder.decode(&mapped, first, rows)
+        });
         return Ok(stream.boxed());
     }
     let stream = futures::stream::iter(ranges)
@@ -489,7 +505,12 @@ async fn open_range(
             }
         })
         .buffered(PREFETCH)
-        .map(|r| r.and_then(|(decoder, bytes, first, rows)| decoder.decode(&bytes, first, rows)));
+        .map(move |r| {
+            r.and_then(|(decoder, bytes, first, rows)| {
+                bytes_scanned.add(bytes.len());
+                decoder.decode(&bytes, first, rows)
+            })
+        });
     Ok(stream.boxed())
 }
 

@@ -10,10 +10,14 @@ import sys
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+sys.path.insert(0, os.path.dirname(__file__))
+from lenspipe_output import committed_files  # noqa: E402
+
 folder = sys.argv[1]
-# Shards are the *.parquet files: a put cut short by a kill can leave the
-# store's temporary file (name#N) beside them, which is not a shard.
-shards = sorted(glob.glob(os.path.join(glob.escape(folder), "*.parquet")))
+# A committed output: the files its _SUCCESS names. A version folder (what
+# a killed run left): its *.parquet files; a put cut short by a kill can
+# leave the store's temporary file (name#N) beside them, which is not a shard.
+shards = committed_files(folder) or sorted(glob.glob(os.path.join(glob.escape(folder), "*.parquet")))
 data = ds.dataset(shards, format="parquet")
 files = sorted(data.files)
 for f in files:

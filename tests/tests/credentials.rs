@@ -259,13 +259,13 @@ fn a_run_with_credentials_never_writes_them_to_output_logs_or_plans() {
         &mut problems,
     );
     let run_json = read_json(&fetched.join("run.json"));
-    // (folder, run.json section, the file that marks the folder complete;
-    // the cutout shards keep their own manifest).
+    // (folder, run.json section, the file that marks the folder complete).
     for (folder, stage, marker) in [
         ("negatives", "negatives", "_SUCCESS"),
         ("positives", "positives", "_SUCCESS"),
         ("sample", "stratify", "_SUCCESS"),
-        ("cutouts", "cutouts", "_manifest.json"),
+        ("cutouts", "cutouts", "_SUCCESS"),
+        ("validation/checks", "validate", "_SUCCESS"),
     ] {
         assert!(
             fetched.join(folder).join(marker).exists(),

@@ -294,9 +294,11 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
     // The same pixels under two targets: both fail duplicate_image, nothing else changes.
     let copied = tmp.path().join("with-duplicate");
     let script = "import sys, glob, os, shutil, pyarrow as pa, pyarrow.parquet as pq\n\
+                  sys.path.insert(0, 'tests/py')\n\
+                  from lenspipe_output import committed_files\n\
                   src, dst = sys.argv[1], sys.argv[2]\n\
                   os.makedirs(dst)\n\
-                  files = sorted(glob.glob(src + '/shard-*.parquet'))\n\
+                  files = committed_files(src)\n\
                   for f in files: shutil.copy(f, dst)\n\
                   t = pq.read_table(files[0])\n\
                   row = t.slice([s for s in t['cutout_status'].to_pylist()].index('ok'), 1)\n\
@@ -427,16 +429,26 @@ fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let shards = |dir: &Path| -> Vec<String> {
+    // The version folders (`cutouts/v-<run id>`) the runs wrote into.
+    let versions = |dir: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(dir.join("cutouts"))
             .map(|d| {
                 d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    // Not the store's temporary file of a put the kill cut short.
-                    .filter(|n| n.starts_with("shard-") && n.ends_with(".parquet"))
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("v-"))
+                    .map(|e| e.path())
                     .collect()
             })
             .unwrap_or_default()
+    };
+    let shards = |dir: &Path| -> Vec<String> {
+        versions(dir)
+            .iter()
+            .flat_map(|v| std::fs::read_dir(v).into_iter().flatten())
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            // Not the store's temporary file of a put the kill cut short.
+            .filter(|n| n.starts_with("shard-") && n.ends_with(".parquet"))
+            .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     while shards(&killed).len() < 2 && Instant::now() < deadline {
@@ -450,8 +462,11 @@ fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
     child.wait().unwrap();
     let done_before = shards(&killed);
     assert!(!done_before.is_empty());
-    // What is visible is complete: every shard reads.
-    let partial = rows(&killed.join("cutouts"), false);
+    // Nothing is committed, and the shards the killed run left are complete.
+    assert!(!killed.join("cutouts/_SUCCESS").exists());
+    let left = versions(&killed);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let partial = rows(&left[0], false);
     let finished_ids: Vec<String> = partial["by_id"]
         .as_object()
         .unwrap()
@@ -462,6 +477,11 @@ fn a_killed_cutout_run_resumes_without_fetching_finished_shards() {
 
     run_ok(&mut cutouts(&killed, &pairs));
     let after = server.stats();
+    // The rerun's version is committed and the killed run's is gone.
+    let left = versions(&killed);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let manifest = read_json(&killed.join("cutouts/_SUCCESS"));
+    assert!(left[0].ends_with(manifest["version"].as_str().unwrap()));
     // No target of a finished shard was asked for again.
     for id_row in partial["by_id"].as_object().unwrap().values() {
         let row = &id_row[0];
@@ -847,8 +867,10 @@ json.dump({"invvar": [float(v) for v in invvar.ravel()],
     let failed = &run["stages"]["validate"]["failed_checks"];
     assert_eq!(failed["low_invvar"], 2, "{failed}");
     assert_eq!(failed["masked_centre"], 1, "{failed}");
-    let script = "import sys, json, pyarrow.dataset as ds\n\
-                  t = ds.dataset(sys.argv[1], format='parquet').to_table(columns=['galaxy_id', 'failures']).to_pylist()\n\
+    let script = "import sys, json\n\
+                  sys.path.insert(0, 'tests/py')\n\
+                  from lenspipe_output import dataset\n\
+                  t = dataset(sys.argv[1]).to_table(columns=['galaxy_id', 'failures']).to_pylist()\n\
                   json.dump({r['galaxy_id']: [c for c in r['failures'] if c in ('low_invvar', 'masked_centre')] for r in t}, sys.stdout)";
     let flagged = run_ok(
         python()
@@ -898,4 +920,110 @@ json.dump({"invvar": [float(v) for v in invvar.ravel()],
             & 2,
         2
     );
+}
+
+/// The (galaxy_id, passed, failures) rows a reader following `_SUCCESS`
+/// sees in `validation/checks`, sorted.
+fn checks_rows(out: &Path) -> Value {
+    let script = "import sys, json\n\
+                  sys.path.insert(0, 'tests/py')\n\
+                  from lenspipe_output import dataset\n\
+                  t = dataset(sys.argv[1]).to_table(columns=['galaxy_id', 'passed', 'failures']).to_pylist()\n\
+                  json.dump(sorted([r['galaxy_id'], r['passed'], r['failures']] for r in t), sys.stdout)";
+    let listed = run_ok(
+        python()
+            .args(["-c", script])
+            .arg(out.join("validation/checks")),
+    );
+    serde_json::from_slice(&listed.stdout).expect("checks rows as JSON")
+}
+
+/// What a folder holds, sorted by name.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn killing_cutouts_and_validate_at_any_step_of_the_commit_leaves_one_complete_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = catalog(tmp.path());
+    let server = Server::start(&["--synthetic-sky", "5"]);
+    let viewer = [
+        ("cutouts.viewer_url", server.url.as_str()),
+        ("cutouts.shard_rows", "16"),
+    ];
+    let validate = || {
+        let mut cmd = lenspipe();
+        cmd.args(["run", "validate", "--config", "paper_iv"])
+            .args(sets(&[("output", &out.display().to_string())]));
+        cmd
+    };
+    run_ok(&mut cutouts(&out, &viewer));
+    run_ok(&mut validate());
+    let (cutouts_dir, checks_dir) = (out.join("cutouts"), out.join("validation/checks"));
+    let reference_cutouts = rows(&cutouts_dir, false);
+    let reference_checks = checks_rows(&out);
+    assert!(reference_cutouts["rows"].as_u64().unwrap() > 16);
+    assert_eq!(
+        reference_checks.as_array().unwrap().len() as u64,
+        reference_cutouts["rows"].as_u64().unwrap()
+    );
+    let requests = server.stats()["requests"].clone();
+
+    // Before the manifest is replaced the old version stays current; after
+    // it, the new one is. Either way a reader sees the same complete rows.
+    for (step, new_version) in [
+        ("before-success", false),
+        ("after-success", true),
+        ("mid-cleanup", true),
+    ] {
+        for (dir, mut cmd) in [
+            (&cutouts_dir, cutouts(&out, &viewer)),
+            (&checks_dir, validate()),
+        ] {
+            let before = read_json(&dir.join("_SUCCESS"))["version"].clone();
+            let killed = cmd.env("LENSPIPE_CRASH_AT", step).output().unwrap();
+            let stderr = String::from_utf8_lossy(&killed.stderr);
+            assert!(
+                !killed.status.success() && stderr.contains(&format!("LENSPIPE_CRASH_AT={step}")),
+                "{step} {}: the run was not killed there: {stderr}",
+                dir.display()
+            );
+            let after = read_json(&dir.join("_SUCCESS"))["version"].clone();
+            assert_eq!(after != before, new_version, "{step}: {before} -> {after}");
+            let seen = rows(&cutouts_dir, false);
+            assert_eq!(
+                seen["by_id"], reference_cutouts["by_id"],
+                "{step}: cutouts differ"
+            );
+            assert_eq!(
+                seen["files"], reference_cutouts["files"],
+                "{step}: shards differ"
+            );
+            assert_eq!(checks_rows(&out), reference_checks, "{step}: checks differ");
+        }
+    }
+    // Every rerun took the finished shards over: nothing was fetched again.
+    assert_eq!(server.stats()["requests"], requests);
+
+    // A clean run leaves only the committed version in each folder.
+    run_ok(&mut cutouts(&out, &viewer));
+    run_ok(&mut validate());
+    for dir in [&cutouts_dir, &checks_dir] {
+        let version = read_json(&dir.join("_SUCCESS"))["version"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(entries(dir), ["_SUCCESS".to_string(), version]);
+    }
+    assert_eq!(
+        rows(&cutouts_dir, false)["by_id"],
+        reference_cutouts["by_id"]
+    );
+    assert_eq!(checks_rows(&out), reference_checks);
 }

@@ -5,15 +5,15 @@
 //! its decoded tiles) and scans a [`CutoutsTable`] over that plan. Whoever
 //! runs a shard (this process embedded, an executor on a cluster) reads
 //! its targets, makes their cutouts and writes
-//! `<output>/cutouts/shard-NNNNNN.parquet` in one put; the client receives
-//! one summary row per shard, checks the counts and writes the manifest.
-//! No target row passes through the client.
+//! `<output>/cutouts/v-<run id>/shard-NNNNNN.parquet` in one put; the
+//! client receives one summary row per shard, checks the counts and
+//! commits the version (`_SUCCESS`). No target row passes through the
+//! client.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::AsArray;
 use arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::FunctionRegistry;
@@ -22,8 +22,7 @@ use datafusion::logical_expr::{cast, col, lit, Expr};
 use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
 use lenspipe_cutouts::{CutoutsTable, ShardInput, ShardJob};
-use object_store::ObjectStoreExt;
-use serde_json::json;
+use lenspipe_sinks::{ShardSummary, Staged, Summaries};
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -31,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{record_stage, CutoutsSection, Section, Timings};
 use crate::progress::Progress;
 use crate::sink::{read_output, Location};
-use crate::stages::{column_i64, column_strings, Stage};
+use crate::stages::Stage;
 
 /// The targets with their shard column, and how many targets and shards.
 async fn targets_plan(
@@ -78,28 +77,13 @@ async fn targets_plan(
     Ok((df.select(keep)?, n_targets, n_shards))
 }
 
-/// Removes `shard-NNNNNN.parquet` objects whose shard this run did not
-/// make: left by an earlier run over other targets.
-async fn remove_other_shards(folder: &Location, made: &BTreeSet<i64>) -> Result<()> {
-    let listed = folder.store.list_with_delimiter(Some(&folder.path)).await?;
-    for object in listed.objects {
-        let name = object.location.filename().unwrap_or_default();
-        let index = name
-            .strip_prefix("shard-")
-            .and_then(|n| n.strip_suffix(".parquet"))
-            .and_then(|n| n.parse::<i64>().ok());
-        if index.is_some_and(|i| !made.contains(&i)) {
-            folder.store.delete(&object.location).await?;
-        }
-    }
-    Ok(())
-}
-
-pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Section> {
+pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Section> {
     let started = Instant::now();
     let output = Location::resolve(&engine.runtime(), &config.output)?;
     let folder = output.child(Stage::Cutouts.folder());
-    let spec = config.cutout_spec(&folder.url)?;
+    let (staged, earlier) = Staged::start_resumable(folder.clone(), run_id).await?;
+    let mut spec = config.cutout_spec(staged.folder_url())?;
+    spec.resume_from = earlier;
     spec.validate().map_err(Error::Config)?;
     let targets_url = match &config.inputs.cutout_targets {
         Some(url) => Location::resolve(&engine.runtime(), url)?.url,
@@ -110,6 +94,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Sect
     if n_targets == 0 {
         return Err(Error::Input(format!("no cutout targets at {targets_url}")));
     }
+    let written_schema = cs::output_schema(targets.schema().as_arrow(), &spec);
     let table = CutoutsTable::new(
         ShardJob::Cutouts(spec.clone()),
         ShardInput::Plan(targets.into_unoptimized_plan()),
@@ -124,100 +109,53 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Sect
         eprintln!("cutouts: {n_targets} targets in {n_shards} shards submitted to {url}");
     }
 
+    // A failed run keeps its shards (uncommitted): the next run finds them
+    // in `earlier` and makes only what is missing.
     let progress = Progress::over("cutouts", n_targets, "targets");
-    let mut shards_done = 0u64;
-    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut summarised, mut fetched, mut kept, mut reused, mut attempts, mut bytes) =
-        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut shards: BTreeMap<i64, String> = BTreeMap::new();
+    let mut summaries = Summaries::default();
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let targets_of = column_i64(&batch, cs::SUMMARY_TARGETS)?;
-        let (fetched_of, kept_of) = (
-            column_i64(&batch, cs::SUMMARY_FETCHED)?,
-            column_i64(&batch, cs::SUMMARY_KEPT)?,
-        );
-        let (attempts_of, bytes_of) = (
-            column_i64(&batch, cs::SUMMARY_ATTEMPTS)?,
-            column_i64(&batch, cs::SUMMARY_BYTES)?,
-        );
-        let (shard_of, path_of) = (
-            column_i64(&batch, cs::SUMMARY_SHARD)?,
-            column_strings(&batch, cs::SUMMARY_PATH)?,
-        );
-        let statuses_of = column_strings(&batch, cs::SUMMARY_STATUSES)?;
-        let reused_of = batch
-            .column_by_name(cs::SUMMARY_REUSED_SHARD)
-            .ok_or_else(|| Error::Other("cutout summary lacks reused_shard".into()))?
-            .as_boolean()
-            .clone();
-        for row in 0..batch.num_rows() {
-            let count = |column: &[Option<i64>]| column[row].unwrap_or(0) as u64;
-            let targets = count(&targets_of);
-            summarised += targets;
-            fetched += count(&fetched_of);
-            kept += count(&kept_of);
-            attempts += count(&attempts_of);
-            bytes += count(&bytes_of);
-            if reused_of.value(row) {
-                reused += 1;
-            }
-            let counts: BTreeMap<String, u64> =
-                serde_json::from_str(statuses_of[row].as_deref().unwrap_or("{}"))
-                    .map_err(|e| Error::Other(format!("cutout summary statuses: {e}")))?;
-            for (status, n) in counts {
-                *statuses.entry(status).or_default() += n;
-            }
-            let shard = shard_of[row].unwrap_or(-1);
-            if shards
-                .insert(shard, path_of[row].clone().unwrap_or_default())
-                .is_some()
-            {
-                return Err(Error::Conservation(format!(
-                    "cutout shard {shard} was summarised twice"
-                )));
-            }
-            shards_done += 1;
-            progress.advance(targets, &format!("{shards_done} shards"));
+        for summary in ShardSummary::from_batch(&batch?)? {
+            let targets = summary.rows_in;
+            summaries.push(summary);
+            progress.advance(targets, &format!("{} shards", summaries.shards.len()));
         }
     }
-
     progress.finish();
+    summaries.check()?;
 
     // Conservation: every target is in exactly one shard, with one status.
+    let counts = &summaries.counts;
+    let statuses: BTreeMap<String, u64> = counts
+        .by_value(cs::COUNT_STATUS)
+        .into_iter()
+        .map(|(status, n)| (status.unwrap_or_else(|| "null".into()), n))
+        .collect();
     let with_status: u64 = statuses.values().sum();
-    let stray = shards.keys().find(|&&s| !(0..n_shards).contains(&s));
-    if summarised != n_targets || with_status != n_targets || stray.is_some() {
+    let stray = summaries
+        .shards
+        .iter()
+        .filter_map(|s| s.shard.as_deref())
+        .find(|name| cs::shard_index(name).is_none_or(|i| !(0..n_shards).contains(&i)));
+    if summaries.rows_written != n_targets || with_status != n_targets || stray.is_some() {
         return Err(Error::Conservation(format!(
-            "{n_targets} targets in shards 0..{n_shards}, but {} shards summarised {summarised} targets with {with_status} statuses{}",
-            shards.len(),
+            "{n_targets} targets in shards 0..{n_shards}, but {} shards summarised {} targets with {with_status} statuses{}",
+            summaries.shards.len(),
+            summaries.rows_written,
             stray.map(|s| format!(" (and shard {s} is out of range)")).unwrap_or_default()
         )));
     }
-    remove_other_shards(&folder, &shards.keys().copied().collect()).await?;
-    let manifest = json!({
-        "shards": shards.values().collect::<Vec<_>>(),
-        "rows": n_targets,
-        "size": spec.size,
-        "bands": spec.bands,
-        "pixscale": spec.pixscale,
-        "source": spec.source_label(),
-        "resampling": spec.resampling().as_str(),
-    });
-    folder
-        .child("_manifest.json")
-        .put_bytes(serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.to_string()))?)
-        .await?;
+    let bytes: u64 = summaries.shards.iter().map(|s| s.bytes).sum();
+    staged.commit(&summaries.shards, &written_schema).await?;
 
     let seconds = started.elapsed().as_secs_f64();
     let section = Section::Cutouts(CutoutsSection {
         targets: n_targets,
         targets_input: targets_url,
-        shards: shards.len(),
-        shards_reused_whole: reused,
-        rows_kept_from_previous_runs: kept,
-        rows_made: fetched,
-        attempts,
+        shards: summaries.shards.len(),
+        shards_reused_whole: counts.total(cs::COUNT_REUSED_WHOLE),
+        rows_kept_from_previous_runs: counts.total(cs::COUNT_KEPT),
+        rows_made: counts.total(cs::COUNT_MADE),
+        attempts: counts.total(cs::COUNT_ATTEMPTS),
         status: statuses,
         source: spec.source_label(),
         resampling: spec.resampling().as_str().to_string(),
@@ -231,7 +169,7 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Sect
             checks: None,
             total: seconds,
         },
-        cutouts_per_s: fetched as f64 / seconds.max(1e-9),
+        cutouts_per_s: counts.total(cs::COUNT_MADE) as f64 / seconds.max(1e-9),
     });
     record_stage(&output, config, &engine.kind.describe(), section.clone()).await?;
     Ok(section)

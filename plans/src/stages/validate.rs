@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
-use lenspipe_cutouts::checks::{ChecksSpec, FAILURES, PASSED};
+use lenspipe_cutouts::checks::{ChecksSpec, COUNT_FAILED_CHECK, COUNT_PASSED};
 use lenspipe_cutouts::schema as cs;
 use lenspipe_cutouts::{CutoutsTable, ShardInput, ShardJob, TargetFile};
 use lenspipe_validate::auc::AucParams;
@@ -27,7 +26,6 @@ use lenspipe_validate::report::{
 use lenspipe_validate::shortcuts::{feature_shortcuts, SplitCounts, SplitsSummary};
 use lenspipe_validate::stats::{StatsParams, IMAGE_FEATURES};
 use lenspipe_validate::{cross_validated_logistic, FeatureKind, ReportInput, ShortcutsReport};
-use object_store::ObjectStoreExt;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -35,9 +33,10 @@ use crate::error::{Error, Result};
 use crate::manifest::{
     record_stage, RunManifest, Section, Timings, UnmeasuredFeature, ValidateSection,
 };
-use crate::sink::Location;
+use crate::sink::{committed, Location};
 use crate::stages::positives::PositiveStatus;
 use crate::stages::{column_f64, column_i64, column_strings, Stage};
+use lenspipe_sinks::{register_files, ShardSummary, Staged, Summaries};
 
 /// Columns copied from the cutouts to each checks row, when present.
 const IDENTITY: [&str; 11] = [
@@ -85,8 +84,20 @@ async fn query(engine: &Engine, sql: &str) -> Result<RecordBatch> {
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
 
-/// Parquet files directly under `folder` (not in `_`-prefixed subfolders).
-async fn parquet_files(folder: &Location) -> Result<Vec<TargetFile>> {
+/// The cutout files to validate: the committed version's (what its
+/// `_SUCCESS` names) or, for a folder lenspipe did not write, the Parquet
+/// files directly in it.
+async fn cutout_files(folder: &Location) -> Result<Vec<TargetFile>> {
+    if let Some(manifest) = committed(folder).await? {
+        return Ok(manifest
+            .files
+            .iter()
+            .map(|f| TargetFile {
+                path: folder.child(&f.path).path.to_string(),
+                size: f.bytes,
+            })
+            .collect());
+    }
     let listed = folder.store.list_with_delimiter(Some(&folder.path)).await?;
     let mut files: Vec<TargetFile> = listed
         .objects
@@ -115,36 +126,29 @@ fn store_url(location: &Location) -> Result<String> {
     ))
 }
 
-async fn clear(folder: &Location) -> Result<()> {
-    let listed = folder.store.list_with_delimiter(Some(&folder.path)).await?;
-    for object in listed.objects {
-        folder.store.delete(&object.location).await?;
+/// (Re)registers table `checks` over the files a checks pass wrote.
+async fn register_checks(engine: &Engine, staged: &Staged, summaries: &Summaries) -> Result<()> {
+    let folder = Location::resolve(&engine.runtime(), staged.folder_url())?;
+    let urls: Vec<String> = summaries
+        .shards
+        .iter()
+        .filter_map(|s| s.shard.as_deref())
+        .map(|name| folder.child(name).url)
+        .collect();
+    if urls.is_empty() {
+        return Err(Error::Conservation("the checks wrote no file".into()));
     }
+    register_files(&engine.ctx, "checks", &urls).await?;
     Ok(())
 }
 
-/// Runs the checks job over the cutout shards; returns (rows, passed, failures by check).
-/// (Re)registers table `checks` over the parts written under `checks`, so
-/// queries see the latest pass.
-async fn register_checks(engine: &Engine, checks: &Location) -> Result<()> {
-    engine.ctx.deregister_table("checks")?;
-    engine
-        .ctx
-        .register_parquet(
-            "checks",
-            &format!("{}/", checks.url),
-            ParquetReadOptions::default(),
-        )
-        .await?;
-    Ok(())
-}
-
+/// Runs the checks job over the cutout shards into `staged`'s folder.
 async fn run_checks(
     engine: &Engine,
     files: Vec<TargetFile>,
     input: &Location,
     spec: ChecksSpec,
-) -> Result<(u64, u64, BTreeMap<String, u64>)> {
+) -> Result<Summaries> {
     let schema = engine
         .ctx
         .table("cutouts_input")
@@ -165,24 +169,14 @@ async fn run_checks(
         .read_table(Arc::new(table))?
         .execute_stream()
         .await?;
-    let (mut rows, mut passed) = (0u64, 0u64);
-    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut summaries = Summaries::default();
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let row_counts = column_i64(&batch, "rows")?;
-        let passed_counts = column_i64(&batch, PASSED)?;
-        for (i, failure_json) in column_strings(&batch, FAILURES)?.into_iter().enumerate() {
-            rows += row_counts[i].unwrap_or(0) as u64;
-            passed += passed_counts[i].unwrap_or(0) as u64;
-            let counts: BTreeMap<String, u64> =
-                serde_json::from_str(failure_json.as_deref().unwrap_or("{}"))
-                    .map_err(|e| Error::Other(format!("checks summary: {e}")))?;
-            for (name, n) in counts {
-                *failures.entry(name).or_default() += n;
-            }
+        for summary in ShardSummary::from_batch(&batch?)? {
+            summaries.push(summary);
         }
     }
-    Ok((rows, passed, failures))
+    summaries.check()?;
+    Ok(summaries)
 }
 
 /// The numeric features present in `checks`, and which kind each is.
@@ -373,7 +367,7 @@ async fn gallery(
         .collect())
 }
 
-pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Section> {
+pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Section> {
     let started = Instant::now();
     let v = &config.validation;
     let output = Location::resolve(&engine.runtime(), &config.output)?;
@@ -382,21 +376,19 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Sect
         Some(url) => Location::resolve(&engine.runtime(), url)?,
         None => output.child(Stage::Cutouts.folder()),
     };
-    let files = parquet_files(&input).await?;
+    let files = cutout_files(&input).await?;
     if files.is_empty() {
         return Err(Error::Input(format!(
             "no cutout Parquet files under {} (run cutouts first, or set inputs.validate)",
             input.url
         )));
     }
-    engine.ctx.deregister_table("cutouts_input")?;
-    engine
-        .ctx
-        .register_parquet(
-            "cutouts_input",
-            &format!("{}/", input.url),
-            ParquetReadOptions::default(),
-        )
+    let store = store_url(&input)?;
+    let urls: Vec<String> = files
+        .iter()
+        .map(|f| format!("{store}/{}", f.path))
+        .collect();
+    register_files(&engine.ctx, "cutouts_input", &urls)
         .await
         .map_err(|e| Error::Input(format!("cannot read the cutouts at {}: {e}", input.url)))?;
     let schema = engine
@@ -441,21 +433,20 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Sect
         aperture_radius_px: v.aperture_radius_px.value,
         ..StatsParams::default()
     };
-    let checks = folder.child("checks");
+    let mut staged = Staged::start(folder.child("checks"), run_id).await?;
     let mut spec = ChecksSpec {
-        output_url: checks.url.clone(),
+        output_url: staged.folder_url().to_string(),
         carry: carry.clone(),
         duplicate_hashes: Vec::new(),
         thresholds,
         stats,
         exclude_maskbits: config.exclude_mask(),
     };
+    let checks_schema = lenspipe_cutouts::checks::output_schema(&schema, &spec)?;
     // One pass over the pixels; a second only when two targets share pixels,
     // to mark every one of them duplicate_image (rare: a failure upstream).
-    clear(&checks).await?;
-    let (mut rows, mut passed, mut failures) =
-        run_checks(engine, files.clone(), &input, spec.clone()).await?;
-    register_checks(engine, &checks).await?;
+    let mut summaries = run_checks(engine, files.clone(), &input, spec.clone()).await?;
+    register_checks(engine, &staged, &summaries).await?;
     let dups = query(
         engine,
         "SELECT image_hash AS h FROM checks WHERE image_hash IS NOT NULL GROUP BY image_hash HAVING count(*) > 1",
@@ -464,16 +455,28 @@ pub async fn run(engine: &Engine, config: &Config, _run_id: &str) -> Result<Sect
     let duplicate_hashes: Vec<i64> = column_i64(&dups, "h")?.into_iter().flatten().collect();
     if !duplicate_hashes.is_empty() {
         spec.duplicate_hashes = duplicate_hashes.clone();
-        clear(&checks).await?;
-        (rows, passed, failures) = run_checks(engine, files.clone(), &input, spec).await?;
-        // The rewritten parts replace the first pass's: read them afresh.
-        register_checks(engine, &checks).await?;
+        // The same version again, from scratch.
+        staged = Staged::start(staged.dir().clone(), run_id).await?;
+        summaries = run_checks(engine, files.clone(), &input, spec).await?;
+        register_checks(engine, &staged, &summaries).await?;
     }
+    let rows = summaries.rows_written;
     if rows != input_rows {
+        staged.abort().await?;
         return Err(Error::Conservation(format!(
             "{input_rows} cutouts in, {rows} checked"
         )));
     }
+    let passed = summaries.counts.total(COUNT_PASSED);
+    let failures: BTreeMap<String, u64> = summaries
+        .counts
+        .by_value(COUNT_FAILED_CHECK)
+        .into_iter()
+        .filter_map(|(check, n)| Some((check?, n)))
+        .collect();
+    let committed = staged.commit(&summaries.shards, &checks_schema).await?;
+    let checks_dir = folder.child("checks");
+    register_files(&engine.ctx, "checks", &committed.file_urls(&checks_dir)).await?;
     let checked = Instant::now();
 
     // Shortcut statistics on (a stable subsample of) the checked rows with

@@ -26,23 +26,17 @@ _MAD_FLOOR = 1e-3
 def committed_files(folder):
     """The Parquet files of the folder's committed output.
 
-    A lenspipe output is complete once its commit marker exists: _SUCCESS
-    (naming the committed version's files) or, for cutouts, _manifest.json
-    (naming the shards). Files of an unfinished run are never read.
+    A lenspipe output is complete once its _SUCCESS exists, naming the
+    committed version's files (relative to the folder, so it may move).
+    Files of an unfinished run are never read.
     """
     success = os.path.join(folder, "_SUCCESS")
-    if os.path.exists(success):
-        with open(success) as f:
-            return [os.path.join(folder, e["path"]) for e in json.load(f)["files"]]
-    manifest = os.path.join(folder, "_manifest.json")
-    if os.path.exists(manifest):
-        with open(manifest) as f:
-            shards = json.load(f)["shards"]
-        # Shards are named by URL; the folder may have moved since.
-        return [os.path.join(folder, s.rstrip("/").rsplit("/", 1)[-1]) for s in shards]
-    raise FileNotFoundError(
-        f"{folder}: no _SUCCESS or _manifest.json (the stage has not committed an output here)"
-    )
+    if not os.path.exists(success):
+        raise FileNotFoundError(
+            f"{folder}: no _SUCCESS (the stage has not committed an output here)"
+        )
+    with open(success) as f:
+        return [os.path.join(folder, e["path"]) for e in json.load(f)["files"]]
 
 
 def normalise(images, method="asinh"):
