@@ -1027,3 +1027,91 @@ fn killing_cutouts_and_validate_at_any_step_of_the_commit_leaves_one_complete_ve
     );
     assert_eq!(checks_rows(&out), reference_checks);
 }
+
+/// Writes `<to>/part-0.parquet` from the committed cutouts of `out`: every
+/// cutout twice, once as a positive and once as a negative, so no feature
+/// can tell the classes apart; with `plant`, the positives' `psfsize_r` is
+/// then raised by 1 arcsec, a shortcut as plain as a catalogue gets.
+fn mirrored_cutouts(out: &Path, to: &Path, plant: bool) {
+    let script = "import sys, os\n\
+                  import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq\n\
+                  sys.path.insert(0, 'tests/py')\n\
+                  from lenspipe_output import dataset\n\
+                  src, dst, plant = sys.argv[1], sys.argv[2], sys.argv[3] == 'plant'\n\
+                  t = dataset(src).to_table()\n\
+                  if 'psfsize_r' not in t.column_names:\n\
+                  \x20   t = t.append_column('psfsize_r', pa.array([1.3] * t.num_rows))\n\
+                  t = t.set_column(t.schema.get_field_index('psfsize_r'), 'psfsize_r', pc.cast(t['psfsize_r'], pa.float64()))\n\
+                  def as_class(label, prefix, shift):\n\
+                  \x20   c = t.set_column(t.schema.get_field_index('label'), 'label', pa.array([label] * t.num_rows, type=t.schema.field('label').type))\n\
+                  \x20   c = c.set_column(c.schema.get_field_index('galaxy_id'), 'galaxy_id', pc.binary_join_element_wise(prefix, pc.cast(c['galaxy_id'], pa.string()), ''))\n\
+                  \x20   return c.set_column(c.schema.get_field_index('psfsize_r'), 'psfsize_r', pc.add(c['psfsize_r'], shift))\n\
+                  both = pa.concat_tables([as_class(1, 'pos-', 1.0 if plant else 0.0), as_class(0, 'neg-', 0.0)])\n\
+                  os.makedirs(dst)\n\
+                  pq.write_table(both, os.path.join(dst, 'part-0.parquet'), use_compliant_nested_type=False)";
+    run_ok(
+        python()
+            .args(["-c", script])
+            .arg(out.join("cutouts"))
+            .arg(to)
+            .arg(if plant { "plant" } else { "mirror" }),
+    );
+}
+
+/// `--fail-on-shortcut` on a fixture with a planted shortcut and on one
+/// without any: it fails exactly on the first, and names the feature.
+#[test]
+fn fail_on_shortcut_fails_on_a_planted_shortcut_and_passes_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = catalog(tmp.path());
+    let server = Server::start(&["--synthetic-sky", "3"]);
+    run_ok(&mut cutouts(
+        &out,
+        &[("cutouts.viewer_url", server.url.as_str())],
+    ));
+    let gate = |name: &str, plant: bool| {
+        let input = tmp.path().join(format!("{name}-cutouts"));
+        mirrored_cutouts(&out, &input, plant);
+        let run = tmp.path().join(format!("{name}-run"));
+        let done = lenspipe()
+            .args([
+                "run",
+                "validate",
+                "--config",
+                "paper_iv",
+                "--fail-on-shortcut",
+            ])
+            .args(sets(&[
+                ("output", &run.display().to_string()),
+                ("inputs.validate", &input.display().to_string()),
+            ]))
+            .output()
+            .unwrap();
+        let report = read_json(&run.join("validation/shortcuts.json"));
+        let flagged: Vec<String> = report["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["flagged"] == true)
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect();
+        (done, flagged)
+    };
+
+    let (clean, flagged) = gate("mirrored", false);
+    assert!(flagged.is_empty(), "mirrored classes flagged {flagged:?}");
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+
+    let (planted, flagged) = gate("planted", true);
+    assert_eq!(flagged, ["psfsize_r"]);
+    assert_eq!(planted.status.code(), Some(3), "a flagged shortcut exits 3");
+    let stderr = String::from_utf8_lossy(&planted.stderr);
+    assert!(
+        stderr.contains("shortcut flagged: ") && stderr.contains("psfsize_r"),
+        "{stderr}"
+    );
+}
