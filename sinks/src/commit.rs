@@ -420,6 +420,11 @@ mod tests {
         }
     }
 
+    /// Writes `len` bytes at `path` below `dir`.
+    async fn put(dir: &Location, path: &str, len: usize) {
+        dir.child(path).put_bytes(vec![1; len]).await.unwrap();
+    }
+
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]))
     }
@@ -461,20 +466,14 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = folder(root.path());
         let first = Staged::start(dir.clone(), "r1").await.unwrap();
-        dir.child("v-r1/part-a.parquet")
-            .put_bytes(vec![1; 5])
-            .await
-            .unwrap();
+        put(&dir, "v-r1/part-a.parquet", 5).await;
         let old = first
             .commit(&[summary("part-a.parquet", 5, 3)], &schema())
             .await
             .unwrap();
 
         let second = Staged::start(dir.clone(), "r2").await.unwrap();
-        dir.child("v-r2/part-a.parquet")
-            .put_bytes(vec![1; 4])
-            .await
-            .unwrap();
+        put(&dir, "v-r2/part-a.parquet", 4).await;
         let err = second
             .commit(&[summary("part-a.parquet", 5, 3)], &schema())
             .await
@@ -509,10 +508,7 @@ mod tests {
         std::fs::create_dir_all(&killed).unwrap();
         std::fs::write(killed.join("part-a.parquet#1"), [1; 3]).unwrap();
         let staged = Staged::start(dir.clone(), "r2").await.unwrap();
-        dir.child("v-r2/part-a.parquet")
-            .put_bytes(vec![1; 5])
-            .await
-            .unwrap();
+        put(&dir, "v-r2/part-a.parquet", 5).await;
         staged
             .commit(&[summary("part-a.parquet", 5, 3)], &schema())
             .await
@@ -536,24 +532,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = folder(root.path());
         let staged = Staged::start(dir.clone(), "r1").await.unwrap();
-        dir.child("v-r1/shard-000000.parquet")
-            .put_bytes(vec![1; 5])
-            .await
-            .unwrap();
+        put(&dir, "v-r1/shard-000000.parquet", 5).await;
         staged
             .commit(&[summary("shard-000000.parquet", 5, 1)], &schema())
             .await
             .unwrap();
         // Files written later have later modification times.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        dir.child("v-r2/shard-000001.parquet")
-            .put_bytes(vec![1; 3])
-            .await
-            .unwrap();
-        dir.child("shard-000002.parquet")
-            .put_bytes(vec![1; 2])
-            .await
-            .unwrap();
+        put(&dir, "v-r2/shard-000001.parquet", 3).await;
+        put(&dir, "shard-000002.parquet", 2).await;
 
         let (staged, earlier) = Staged::start_resumable(dir.clone(), "r3").await.unwrap();
         let names: Vec<&str> = earlier
@@ -563,10 +550,7 @@ mod tests {
         assert_eq!(names, ["v-r2", "v-r1", "out"]);
         assert!(root.path().join("out/v-r1/shard-000000.parquet").is_file());
 
-        dir.child("v-r3/shard-000000.parquet")
-            .put_bytes(vec![1; 4])
-            .await
-            .unwrap();
+        put(&dir, "v-r3/shard-000000.parquet", 4).await;
         staged
             .commit(&[summary("shard-000000.parquet", 4, 1)], &schema())
             .await

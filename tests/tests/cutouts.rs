@@ -87,6 +87,16 @@ fn cutouts(out: &Path, extra: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// `lenspipe run validate` writing under `out`, with `--set` pairs and flags.
+fn validate(out: &Path, extra: &[(&str, &str)], flags: &[&str]) -> Command {
+    let mut cmd = lenspipe();
+    cmd.args(["run", "validate", "--config", "paper_iv"])
+        .args(flags)
+        .args(sets(&[("output", &out.display().to_string())]))
+        .args(sets(extra));
+    cmd
+}
+
 fn rows(folder: &Path, images: bool) -> Value {
     let mut cmd = python();
     cmd.arg("tests/py/cutout_rows.py").arg(folder);
@@ -234,11 +244,7 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
     assert_eq!(compared, 3);
 
     // Validation: every cutout checked once; failed cutouts fail not_ok_status.
-    let validated = run_ok(
-        lenspipe()
-            .args(["run", "validate", "--config", "paper_iv"])
-            .args(sets(&[("output", &out.display().to_string())])),
-    );
+    let validated = run_ok(&mut validate(&out, &[], &[]));
     let summary = String::from_utf8_lossy(&validated.stdout);
     assert!(
         summary
@@ -311,14 +317,11 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
             .arg(&copied),
     );
     let dup_out = tmp.path().join("dup-run");
-    run_ok(
-        lenspipe()
-            .args(["run", "validate", "--config", "paper_iv"])
-            .args(sets(&[
-                ("output", &dup_out.display().to_string()),
-                ("inputs.validate", &copied.display().to_string()),
-            ])),
-    );
+    run_ok(&mut validate(
+        &dup_out,
+        &[("inputs.validate", &copied.display().to_string())],
+        &[],
+    ));
     let dup = &read_json(&dup_out.join("run.json"))["stages"]["validate"];
     assert_eq!(dup["cutouts"].as_u64().unwrap() as usize, targets.len() + 1);
     assert_eq!(dup["failed_checks"]["duplicate_image"], 2, "{dup}");
@@ -326,15 +329,7 @@ fn viewer_cutouts_survive_faults_and_validation_reports_them() {
 
     // --fail-on-shortcut gates on exactly what shortcuts.json flags.
     let flagged = features.iter().any(|f| f["flagged"] == true);
-    let gated = lenspipe()
-        .args([
-            "run",
-            "validate",
-            "--config",
-            "paper_iv",
-            "--fail-on-shortcut",
-        ])
-        .args(sets(&[("output", &out.display().to_string())]))
+    let gated = validate(&out, &[], &["--fail-on-shortcut"])
         .output()
         .unwrap();
     assert_eq!(
@@ -858,11 +853,7 @@ json.dump({"invvar": [float(v) for v in invvar.ravel()],
     assert_eq!(read["a_maskbits"], got["by_id"]["a"][0]["maskbits"]);
 
     // Validation reads both planes.
-    run_ok(
-        lenspipe()
-            .args(["run", "validate", "--config", "paper_iv"])
-            .args(sets(&[("output", &native.display().to_string())])),
-    );
+    run_ok(&mut validate(&native, &[], &[]));
     let run = read_json(&native.join("run.json"));
     let failed = &run["stages"]["validate"]["failed_checks"];
     assert_eq!(failed["low_invvar"], 2, "{failed}");
@@ -957,14 +948,8 @@ fn killing_cutouts_and_validate_at_any_step_of_the_commit_leaves_one_complete_ve
         ("cutouts.viewer_url", server.url.as_str()),
         ("cutouts.shard_rows", "16"),
     ];
-    let validate = || {
-        let mut cmd = lenspipe();
-        cmd.args(["run", "validate", "--config", "paper_iv"])
-            .args(sets(&[("output", &out.display().to_string())]));
-        cmd
-    };
     run_ok(&mut cutouts(&out, &viewer));
-    run_ok(&mut validate());
+    run_ok(&mut validate(&out, &[], &[]));
     let (cutouts_dir, checks_dir) = (out.join("cutouts"), out.join("validation/checks"));
     let reference_cutouts = rows(&cutouts_dir, false);
     let reference_checks = checks_rows(&out);
@@ -984,7 +969,7 @@ fn killing_cutouts_and_validate_at_any_step_of_the_commit_leaves_one_complete_ve
     ] {
         for (dir, mut cmd) in [
             (&cutouts_dir, cutouts(&out, &viewer)),
-            (&checks_dir, validate()),
+            (&checks_dir, validate(&out, &[], &[])),
         ] {
             let before = read_json(&dir.join("_SUCCESS"))["version"].clone();
             let killed = cmd.env("LENSPIPE_CRASH_AT", step).output().unwrap();
@@ -1013,7 +998,7 @@ fn killing_cutouts_and_validate_at_any_step_of_the_commit_leaves_one_complete_ve
 
     // A clean run leaves only the committed version in each folder.
     run_ok(&mut cutouts(&out, &viewer));
-    run_ok(&mut validate());
+    run_ok(&mut validate(&out, &[], &[]));
     for dir in [&cutouts_dir, &checks_dir] {
         let version = read_json(&dir.join("_SUCCESS"))["version"]
             .as_str()
@@ -1073,20 +1058,13 @@ fn fail_on_shortcut_fails_on_a_planted_shortcut_and_passes_without_one() {
         let input = tmp.path().join(format!("{name}-cutouts"));
         mirrored_cutouts(&out, &input, plant);
         let run = tmp.path().join(format!("{name}-run"));
-        let done = lenspipe()
-            .args([
-                "run",
-                "validate",
-                "--config",
-                "paper_iv",
-                "--fail-on-shortcut",
-            ])
-            .args(sets(&[
-                ("output", &run.display().to_string()),
-                ("inputs.validate", &input.display().to_string()),
-            ]))
-            .output()
-            .unwrap();
+        let done = validate(
+            &run,
+            &[("inputs.validate", &input.display().to_string())],
+            &["--fail-on-shortcut"],
+        )
+        .output()
+        .unwrap();
         let report = read_json(&run.join("validation/shortcuts.json"));
         let flagged: Vec<String> = report["features"]
             .as_array()
