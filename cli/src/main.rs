@@ -312,7 +312,7 @@ async fn serve_cutouts(
     };
     faults.latency_ms += latency_ms;
     let provider: std::sync::Arc<dyn CutoutProvider> = match (coadds, synthetic_sky) {
-        (_, Some(seed)) => std::sync::Arc::new(lenspipe_cutouts::synthetic::SyntheticSky { seed }),
+        (_, Some(seed)) => std::sync::Arc::new(lenspipe_synth::viewer_sky::SyntheticSky { seed }),
         (Some(root), None) => {
             let runtime =
                 lenspipe_extensions::runtime_env(&datafusion::prelude::SessionConfig::new())?;

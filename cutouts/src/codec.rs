@@ -1,5 +1,9 @@
-//! How the cutout stage's nodes travel in plans ([`CutoutsNodes`], one part
-//! of lenspipe's one plan codec).
+//! How shard jobs travel in plans: a [`ShardTable`] in logical plans (client
+//! to scheduler; a plan input is encoded with the whole codec, so tables of
+//! ours inside it travel too) and a [`ShardExec`] in physical plans
+//! (scheduler to executors). The functions here carry any [`ShardWork`]
+//! that serializes; [`CutoutsNodes`] uses them for the cutouts, and
+//! lenspipe-validate for its checks.
 
 use std::sync::Arc;
 
@@ -16,17 +20,18 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use lenspipe_sweeps::{
     decode_tagged, schema_from_bytes, schema_to_bytes, single_input, tagged, NodeCodec,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{ShardExec, ShardJob};
-use crate::table::{CutoutsTable, ShardInput, TargetFile};
+use crate::exec::{CutoutWork, ShardExec, ShardWork};
+use crate::table::{ShardInput, ShardTable, TargetFile};
 
-const TABLE_TAG: &[u8] = b"lenspipe.shards.table.v2\n";
-const EXEC_TAG: &[u8] = b"lenspipe.shards.exec.v1\n";
+const TABLE_TAG: &[u8] = b"lenspipe.cutouts.table.v1\n";
+const EXEC_TAG: &[u8] = b"lenspipe.cutouts.exec.v1\n";
 
 #[derive(Serialize, Deserialize)]
-struct TableSpec {
-    job: ShardJob,
+struct TableSpec<W> {
+    work: W,
     input: InputSpec,
 }
 
@@ -44,10 +49,96 @@ enum InputSpec {
     },
 }
 
-/// The cutout stage's nodes: [`CutoutsTable`] in logical plans (client to
-/// scheduler; a plan input is encoded with the whole codec, so tables of
-/// ours inside it travel too) and [`ShardExec`] in physical plans
-/// (scheduler to executors).
+fn encode_input(input: &ShardInput, whole: &dyn LogicalExtensionCodec) -> Result<InputSpec> {
+    Ok(match input {
+        ShardInput::Plan(plan) => InputSpec::Plan {
+            plan: logical_plan_to_bytes_with_extension_codec(plan, whole)?.to_vec(),
+        },
+        ShardInput::Files {
+            store_url,
+            files,
+            schema,
+        } => InputSpec::Files {
+            store_url: store_url.clone(),
+            files: files.clone(),
+            schema: schema_to_bytes(schema)?,
+        },
+    })
+}
+
+fn decode_input(
+    input: InputSpec,
+    ctx: &TaskContext,
+    whole: &dyn LogicalExtensionCodec,
+) -> Result<ShardInput> {
+    Ok(match input {
+        InputSpec::Plan { plan } => ShardInput::Plan(logical_plan_from_bytes_with_extension_codec(
+            &plan, ctx, whole,
+        )?),
+        InputSpec::Files {
+            store_url,
+            files,
+            schema,
+        } => ShardInput::Files {
+            store_url,
+            files,
+            schema: schema_from_bytes(&schema)?,
+        },
+    })
+}
+
+/// `tag` and a [`ShardTable`] doing a `W`; `None` for any other table.
+pub fn encode_shard_table<W: ShardWork + Serialize>(
+    tag: &[u8],
+    table: &Arc<dyn TableProvider>,
+    whole: &dyn LogicalExtensionCodec,
+) -> Option<Result<Vec<u8>>> {
+    let table = table.downcast_ref::<ShardTable>()?;
+    let work = table.work().as_any().downcast_ref::<W>()?;
+    Some(
+        encode_input(table.input(), whole)
+            .and_then(|input| tagged(tag, &TableSpec { work, input })),
+    )
+}
+
+/// What [`encode_shard_table`] wrote with `tag`; `None` for another payload.
+pub fn decode_shard_table<W: ShardWork + DeserializeOwned>(
+    tag: &[u8],
+    buf: &[u8],
+    ctx: &TaskContext,
+    whole: &dyn LogicalExtensionCodec,
+) -> Option<Result<Arc<dyn TableProvider>>> {
+    let spec = decode_tagged::<TableSpec<W>>(tag, buf)?;
+    Some(spec.and_then(|spec| {
+        let input = decode_input(spec.input, ctx, whole)?;
+        Ok(Arc::new(ShardTable::new(Arc::new(spec.work), input)) as Arc<dyn TableProvider>)
+    }))
+}
+
+/// `tag` and the work of a [`ShardExec`] doing a `W`; `None` for any other node.
+pub fn encode_shard_exec<W: ShardWork + Serialize>(
+    tag: &[u8],
+    node: &Arc<dyn ExecutionPlan>,
+) -> Option<Result<Vec<u8>>> {
+    let exec = node.downcast_ref::<ShardExec>()?;
+    let work = exec.work().as_any().downcast_ref::<W>()?;
+    Some(tagged(tag, work))
+}
+
+/// What [`encode_shard_exec`] wrote with `tag`, over its one input.
+pub fn decode_shard_exec<W: ShardWork + DeserializeOwned>(
+    tag: &[u8],
+    buf: &[u8],
+    inputs: &[Arc<dyn ExecutionPlan>],
+) -> Option<Result<Arc<dyn ExecutionPlan>>> {
+    let work = decode_tagged::<W>(tag, buf)?;
+    Some(work.and_then(|work| {
+        let input = single_input("ShardExec", inputs)?;
+        Ok(Arc::new(ShardExec::new(Arc::clone(input), Arc::new(work))) as Arc<dyn ExecutionPlan>)
+    }))
+}
+
+/// The cutout job's nodes.
 #[derive(Debug, Default)]
 pub struct CutoutsNodes;
 
@@ -57,28 +148,7 @@ impl NodeCodec for CutoutsNodes {
         table: &Arc<dyn TableProvider>,
         whole: &dyn LogicalExtensionCodec,
     ) -> Option<Result<Vec<u8>>> {
-        let table = table.downcast_ref::<CutoutsTable>()?;
-        Some((|| {
-            let input = match table.input() {
-                ShardInput::Plan(plan) => InputSpec::Plan {
-                    plan: logical_plan_to_bytes_with_extension_codec(plan, whole)?.to_vec(),
-                },
-                ShardInput::Files {
-                    store_url,
-                    files,
-                    schema,
-                } => InputSpec::Files {
-                    store_url: store_url.clone(),
-                    files: files.clone(),
-                    schema: schema_to_bytes(schema)?,
-                },
-            };
-            let spec = TableSpec {
-                job: table.job().clone(),
-                input,
-            };
-            tagged(TABLE_TAG, &spec)
-        })())
+        encode_shard_table::<CutoutWork>(TABLE_TAG, table, whole)
     }
 
     fn decode_table(
@@ -88,24 +158,7 @@ impl NodeCodec for CutoutsNodes {
         ctx: &TaskContext,
         whole: &dyn LogicalExtensionCodec,
     ) -> Option<Result<Arc<dyn TableProvider>>> {
-        let spec = decode_tagged::<TableSpec>(TABLE_TAG, buf)?;
-        Some(spec.and_then(|spec| {
-            let input = match spec.input {
-                InputSpec::Plan { plan } => ShardInput::Plan(
-                    logical_plan_from_bytes_with_extension_codec(&plan, ctx, whole)?,
-                ),
-                InputSpec::Files {
-                    store_url,
-                    files,
-                    schema,
-                } => ShardInput::Files {
-                    store_url,
-                    files,
-                    schema: schema_from_bytes(&schema)?,
-                },
-            };
-            Ok(Arc::new(CutoutsTable::new(spec.job, input)) as Arc<dyn TableProvider>)
-        }))
+        decode_shard_table::<CutoutWork>(TABLE_TAG, buf, ctx, whole)
     }
 
     fn encode_exec(
@@ -114,8 +167,7 @@ impl NodeCodec for CutoutsNodes {
         _whole: &dyn PhysicalExtensionCodec,
         _converter: &dyn PhysicalProtoConverterExtension,
     ) -> Option<Result<Vec<u8>>> {
-        let exec = node.downcast_ref::<ShardExec>()?;
-        Some(tagged(EXEC_TAG, exec.job()))
+        encode_shard_exec::<CutoutWork>(EXEC_TAG, node)
     }
 
     fn decode_exec(
@@ -126,10 +178,6 @@ impl NodeCodec for CutoutsNodes {
         _whole: &dyn PhysicalExtensionCodec,
         _converter: &dyn PhysicalProtoConverterExtension,
     ) -> Option<Result<Arc<dyn ExecutionPlan>>> {
-        let job = decode_tagged::<ShardJob>(EXEC_TAG, buf)?;
-        Some(job.and_then(|job| {
-            let input = single_input("ShardExec", inputs)?;
-            Ok(Arc::new(ShardExec::new(Arc::clone(input), job)) as Arc<dyn ExecutionPlan>)
-        }))
+        decode_shard_exec::<CutoutWork>(EXEC_TAG, buf, inputs)
     }
 }

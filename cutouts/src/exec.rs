@@ -1,7 +1,8 @@
 //! `ShardExec`: the operator that does a stage's work where it runs (an
 //! executor on a cluster), one shard at a time, writes the result there,
 //! and passes on only one small summary row per shard. The work is a
-//! [`ShardJob`]: making cutouts, or checking them.
+//! [`ShardWork`]: making cutouts ([`CutoutWork`], here), or checking them
+//! (in lenspipe-validate).
 //!
 //! Cutouts: the input is any plan of targets with a shard column. The
 //! operator asks the planner for every shard's rows in one partition,
@@ -19,6 +20,7 @@
 //! twice (after losing an executor) writes the same object twice rather
 //! than two objects.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -48,6 +50,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, Partitioning,
     PlanProperties,
 };
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use lenspipe_sweeps::{single_input, Location};
 use object_store::path::Path;
@@ -65,28 +68,77 @@ use lenspipe_sinks::summary::summary_schema;
 use lenspipe_sinks::{Counts, ShardSummary, SummaryMetrics};
 use lenspipe_viewer::CutoutStatus;
 
-/// The work a [`ShardExec`] does on each shard; it travels in the plan.
-/// Either job reports one [`ShardSummary`] row per file it writes.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "job", rename_all = "snake_case")]
-pub enum ShardJob {
-    Cutouts(CutoutSpec),
-    Checks(crate::checks::ChecksSpec),
+/// What a [`ShardExec`] does on each partition of its input. It reports
+/// one [`ShardSummary`] row per file it writes. Each crate brings its own
+/// work with a node codec that carries it in plans.
+pub trait ShardWork: fmt::Debug + Send + Sync + 'static {
+    /// One line for `EXPLAIN`.
+    fn describe(&self) -> String;
+
+    /// How the input must arrive: each shard's rows in one partition, in
+    /// this order. `None` takes the partitions as they are (one file each).
+    fn input_layout(&self, _input: &SchemaRef) -> Option<(Distribution, OrderingRequirements)> {
+        None
+    }
+
+    /// The summary rows of partition `partition` of `input`, doing the work.
+    fn run(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>>;
+
+    fn as_any(&self) -> &dyn Any;
 }
 
-/// Runs a [`ShardJob`] on each partition of its input.
+/// Making cutouts: the pixel job.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CutoutWork(pub CutoutSpec);
+
+impl ShardWork for CutoutWork {
+    fn describe(&self) -> String {
+        let spec = &self.0;
+        format!(
+            "cutouts from {}, size={}, bands={}",
+            spec.source_label(),
+            spec.size,
+            spec.bands
+        )
+    }
+
+    fn input_layout(&self, input: &SchemaRef) -> Option<(Distribution, OrderingRequirements)> {
+        shard_layout(input)
+    }
+
+    fn run(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let input = input.execute(partition, Arc::clone(&context))?;
+        Ok(shard_summaries(input, self.0.clone(), context).boxed())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Runs a [`ShardWork`] on each partition of its input.
 #[derive(Debug)]
 pub struct ShardExec {
     input: Arc<dyn ExecutionPlan>,
-    job: ShardJob,
+    work: Arc<dyn ShardWork>,
     properties: Arc<PlanProperties>,
-    /// For cutouts: each shard whole in one partition, and its order.
+    /// What the work asks of its input's partitions and order.
     shard_layout: Option<(Distribution, OrderingRequirements)>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl ShardExec {
-    pub fn new(input: Arc<dyn ExecutionPlan>, job: ShardJob) -> Self {
+    pub fn new(input: Arc<dyn ExecutionPlan>, work: Arc<dyn ShardWork>) -> Self {
         let partitions = input.properties().output_partitioning().partition_count();
         let properties = PlanProperties::new(
             EquivalenceProperties::new(summary_schema()),
@@ -94,21 +146,18 @@ impl ShardExec {
             EmissionType::Final,
             Boundedness::Bounded,
         );
-        let shard_layout = match &job {
-            ShardJob::Cutouts(_) => shard_layout(&input.schema()),
-            ShardJob::Checks(_) => None,
-        };
+        let shard_layout = work.input_layout(&input.schema());
         Self {
             input,
-            job,
+            work,
             properties: Arc::new(properties),
             shard_layout,
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
-    pub fn job(&self) -> &ShardJob {
-        &self.job
+    pub fn work(&self) -> &Arc<dyn ShardWork> {
+        &self.work
     }
 
     pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
@@ -118,18 +167,7 @@ impl ShardExec {
 
 impl DisplayAs for ShardExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        match &self.job {
-            ShardJob::Cutouts(spec) => {
-                write!(
-                    f,
-                    "ShardExec: cutouts from {}, size={}, bands={}",
-                    spec.source_label(),
-                    spec.size,
-                    spec.bands
-                )
-            }
-            ShardJob::Checks(spec) => write!(f, "ShardExec: checks into {}", spec.output_url),
-        }
+        write!(f, "ShardExec: {}", self.work.describe())
     }
 }
 
@@ -158,8 +196,8 @@ impl ExecutionPlan for ShardExec {
         vec![self.shard_layout.as_ref().map(|(_, order)| order.clone())]
     }
 
-    /// Checks read one shard file per partition: splitting or merging the
-    /// input's partitions would change what a shard holds.
+    /// Work without a layout reads one shard file per partition: splitting
+    /// or merging the input's partitions would change what a shard holds.
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
         vec![self.shard_layout.is_some()]
     }
@@ -180,7 +218,10 @@ impl ExecutionPlan for ShardExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = single_input("ShardExec", &children)?;
-        Ok(Arc::new(Self::new(Arc::clone(input), self.job.clone())))
+        Ok(Arc::new(Self::new(
+            Arc::clone(input),
+            Arc::clone(&self.work),
+        )))
     }
 
     fn execute(
@@ -189,20 +230,7 @@ impl ExecutionPlan for ShardExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let metrics = SummaryMetrics::new(&self.metrics, partition);
-        let summaries = match self.job.clone() {
-            ShardJob::Cutouts(spec) => {
-                let input = self.input.execute(partition, Arc::clone(&context))?;
-                shard_summaries(input, spec, context).boxed()
-            }
-            ShardJob::Checks(spec) => {
-                // The scan starts only when the shard's turn comes (see checks::run_partition).
-                let input = Arc::clone(&self.input);
-                let work = async move {
-                    crate::checks::run_partition(input, partition, spec, context).await
-                };
-                futures::stream::once(work).boxed()
-            }
-        };
+        let summaries = self.work.run(Arc::clone(&self.input), partition, context)?;
         let recorded = summaries.map(move |batch| {
             let batch = batch?;
             metrics.record_batch(&batch)?;
@@ -219,19 +247,19 @@ impl ExecutionPlan for ShardExec {
     }
 }
 
-/// Where shards are written.
-pub(crate) struct Output {
-    pub(crate) folder: Location,
+/// Where a shard job writes its files.
+pub struct Output {
+    pub folder: Location,
 }
 
 impl Output {
-    pub(crate) fn resolve(output_url: &str, context: &TaskContext) -> Result<Self> {
+    pub fn resolve(output_url: &str, context: &TaskContext) -> Result<Self> {
         let folder = Location::resolve(context.runtime_env().as_ref(), output_url)?;
         Ok(Self { folder })
     }
 
     /// Writes one whole object: it is there complete, or not at all.
-    pub(crate) async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<String> {
+    pub async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<String> {
         let file = self.folder.child(name);
         file.put_bytes(bytes).await?;
         Ok(file.url)
@@ -800,7 +828,8 @@ impl PlaneValue for i32 {
     type Arrow = Int32Type;
 }
 
-pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
+/// A shard's rows as one Parquet object.
+pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         // Row groups of 128 images (15 MB): readers decode a shard a slice at a time.
@@ -828,7 +857,7 @@ mod tests {
 
     use crate::codec::CutoutsNodes;
     use crate::spec::{Resampling, SourceSpec};
-    use crate::table::{CutoutsTable, ShardInput};
+    use crate::table::{ShardInput, ShardTable};
     use lenspipe_sweeps::PlanCodec;
 
     fn targets_schema() -> SchemaRef {
@@ -967,8 +996,8 @@ mod tests {
             .await
             .unwrap()
             .into_unoptimized_plan();
-        let table = Arc::new(CutoutsTable::new(
-            ShardJob::Cutouts(spec),
+        let table = Arc::new(ShardTable::new(
+            Arc::new(CutoutWork(spec)),
             ShardInput::Plan(targets_plan),
         ));
         let codec = PlanCodec::with_defaults(vec![Arc::new(CutoutsNodes)]);

@@ -1,4 +1,4 @@
-//! `CutoutsTable`: scanning it runs a shard job (making cutouts, checking
+//! `ShardTable`: scanning it runs a shard job (making cutouts, checking
 //! them). Each row it yields is one shard's summary; the shards themselves
 //! are written by the process that runs the shard (an executor on a
 //! cluster).
@@ -26,7 +26,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{ShardExec, ShardJob};
+use crate::exec::{ShardExec, ShardWork};
 
 /// Rows per record batch when scanning a stage's input files.
 pub const SCAN_BATCH_ROWS: usize = 128;
@@ -52,20 +52,20 @@ pub enum ShardInput {
     },
 }
 
-/// The cutout stage (or its checks) as a table of shard summaries.
+/// A shard job (the cutouts, or their checks) as a table of shard summaries.
 #[derive(Debug, Clone)]
-pub struct CutoutsTable {
-    job: ShardJob,
+pub struct ShardTable {
+    work: Arc<dyn ShardWork>,
     input: ShardInput,
 }
 
-impl CutoutsTable {
-    pub fn new(job: ShardJob, input: ShardInput) -> Self {
-        Self { job, input }
+impl ShardTable {
+    pub fn new(work: Arc<dyn ShardWork>, input: ShardInput) -> Self {
+        Self { work, input }
     }
 
-    pub fn job(&self) -> &ShardJob {
-        &self.job
+    pub fn work(&self) -> &Arc<dyn ShardWork> {
+        &self.work
     }
 
     pub fn input(&self) -> &ShardInput {
@@ -96,7 +96,7 @@ fn files_scan(
 }
 
 #[async_trait]
-impl TableProvider for CutoutsTable {
+impl TableProvider for ShardTable {
     fn schema(&self) -> SchemaRef {
         lenspipe_sinks::summary::summary_schema()
     }
@@ -120,7 +120,7 @@ impl TableProvider for CutoutsTable {
                 schema,
             } => files_scan(store_url, files, schema)?,
         };
-        let plan: Arc<dyn ExecutionPlan> = Arc::new(ShardExec::new(input, self.job.clone()));
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(ShardExec::new(input, Arc::clone(&self.work)));
         let schema = lenspipe_sinks::summary::summary_schema();
         match projection {
             Some(columns) if *columns != (0..schema.fields().len()).collect::<Vec<_>>() => {

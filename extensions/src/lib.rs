@@ -26,9 +26,11 @@ use inline_build::{InlineSmallBuildSides, InlinedJoinNodes};
 use lenspipe_cutouts::CutoutsNodes;
 use lenspipe_sinks::SinksNodes;
 use lenspipe_sweeps::{EnvObjectStoreRegistry, PlanCodec, SweepsNodes};
+use lenspipe_validate::checks_job::ChecksNodes;
 
 /// The one plan codec: every lenspipe node (the sweeps table and its scan,
-/// the writer, the cutout operator, joins with an inlined build side), then
+/// the writer, the cutout and checks jobs, joins with an inlined build
+/// side), then
 /// Ballista's own codecs for everything else.
 pub fn plan_codec() -> Arc<PlanCodec> {
     Arc::new(PlanCodec::new(
@@ -36,6 +38,7 @@ pub fn plan_codec() -> Arc<PlanCodec> {
             Arc::new(SweepsNodes),
             Arc::new(SinksNodes),
             Arc::new(CutoutsNodes),
+            Arc::new(ChecksNodes),
             Arc::new(InlinedJoinNodes),
         ],
         Arc::new(BallistaLogicalExtensionCodec::default()),

@@ -18,10 +18,13 @@ use datafusion_proto::bytes::{
     logical_plan_from_bytes_with_extension_codec, logical_plan_to_bytes_with_extension_codec,
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
 };
-use lenspipe_cutouts::table::{CutoutsTable, ShardInput, TargetFile};
-use lenspipe_cutouts::{CutoutSpec, Plane, Resampling, ShardExec, ShardJob, SourceSpec};
+use lenspipe_cutouts::table::{ShardInput, ShardTable, TargetFile};
+use lenspipe_cutouts::{
+    CutoutSpec, CutoutWork, Plane, Resampling, ShardExec, ShardWork, SourceSpec,
+};
 use lenspipe_sinks::{CounterRows, PartitionWriterExec, WriteSpec, WriteTable};
 use lenspipe_sweeps::{SweepsOptions, SweepsTable};
+use lenspipe_validate::checks_job::ChecksWork;
 
 fn logical_round_trip(plan: &LogicalPlan, ctx: &SessionContext) -> LogicalPlan {
     let codec = crate::plan_codec();
@@ -215,7 +218,7 @@ async fn the_cutouts_table_and_its_shard_operator_round_trip_for_both_jobs() {
         .await
         .unwrap()
         .into_unoptimized_plan();
-    let cutouts = ShardJob::Cutouts(CutoutSpec {
+    let cutouts: Arc<dyn ShardWork> = Arc::new(CutoutWork(CutoutSpec {
         output_url: "file:///nowhere/cutouts/v-r1".into(),
         resume_from: vec!["file:///nowhere/cutouts/v-r0".into()],
         source: SourceSpec::Bricks {
@@ -226,8 +229,8 @@ async fn the_cutouts_table_and_its_shard_operator_round_trip_for_both_jobs() {
         pixscale: 0.262,
         bands: "grz".into(),
         planes: vec![Plane::Image, Plane::Invvar],
-    });
-    let checks = ShardJob::Checks(
+    }));
+    let checks: Arc<dyn ShardWork> = Arc::new(ChecksWork(
         serde_json::from_value(serde_json::json!({
             "output_url": "file:///nowhere/validation/checks/v-r1",
             "carry": ["galaxy_id"],
@@ -237,7 +240,7 @@ async fn the_cutouts_table_and_its_shard_operator_round_trip_for_both_jobs() {
             "exclude_maskbits": 2
         }))
         .unwrap(),
-    );
+    ));
     let files = ShardInput::Files {
         store_url: "file://".into(),
         files: vec![TargetFile {
@@ -246,13 +249,17 @@ async fn the_cutouts_table_and_its_shard_operator_round_trip_for_both_jobs() {
         }],
         schema,
     };
-    for (job, input) in [(cutouts, ShardInput::Plan(plan)), (checks, files)] {
-        let table = CutoutsTable::new(job.clone(), input);
+    // The decoded work is the same type with the same settings: its Debug
+    // form names the type and every field.
+    let same =
+        |a: &Arc<dyn ShardWork>, b: &Arc<dyn ShardWork>| format!("{a:?}") == format!("{b:?}");
+    for (work, input) in [(cutouts, ShardInput::Plan(plan)), (checks, files)] {
+        let table = ShardTable::new(Arc::clone(&work), input);
         let df = ctx.read_table(Arc::new(table)).unwrap();
         let back = logical_round_trip(df.logical_plan(), &ctx);
         let decoded = provider(&back);
-        let decoded = decoded.downcast_ref::<CutoutsTable>().unwrap();
-        assert_eq!(decoded.job(), &job);
+        let decoded = decoded.downcast_ref::<ShardTable>().unwrap();
+        assert!(same(decoded.work(), &work), "{:?}", decoded.work());
         match decoded.input() {
             ShardInput::Plan(plan) => {
                 assert!(plan
@@ -266,11 +273,12 @@ async fn the_cutouts_table_and_its_shard_operator_round_trip_for_both_jobs() {
 
         let plan = df.create_physical_plan().await.unwrap();
         let back = physical_round_trip(&plan, &ctx);
-        let jobs: Vec<ShardJob> = nodes(&back)
+        let works: Vec<Arc<dyn ShardWork>> = nodes(&back)
             .into_iter()
-            .filter_map(|n| n.downcast_ref::<ShardExec>().map(|s| s.job().clone()))
+            .filter_map(|n| n.downcast_ref::<ShardExec>().map(|s| Arc::clone(s.work())))
             .collect();
-        assert_eq!(jobs, [job]);
+        assert_eq!(works.len(), 1);
+        assert!(same(&works[0], &work), "{:?}", works[0]);
     }
 }
 
@@ -283,7 +291,7 @@ async fn a_damaged_payload_is_an_error() {
     let codec = crate::plan_codec();
     let err = codec
         .try_decode(
-            b"lenspipe.shards.exec.v1\n{not json",
+            b"lenspipe.cutouts.exec.v1\n{not json",
             &[],
             &ctx.task_ctx(),
             &DefaultPhysicalProtoConverter {},

@@ -1,4 +1,5 @@
-//! Deterministic DR10-format synthetic sweep catalogs.
+//! Deterministic DR10-format synthetic sweep catalogs, and a synthetic sky
+//! answering the viewer's cutout API ([`viewer_sky`]).
 //!
 //! [`run`] writes `files` FITS files named and laid out like Legacy Surveys DR10
 //! sweeps (`sweep-150m010-155m005.fits`, one BINTABLE with the DR10 sweep
@@ -15,6 +16,7 @@ mod gen;
 pub mod rng;
 mod schema;
 mod sky;
+pub mod viewer_sky;
 
 pub use catalog::{
     parse_catalog, CatalogProblem, CsvRecord, CsvTable, Lens, LensCatalog, SkippedLine,

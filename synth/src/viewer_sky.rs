@@ -6,9 +6,10 @@
 //! the centre. It is not DR10 data
 //! and claims nothing about DR10's noise or galaxies.
 
-use lenspipe_validate::rng::SplitMix64;
 use lenspipe_viewer::fits_image::Planes;
 use lenspipe_viewer::server::{CutoutProvider, CutoutRequest, ProviderError};
+
+use crate::rng::Rng;
 
 /// Layers the synthetic sky answers (the viewer answers `no such layer` otherwise).
 pub const LAYERS: [&str; 2] = ["ls-dr10", "ls-dr10-south"];
@@ -36,16 +37,16 @@ impl SyntheticSky {
         let (ra, dec, size) = (r.ra, r.dec, r.size);
         let key = ((ra * 1e6).round() as i64 as u64)
             ^ ((dec * 1e6).round() as i64 as u64).rotate_left(32);
-        let mut rng = SplitMix64::new(key ^ self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let sigma_px = (0.6 + 1.8 * rng.next_f64()) / r.pixscale.max(1e-6);
-        let q = 0.4 + 0.6 * rng.next_f64();
-        let angle = std::f64::consts::PI * rng.next_f64();
-        let flux_r = 3.0 + 30.0 * rng.next_f64();
+        let mut rng = Rng::new(key ^ self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let sigma_px = (0.6 + 1.8 * rng.f64()) / r.pixscale.max(1e-6);
+        let q = 0.4 + 0.6 * rng.f64();
+        let angle = std::f64::consts::PI * rng.f64();
+        let flux_r = 3.0 + 30.0 * rng.f64();
         let colour = [
-            ("g", 0.45 + 0.3 * rng.next_f64()),
+            ("g", 0.45 + 0.3 * rng.f64()),
             ("r", 1.0),
             ("i", 1.2),
-            ("z", 1.3 + 0.4 * rng.next_f64()),
+            ("z", 1.3 + 0.4 * rng.f64()),
         ];
         let centre = (size as f64 - 1.0) / 2.0;
         let (cos, sin) = (angle.cos(), angle.sin());
@@ -76,6 +77,7 @@ impl CutoutProvider for SyntheticSky {
     /// The invvar of the synthetic sky is its noise: 1/sigma² per band,
     /// the same over the whole cutout. It has no mask bits: no maskbits HDU,
     /// as the viewer answers for a layer without maskbits files.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // a NaN declination is off the footprint
     fn cutout(&self, r: &CutoutRequest) -> Result<Planes, ProviderError> {
         if !LAYERS.contains(&r.layer.as_str()) {
             return Err(ProviderError::UnknownLayer);

@@ -1,9 +1,9 @@
-//! The per-cutout checks of the validation stage, as a [`ShardJob`]: each
-//! shard's cutouts are measured and checked where the shard is read, one
-//! record batch at a time, and only the small per-cutout rows (statistics,
-//! failed checks, no pixels) are written, to `<output>/validation/checks/`.
-//!
-//! [`ShardJob`]: crate::exec::ShardJob
+//! The per-cutout checks of the validation stage, as a shard job
+//! ([`ChecksWork`] on lenspipe-cutouts' `ShardExec`): each shard's cutouts
+//! are measured and checked where the shard is read, one record batch at a
+//! time, and only the small per-cutout rows (statistics, failed checks, no
+//! pixels) are written, into the staged version of
+//! `<output>/validation/checks/`. [`ChecksNodes`] carries the job in plans.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -16,19 +16,25 @@ use arrow::compute::cast;
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Float32Type, Int32Type, Schema, SchemaRef,
 };
+use datafusion::catalog::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use futures::stream::BoxStream;
 use futures::StreamExt;
-use lenspipe_sinks::{Counts, ShardSummary};
-use lenspipe_validate::checks::{
-    failed_checks, low_invvar_at_centre, masked_at_centre, Check, Thresholds,
+use lenspipe_cutouts::codec::{
+    decode_shard_exec, decode_shard_table, encode_shard_exec, encode_shard_table,
 };
-use lenspipe_validate::stats::{StatsComputer, StatsParams, EXPECTED_SHAPE, IMAGE_FEATURES};
+use lenspipe_cutouts::exec::{encode_parquet, Output};
+use lenspipe_cutouts::{schema, ShardWork};
+use lenspipe_sinks::{Counts, ShardSummary};
+use lenspipe_sweeps::NodeCodec;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{encode_parquet, Output};
-use crate::schema;
+use crate::checks::{failed_checks, low_invvar_at_centre, masked_at_centre, Check, Thresholds};
+use crate::stats::{StatsComputer, StatsParams, EXPECTED_SHAPE, IMAGE_FEATURES};
 
 pub const PASSED: &str = "passed";
 pub const FAILURES: &str = "failures";
@@ -163,7 +169,7 @@ impl Checker {
             let (failed, stats, hash) = match &image {
                 None => {
                     // No pixels at all: the status says why when it is not ok.
-                    let check = if status == lenspipe_validate::checks::STATUS_OK {
+                    let check = if status == crate::checks::STATUS_OK {
                         Check::WrongShape
                     } else {
                         Check::NotOkStatus
@@ -254,7 +260,7 @@ fn shard_turns() -> Arc<tokio::sync::Semaphore> {
     Arc::clone(TURNS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(cores))))
 }
 
-pub(crate) async fn run_partition(
+async fn run_partition(
     input: Arc<dyn ExecutionPlan>,
     partition: usize,
     spec: ChecksSpec,
@@ -309,4 +315,77 @@ pub(crate) async fn run_partition(
         seconds: started.elapsed().as_secs_f64(),
     }
     .to_batch()
+}
+
+/// Checking cutouts: the validation's shard job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecksWork(pub ChecksSpec);
+
+impl ShardWork for ChecksWork {
+    fn describe(&self) -> String {
+        format!("checks into {}", self.0.output_url)
+    }
+
+    fn run(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        // The scan starts only when the shard's turn comes (see run_partition).
+        let spec = self.0.clone();
+        let work = async move { run_partition(input, partition, spec, context).await };
+        Ok(futures::stream::once(work).boxed())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+const TABLE_TAG: &[u8] = b"lenspipe.checks.table.v1\n";
+const EXEC_TAG: &[u8] = b"lenspipe.checks.exec.v1\n";
+
+/// The checks job's nodes in plans.
+#[derive(Debug, Default)]
+pub struct ChecksNodes;
+
+impl NodeCodec for ChecksNodes {
+    fn encode_table(
+        &self,
+        table: &Arc<dyn TableProvider>,
+        whole: &dyn LogicalExtensionCodec,
+    ) -> Option<Result<Vec<u8>>> {
+        encode_shard_table::<ChecksWork>(TABLE_TAG, table, whole)
+    }
+
+    fn decode_table(
+        &self,
+        buf: &[u8],
+        _schema: &SchemaRef,
+        ctx: &TaskContext,
+        whole: &dyn LogicalExtensionCodec,
+    ) -> Option<Result<Arc<dyn TableProvider>>> {
+        decode_shard_table::<ChecksWork>(TABLE_TAG, buf, ctx, whole)
+    }
+
+    fn encode_exec(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+        _whole: &dyn PhysicalExtensionCodec,
+        _converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Option<Result<Vec<u8>>> {
+        encode_shard_exec::<ChecksWork>(EXEC_TAG, node)
+    }
+
+    fn decode_exec(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _whole: &dyn PhysicalExtensionCodec,
+        _converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Option<Result<Arc<dyn ExecutionPlan>>> {
+        decode_shard_exec::<ChecksWork>(EXEC_TAG, buf, inputs)
+    }
 }

@@ -1,8 +1,9 @@
 //! Validation stage of lenspipe: cutout quality checks, "shortcut"
 //! statistics (per-feature AUC with bootstrap intervals, a cross-validated
 //! logistic regression), the Legacy Surveys colour mapping and the HTML
-//! report. Plain slices and structs in, serde structs and files out; the
-//! DataFusion wiring lives elsewhere.
+//! report: plain slices and structs in, serde structs and files out. And
+//! the checks as a shard job that runs where the cutouts are
+//! ([`checks_job`]).
 
 // `!(a > b)` is used on purpose where NaN must take the "not greater" branch.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -10,6 +11,7 @@
 pub mod auc;
 pub mod balance;
 pub mod checks;
+pub mod checks_job;
 pub mod multivariate;
 pub mod report;
 pub mod rng;

@@ -2,7 +2,7 @@
 //!
 //! This process (the client) only plans: it counts the targets, gives each
 //! a shard (a hash of its brick, so a brick's targets share a shard and
-//! its decoded tiles) and scans a [`CutoutsTable`] over that plan. Whoever
+//! its decoded tiles) and scans a `ShardTable` doing `CutoutWork` over that plan. Whoever
 //! runs a shard (this process embedded, an executor on a cluster) reads
 //! its targets, makes their cutouts and writes
 //! `<output>/cutouts/v-<run id>/shard-NNNNNN.parquet` in one put; the
@@ -21,7 +21,7 @@ use datafusion::functions::expr_fn::{coalesce, floor};
 use datafusion::logical_expr::{cast, col, lit, Expr};
 use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
-use lenspipe_cutouts::{CutoutsTable, ShardInput, ShardJob};
+use lenspipe_cutouts::{CutoutWork, ShardInput, ShardTable};
 use lenspipe_sinks::{ShardSummary, Staged, Summaries};
 
 use crate::config::Config;
@@ -95,8 +95,8 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Secti
         return Err(Error::Input(format!("no cutout targets at {targets_url}")));
     }
     let written_schema = cs::output_schema(targets.schema().as_arrow(), &spec);
-    let table = CutoutsTable::new(
-        ShardJob::Cutouts(spec.clone()),
+    let table = ShardTable::new(
+        Arc::new(CutoutWork(spec.clone())),
         ShardInput::Plan(targets.into_unoptimized_plan()),
     );
     let planned = Instant::now();

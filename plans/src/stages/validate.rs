@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use futures::StreamExt;
-use lenspipe_cutouts::checks::{ChecksSpec, COUNT_FAILED_CHECK, COUNT_PASSED};
 use lenspipe_cutouts::schema as cs;
-use lenspipe_cutouts::{CutoutsTable, ShardInput, ShardJob, TargetFile};
+use lenspipe_cutouts::{ShardInput, ShardTable, TargetFile};
 use lenspipe_validate::auc::AucParams;
 use lenspipe_validate::checks::Thresholds;
+use lenspipe_validate::checks_job::{ChecksSpec, ChecksWork, COUNT_FAILED_CHECK, COUNT_PASSED};
 use lenspipe_validate::multivariate::LogisticParams;
 use lenspipe_validate::report::{
     FeatureHist, Funnel, FunnelStage, GalleryGroup, GalleryTile, ReportOptions,
@@ -156,8 +156,8 @@ async fn run_checks(
         .schema()
         .as_arrow()
         .clone();
-    let table = CutoutsTable::new(
-        ShardJob::Checks(spec),
+    let table = ShardTable::new(
+        Arc::new(ChecksWork(spec)),
         ShardInput::Files {
             store_url: store_url(input)?,
             files,
@@ -341,7 +341,7 @@ async fn gallery(
             .column_by_name("image")
             .ok_or_else(|| Error::Other("gallery lacks image".into()))?;
         for (i, id) in ids.into_iter().enumerate() {
-            if let Some(values) = lenspipe_cutouts::checks::pixels(images, i)? {
+            if let Some(values) = lenspipe_validate::checks_job::pixels(images, i)? {
                 pixels.insert(id.unwrap_or_default(), values.values().to_vec());
             }
         }
@@ -442,7 +442,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Secti
         stats,
         exclude_maskbits: config.exclude_mask(),
     };
-    let checks_schema = lenspipe_cutouts::checks::output_schema(&schema, &spec)?;
+    let checks_schema = lenspipe_validate::checks_job::output_schema(&schema, &spec)?;
     // One pass over the pixels; a second only when two targets share pixels,
     // to mark every one of them duplicate_image (rare: a failure upstream).
     let mut summaries = run_checks(engine, files.clone(), &input, spec.clone()).await?;
