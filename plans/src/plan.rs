@@ -56,6 +56,11 @@ impl Params {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Binds these values to the placeholders of `df`.
+    pub fn bind(self, df: DataFrame) -> Result<DataFrame> {
+        Ok(df.with_param_values(ParamValues::from(self.0))?)
+    }
     pub fn f64(mut self, name: &str, v: f64) -> Self {
         self.0.push((name.into(), ScalarValue::Float64(Some(v))));
         self
@@ -142,8 +147,7 @@ impl SqlPlan {
 
     /// Plans the SQL and binds every placeholder; an unbound one is an error.
     pub async fn dataframe(&self, ctx: &SessionContext, params: Params) -> Result<DataFrame> {
-        let df = ctx.sql(&self.sql()).await?;
-        Ok(df.with_param_values(ParamValues::from(params.0))?)
+        params.bind(ctx.sql(&self.sql()).await?)
     }
 }
 

@@ -13,6 +13,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{col, lit, Expr};
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
 use lenspipe_cutouts::{ShardInput, ShardTable, TargetFile};
@@ -33,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{
     record_stage, RunManifest, Section, Timings, UnmeasuredFeature, ValidateSection,
 };
+use crate::plan::Params;
 use crate::sink::{committed, Location};
 use crate::stages::positives::PositiveStatus;
 use crate::stages::{column_f64, column_i64, column_strings, Stage};
@@ -78,7 +83,15 @@ const CATALOG_FEATURES: [&str; 20] = [
 ];
 
 async fn query(engine: &Engine, sql: &str) -> Result<RecordBatch> {
-    let df = engine.ctx.sql(sql).await?;
+    query_with(engine, sql, Params::new()).await
+}
+
+/// `sql` with `params` bound to its `$name` placeholders, collected.
+async fn query_with(engine: &Engine, sql: &str, params: Params) -> Result<RecordBatch> {
+    collect(params.bind(engine.ctx.sql(sql).await?)?).await
+}
+
+async fn collect(df: DataFrame) -> Result<RecordBatch> {
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
@@ -268,14 +281,16 @@ async fn gallery(
     engine: &Engine,
     config: &Config,
     present: &[String],
+    cutout_urls: &[String],
 ) -> Result<Vec<GalleryGroup>> {
     let has = |c: &str| present.iter().any(|p| p == c);
-    let mut groups: Vec<(String, String)> =
-        vec![("Positives (known lenses)".into(), "label = 1".into())];
+    let negative = || col("label").eq(lit(0));
+    let mut groups: Vec<(String, Expr)> =
+        vec![("Positives (known lenses)".into(), col("label").eq(lit(1)))];
     if has("pool") {
         groups.push((
             "Negatives, pool N1".into(),
-            "label = 0 AND pool = 'N1'".into(),
+            negative().and(col("pool").eq(lit("N1"))),
         ));
         if has("confuser_category") {
             let cats = query(
@@ -285,57 +300,63 @@ async fn gallery(
             )
             .await?;
             for c in column_strings(&cats, "c")?.into_iter().flatten() {
-                let literal = c.replace('\'', "''");
-                groups.push((
-                    format!("Negatives, pool N2: {c}"),
-                    format!("label = 0 AND pool = 'N2' AND confuser_category = '{literal}'"),
-                ));
+                let condition = negative()
+                    .and(col("pool").eq(lit("N2")))
+                    .and(col("confuser_category").eq(lit(c.clone())));
+                groups.push((format!("Negatives, pool N2: {c}"), condition));
             }
         }
     } else {
-        groups.push(("Negatives".into(), "label = 0".into()));
+        groups.push(("Negatives".into(), negative()));
     }
-    let status = if has(cs::STATUS) {
-        format!("AND {} = 'ok'", cs::STATUS)
-    } else {
-        String::new()
-    };
+    let hash = engine.ctx.udf("stable_hash_unit")?;
+    let checks = engine.ctx.table("checks").await?;
     let mut drawn: Vec<(String, Vec<String>)> = Vec::new();
     for (title, condition) in groups {
-        let sql = format!(
-            "SELECT galaxy_id FROM checks WHERE {condition} AND image_hash IS NOT NULL {status} \
-             ORDER BY stable_hash_unit(galaxy_id, {}), galaxy_id LIMIT {}",
-            config.validation.seed, config.validation.gallery_per_group
-        );
-        let ids = column_strings(&query(engine, &sql).await?, "galaxy_id")?
+        let mut keep = condition.and(col("image_hash").is_not_null());
+        if has(cs::STATUS) {
+            keep = keep.and(col(cs::STATUS).eq(lit("ok")));
+        }
+        let draw = checks
+            .clone()
+            .filter(keep)?
+            .sort(vec![
+                hash.call(vec![col("galaxy_id"), lit(config.validation.seed)])
+                    .sort(true, false),
+                col("galaxy_id").sort(true, false),
+            ])?
+            .limit(0, Some(config.validation.gallery_per_group))?
+            .select_columns(&["galaxy_id"])?;
+        let ids = column_strings(&collect(draw).await?, "galaxy_id")?
             .into_iter()
             .flatten()
             .collect();
         drawn.push((title, ids));
     }
-    let wanted: Vec<String> = drawn
+    let wanted: Vec<Expr> = drawn
         .iter()
         .flat_map(|(_, ids)| ids.iter())
-        .map(|id| format!("'{}'", id.replace('\'', "''")))
+        .map(|id| lit(id.clone()))
         .collect();
     let mut pixels: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     if !wanted.is_empty() {
-        // Late materialisation: the galaxy_id filter runs before image pages are decoded.
-        if let Ok(df) = engine
-            .ctx
-            .sql("SET datafusion.execution.parquet.pushdown_filters = true")
-            .await
-        {
-            let _ = df.collect().await;
-        }
-        let batch = query(
-            engine,
-            &format!(
-                "SELECT galaxy_id, image FROM cutouts_input WHERE galaxy_id IN ({})",
-                wanted.join(", ")
-            ),
-        )
-        .await?;
+        // A few images of the cutouts, read here with filter pushdown, so
+        // the galaxy_id filter runs before any image page is decoded; a
+        // reader of its own, so no other query changes its settings.
+        let reader = SessionContext::new_with_config_rt(
+            engine
+                .ctx
+                .copied_config()
+                .set_bool("datafusion.execution.parquet.pushdown_filters", true),
+            engine.runtime(),
+        );
+        register_files(&reader, "cutouts_input", cutout_urls).await?;
+        let read = reader
+            .table("cutouts_input")
+            .await?
+            .filter(col("galaxy_id").in_list(wanted, false))?
+            .select_columns(&["galaxy_id", "image"])?;
+        let batch = collect(read).await?;
         let ids = column_strings(&batch, "galaxy_id")?;
         let images = batch
             .column_by_name("image")
@@ -510,15 +531,17 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Secti
         .iter()
         .map(|(name, _, expr)| format!("{expr} AS \"{name}\""))
         .collect();
-    let sample = query(
+    // The column list is built from the fixed feature list; the values
+    // (seed, fraction) are bound.
+    let sample = query_with(
         engine,
         &format!(
-            "SELECT label, {} AS split_key, {} FROM checks WHERE image_hash IS NOT NULL AND stable_hash_unit(galaxy_id, {}) < {fraction} \
+            "SELECT label, {} AS split_key, {} FROM checks WHERE image_hash IS NOT NULL AND stable_hash_unit(galaxy_id, $seed) < $fraction \
              ORDER BY galaxy_id",
             if has_split { "split" } else { "CAST(healpix_nested(ra, dec, 8) AS VARCHAR)" },
             select.join(", "),
-            v.seed
         ),
+        Params::new().i64("seed", v.seed).f64("fraction", fraction),
     )
     .await?;
     let labels: Vec<bool> = column_i64(&sample, "label")?
@@ -586,9 +609,12 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Secti
         }
         let nside = config.split.nside.value;
         if present.iter().any(|p| p == "ra") && present.iter().any(|p| p == "dec") {
-            let leaks = query(engine, &format!(
-                "SELECT p FROM (SELECT healpix_nested(ra, dec, {nside}) AS p, split FROM checks) GROUP BY p HAVING count(DISTINCT split) > 1 ORDER BY p LIMIT 100"
-            )).await?;
+            let leaks = query_with(
+                engine,
+                "SELECT p FROM (SELECT healpix_nested(ra, dec, $nside) AS p, split FROM checks) GROUP BY p HAVING count(DISTINCT split) > 1 ORDER BY p LIMIT 100",
+                Params::new().i64("nside", i64::from(nside)),
+            )
+            .await?;
             shared_healpix = column_i64(&leaks, "p")?
                 .into_iter()
                 .flatten()
@@ -677,7 +703,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Secti
                     .join(", "),
             ),
         ],
-        gallery: gallery(engine, config, &present).await?,
+        gallery: gallery(engine, config, &present, &urls).await?,
         histograms,
         aucs: report.feature_aucs(),
         funnels: funnels(run.as_ref()),
