@@ -43,7 +43,7 @@ pub const IMAGE_HASH: &str = "image_hash";
 /// What the checks need, carried in the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChecksSpec {
-    /// `<output>/validation/checks`.
+    /// The staged version folder of `<output>/validation/checks`.
     pub output_url: String,
     /// Input columns copied to each row (identity and catalogue features).
     pub carry: Vec<String>,
@@ -387,5 +387,187 @@ impl NodeCodec for ChecksNodes {
         _converter: &dyn PhysicalProtoConverterExtension,
     ) -> Option<Result<Arc<dyn ExecutionPlan>>> {
         decode_shard_exec::<ChecksWork>(EXEC_TAG, buf, inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{FixedSizeListArray, Int64Array, StringArray};
+    use datafusion::prelude::SessionContext;
+    use lenspipe_cutouts::{ShardInput, ShardTable, TargetFile};
+
+    const LEN: usize = 3 * 101 * 101;
+
+    /// A faint round galaxy at the centre of every band.
+    fn galaxy() -> Vec<f32> {
+        let mut out = Vec::with_capacity(LEN);
+        for _band in 0..3 {
+            for y in 0..101 {
+                for x in 0..101 {
+                    let r2 = ((x as f32 - 50.0).powi(2) + (y as f32 - 50.0).powi(2)) / 9.0;
+                    out.push(0.5 * (-0.5 * r2).exp() + 0.001 * ((x * 7 + y * 13) % 5) as f32);
+                }
+            }
+        }
+        out
+    }
+
+    /// One shard file of four cutouts: a galaxy, NaN pixels, the galaxy's
+    /// pixels again under another id, and no pixels (status no_coverage).
+    fn shard(dir: &std::path::Path) -> (TargetFile, SchemaRef) {
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(schema::GALAXY_ID, DataType::Utf8, false),
+            Field::new("label", DataType::Int64, false),
+            Field::new(schema::STATUS, DataType::Utf8, false),
+            Field::new(
+                schema::IMAGE,
+                DataType::FixedSizeList(Arc::clone(&item), LEN as i32),
+                true,
+            ),
+        ]));
+        let mut values = galaxy();
+        values.extend(std::iter::repeat_n(f32::NAN, LEN));
+        values.extend(galaxy());
+        values.extend(std::iter::repeat_n(0.0, LEN));
+        let images = FixedSizeListArray::try_new(
+            item,
+            LEN as i32,
+            Arc::new(Float32Array::from(values)),
+            Some(vec![true, true, true, false].into()),
+        )
+        .unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
+                Arc::new(Int64Array::from(vec![1, 0, 0, 0])),
+                Arc::new(StringArray::from(vec!["ok", "ok", "ok", "no_coverage"])),
+                Arc::new(images),
+            ],
+        )
+        .unwrap();
+        let path = dir.join("shard-000000.parquet");
+        std::fs::write(&path, encode_parquet(&batch).unwrap()).unwrap();
+        let file = TargetFile {
+            path: path
+                .display()
+                .to_string()
+                .trim_start_matches('/')
+                .to_string(),
+            size: std::fs::metadata(&path).unwrap().len(),
+        };
+        (file, schema)
+    }
+
+    /// Runs the checks job over the shard; its summaries and the rows it
+    /// wrote, by galaxy_id: (failures, image_hash).
+    async fn check(
+        dir: &std::path::Path,
+        duplicate_hashes: Vec<i64>,
+    ) -> (
+        Vec<ShardSummary>,
+        BTreeMap<String, (Vec<String>, Option<i64>)>,
+    ) {
+        let (file, input_schema) = shard(dir);
+        let out = dir.join(format!("checks-{}", duplicate_hashes.len()));
+        let spec = ChecksSpec {
+            output_url: format!("file://{}", out.display()),
+            carry: vec![schema::GALAXY_ID.into(), "label".into()],
+            duplicate_hashes,
+            thresholds: Thresholds::default(),
+            stats: StatsParams::default(),
+            exclude_maskbits: 0,
+        };
+        let table = ShardTable::new(
+            Arc::new(ChecksWork(spec)),
+            ShardInput::Files {
+                store_url: "file://".into(),
+                files: vec![file],
+                schema: input_schema,
+            },
+        );
+        let ctx = SessionContext::new();
+        let batches = ctx
+            .read_table(Arc::new(table))
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let summaries: Vec<ShardSummary> = batches
+            .iter()
+            .flat_map(|b| ShardSummary::from_batch(b).unwrap())
+            .collect();
+        let written = ctx
+            .read_parquet(
+                format!("{}/", out.display()),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut rows = BTreeMap::new();
+        for b in &written {
+            let ids = cast(
+                b.column_by_name(schema::GALAXY_ID).unwrap(),
+                &DataType::Utf8,
+            )
+            .unwrap();
+            let ids = ids.as_string::<i32>();
+            let failures = b.column_by_name(FAILURES).unwrap().as_list::<i32>();
+            let hashes = b
+                .column_by_name(IMAGE_HASH)
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..b.num_rows() {
+                let failed = failures.value(i);
+                let failed: Vec<String> = failed
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(String::from)
+                    .collect();
+                let hash = hashes.is_valid(i).then(|| hashes.value(i));
+                rows.insert(ids.value(i).to_string(), (failed, hash));
+            }
+        }
+        (summaries, rows)
+    }
+
+    #[tokio::test]
+    async fn every_cutout_gets_its_checks_and_the_summary_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (summaries, rows) = check(dir.path(), Vec::new()).await;
+        assert_eq!(summaries.len(), 1);
+        let summary = &summaries[0];
+        assert_eq!((summary.rows_in, summary.rows_written), (4, 4));
+        assert!(summary.shard.is_some() && summary.bytes > 0);
+        assert_eq!(rows.len(), 4);
+        assert!(rows["b"].0.contains(&"nan_pixels".to_string()), "{rows:?}");
+        assert_eq!(rows["d"].0, ["not_ok_status"], "{rows:?}");
+        assert!(!rows["a"].0.contains(&"nan_pixels".to_string()), "{rows:?}");
+        // The same pixels hash the same; no pixels, no hash.
+        assert_eq!(rows["a"].1, rows["c"].1);
+        assert!(rows["a"].1.is_some() && rows["d"].1.is_none());
+        // The summary counts exactly what the rows say.
+        let passed = rows.values().filter(|(f, _)| f.is_empty()).count() as u64;
+        assert_eq!(summary.counts.total(COUNT_PASSED), passed);
+        let nan = summary.counts.by_value(COUNT_FAILED_CHECK);
+        assert_eq!(nan.get(&Some("nan_pixels".to_string())), Some(&1));
+        assert_eq!(nan.get(&Some("not_ok_status".to_string())), Some(&1));
+
+        // Told which hashes are shared, both holders fail duplicate_image.
+        let shared = rows["a"].1.unwrap();
+        let (_, again) = check(dir.path(), vec![shared]).await;
+        for id in ["a", "c"] {
+            assert!(
+                again[id].0.contains(&"duplicate_image".to_string()),
+                "{again:?}"
+            );
+        }
+        assert!(!again["b"].0.contains(&"duplicate_image".to_string()));
     }
 }
