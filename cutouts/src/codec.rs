@@ -1,10 +1,12 @@
 //! How shard jobs travel in plans: a [`ShardTable`] in logical plans (client
 //! to scheduler; a plan input is encoded with the whole codec, so tables of
 //! ours inside it travel too) and a [`ShardExec`] in physical plans
-//! (scheduler to executors). The functions here carry any [`ShardWork`]
-//! that serializes; [`CutoutsNodes`] uses them for the cutouts, and
-//! lenspipe-validate for its checks.
+//! (scheduler to executors). [`ShardNodes`] carries any [`ShardWork`] that
+//! serializes, under the job's own tags: [`CUTOUTS_NODES`] for the cutouts,
+//! and lenspipe-validate's for its checks.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -25,9 +27,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::{CutoutWork, ShardExec, ShardWork};
 use crate::table::{ShardInput, ShardTable, TargetFile};
-
-const TABLE_TAG: &[u8] = b"lenspipe.cutouts.table.v1\n";
-const EXEC_TAG: &[u8] = b"lenspipe.cutouts.exec.v1\n";
 
 #[derive(Serialize, Deserialize)]
 struct TableSpec<W> {
@@ -87,68 +86,44 @@ fn decode_input(
     })
 }
 
-/// `tag` and a [`ShardTable`] doing a `W`; `None` for any other table.
-pub fn encode_shard_table<W: ShardWork + Serialize>(
-    tag: &[u8],
-    table: &Arc<dyn TableProvider>,
-    whole: &dyn LogicalExtensionCodec,
-) -> Option<Result<Vec<u8>>> {
-    let table = table.downcast_ref::<ShardTable>()?;
-    let work = table.work().as_any().downcast_ref::<W>()?;
-    Some(
-        encode_input(table.input(), whole)
-            .and_then(|input| tagged(tag, &TableSpec { work, input })),
-    )
+/// The nodes of one shard job `W` ([`ShardTable`] and [`ShardExec`] doing
+/// a `W`), under its own tags.
+pub struct ShardNodes<W> {
+    table_tag: &'static [u8],
+    exec_tag: &'static [u8],
+    work: PhantomData<fn() -> W>,
 }
 
-/// What [`encode_shard_table`] wrote with `tag`; `None` for another payload.
-pub fn decode_shard_table<W: ShardWork + DeserializeOwned>(
-    tag: &[u8],
-    buf: &[u8],
-    ctx: &TaskContext,
-    whole: &dyn LogicalExtensionCodec,
-) -> Option<Result<Arc<dyn TableProvider>>> {
-    let spec = decode_tagged::<TableSpec<W>>(tag, buf)?;
-    Some(spec.and_then(|spec| {
-        let input = decode_input(spec.input, ctx, whole)?;
-        Ok(Arc::new(ShardTable::new(Arc::new(spec.work), input)) as Arc<dyn TableProvider>)
-    }))
+impl<W> ShardNodes<W> {
+    pub const fn new(table_tag: &'static [u8], exec_tag: &'static [u8]) -> Self {
+        Self {
+            table_tag,
+            exec_tag,
+            work: PhantomData,
+        }
+    }
 }
 
-/// `tag` and the work of a [`ShardExec`] doing a `W`; `None` for any other node.
-pub fn encode_shard_exec<W: ShardWork + Serialize>(
-    tag: &[u8],
-    node: &Arc<dyn ExecutionPlan>,
-) -> Option<Result<Vec<u8>>> {
-    let exec = node.downcast_ref::<ShardExec>()?;
-    let work = exec.work().as_any().downcast_ref::<W>()?;
-    Some(tagged(tag, work))
+impl<W> fmt::Debug for ShardNodes<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardNodes")
+            .field("work", &std::any::type_name::<W>())
+            .finish()
+    }
 }
 
-/// What [`encode_shard_exec`] wrote with `tag`, over its one input.
-pub fn decode_shard_exec<W: ShardWork + DeserializeOwned>(
-    tag: &[u8],
-    buf: &[u8],
-    inputs: &[Arc<dyn ExecutionPlan>],
-) -> Option<Result<Arc<dyn ExecutionPlan>>> {
-    let work = decode_tagged::<W>(tag, buf)?;
-    Some(work.and_then(|work| {
-        let input = single_input("ShardExec", inputs)?;
-        Ok(Arc::new(ShardExec::new(Arc::clone(input), Arc::new(work))) as Arc<dyn ExecutionPlan>)
-    }))
-}
-
-/// The cutout job's nodes.
-#[derive(Debug, Default)]
-pub struct CutoutsNodes;
-
-impl NodeCodec for CutoutsNodes {
+impl<W: ShardWork + Serialize + DeserializeOwned> NodeCodec for ShardNodes<W> {
     fn encode_table(
         &self,
         table: &Arc<dyn TableProvider>,
         whole: &dyn LogicalExtensionCodec,
     ) -> Option<Result<Vec<u8>>> {
-        encode_shard_table::<CutoutWork>(TABLE_TAG, table, whole)
+        let table = table.downcast_ref::<ShardTable>()?;
+        let work = table.work().as_any().downcast_ref::<W>()?;
+        Some(
+            encode_input(table.input(), whole)
+                .and_then(|input| tagged(self.table_tag, &TableSpec { work, input })),
+        )
     }
 
     fn decode_table(
@@ -158,7 +133,11 @@ impl NodeCodec for CutoutsNodes {
         ctx: &TaskContext,
         whole: &dyn LogicalExtensionCodec,
     ) -> Option<Result<Arc<dyn TableProvider>>> {
-        decode_shard_table::<CutoutWork>(TABLE_TAG, buf, ctx, whole)
+        let spec = decode_tagged::<TableSpec<W>>(self.table_tag, buf)?;
+        Some(spec.and_then(|spec| {
+            let input = decode_input(spec.input, ctx, whole)?;
+            Ok(Arc::new(ShardTable::new(Arc::new(spec.work), input)) as Arc<dyn TableProvider>)
+        }))
     }
 
     fn encode_exec(
@@ -167,7 +146,9 @@ impl NodeCodec for CutoutsNodes {
         _whole: &dyn PhysicalExtensionCodec,
         _converter: &dyn PhysicalProtoConverterExtension,
     ) -> Option<Result<Vec<u8>>> {
-        encode_shard_exec::<CutoutWork>(EXEC_TAG, node)
+        let exec = node.downcast_ref::<ShardExec>()?;
+        let work = exec.work().as_any().downcast_ref::<W>()?;
+        Some(tagged(self.exec_tag, work))
     }
 
     fn decode_exec(
@@ -178,6 +159,17 @@ impl NodeCodec for CutoutsNodes {
         _whole: &dyn PhysicalExtensionCodec,
         _converter: &dyn PhysicalProtoConverterExtension,
     ) -> Option<Result<Arc<dyn ExecutionPlan>>> {
-        decode_shard_exec::<CutoutWork>(EXEC_TAG, buf, inputs)
+        let work = decode_tagged::<W>(self.exec_tag, buf)?;
+        Some(work.and_then(|work| {
+            let input = single_input("ShardExec", inputs)?;
+            Ok(Arc::new(ShardExec::new(Arc::clone(input), Arc::new(work)))
+                as Arc<dyn ExecutionPlan>)
+        }))
     }
 }
+
+/// The cutout job's nodes.
+pub const CUTOUTS_NODES: ShardNodes<CutoutWork> = ShardNodes::new(
+    b"lenspipe.cutouts.table.v1\n",
+    b"lenspipe.cutouts.exec.v1\n",
+);

@@ -855,7 +855,7 @@ mod tests {
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
     use datafusion_proto::logical_plan::LogicalExtensionCodec;
 
-    use crate::codec::CutoutsNodes;
+    use crate::codec::CUTOUTS_NODES;
     use crate::spec::{Resampling, SourceSpec};
     use crate::table::{ShardInput, ShardTable};
     use lenspipe_sweeps::PlanCodec;
@@ -1000,7 +1000,7 @@ mod tests {
             Arc::new(CutoutWork(spec)),
             ShardInput::Plan(targets_plan),
         ));
-        let codec = PlanCodec::with_defaults(vec![Arc::new(CutoutsNodes)]);
+        let codec = PlanCodec::with_defaults(vec![Arc::new(CUTOUTS_NODES)]);
         let mut bytes = Vec::new();
         let name = datafusion::common::TableReference::bare("cutouts");
         codec

@@ -5,7 +5,7 @@
 //! The stage is a plan: the targets, with a shard column, under
 //! [`ShardExec`] doing [`CutoutWork`], which makes each shard's cutouts and
 //! writes the shard where it runs. Scanning a [`ShardTable`] runs it,
-//! embedded or on a Ballista cluster (with [`CutoutsNodes`] in the plan
+//! embedded or on a Ballista cluster (with [`CUTOUTS_NODES`] in the plan
 //! codec); the caller receives one summary row per shard and never the
 //! pixels. The operator and the table take any [`ShardWork`]: the
 //! validation's checks run on them too, from lenspipe-validate.
@@ -22,7 +22,7 @@ pub mod spec;
 pub mod table;
 pub mod viewer;
 
-pub use codec::CutoutsNodes;
+pub use codec::{ShardNodes, CUTOUTS_NODES};
 pub use exec::{CutoutWork, ShardExec, ShardWork};
 pub use lenspipe_viewer::CutoutStatus;
 pub use source::{Cutout, PixelSource, Target};

@@ -23,10 +23,10 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use inline_build::{InlineSmallBuildSides, InlinedJoinNodes};
-use lenspipe_cutouts::CutoutsNodes;
+use lenspipe_cutouts::CUTOUTS_NODES;
 use lenspipe_sinks::SinksNodes;
 use lenspipe_sweeps::{EnvObjectStoreRegistry, PlanCodec, SweepsNodes};
-use lenspipe_validate::checks_job::ChecksNodes;
+use lenspipe_validate::checks_job::CHECKS_NODES;
 
 /// The one plan codec: every lenspipe node (the sweeps table and its scan,
 /// the writer, the cutout and checks jobs, joins with an inlined build
@@ -37,8 +37,8 @@ pub fn plan_codec() -> Arc<PlanCodec> {
         vec![
             Arc::new(SweepsNodes),
             Arc::new(SinksNodes),
-            Arc::new(CutoutsNodes),
-            Arc::new(ChecksNodes),
+            Arc::new(CUTOUTS_NODES),
+            Arc::new(CHECKS_NODES),
             Arc::new(InlinedJoinNodes),
         ],
         Arc::new(BallistaLogicalExtensionCodec::default()),

@@ -3,7 +3,7 @@
 //! are measured and checked where the shard is read, one record batch at a
 //! time, and only the small per-cutout rows (statistics, failed checks, no
 //! pixels) are written, into the staged version of
-//! `<output>/validation/checks/`. [`ChecksNodes`] carries the job in plans.
+//! `<output>/validation/checks/`. [`CHECKS_NODES`] carries the job in plans.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -16,21 +16,15 @@ use arrow::compute::cast;
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Float32Type, Int32Type, Schema, SchemaRef,
 };
-use datafusion::catalog::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::logical_plan::LogicalExtensionCodec;
-use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use lenspipe_cutouts::codec::{
-    decode_shard_exec, decode_shard_table, encode_shard_exec, encode_shard_table,
-};
+use lenspipe_cutouts::codec::ShardNodes;
 use lenspipe_cutouts::exec::{encode_parquet, Output};
 use lenspipe_cutouts::{schema, ShardWork};
 use lenspipe_sinks::{Counts, ShardSummary};
-use lenspipe_sweeps::NodeCodec;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{failed_checks, low_invvar_at_centre, masked_at_centre, Check, Thresholds};
@@ -343,52 +337,9 @@ impl ShardWork for ChecksWork {
     }
 }
 
-const TABLE_TAG: &[u8] = b"lenspipe.checks.table.v1\n";
-const EXEC_TAG: &[u8] = b"lenspipe.checks.exec.v1\n";
-
 /// The checks job's nodes in plans.
-#[derive(Debug, Default)]
-pub struct ChecksNodes;
-
-impl NodeCodec for ChecksNodes {
-    fn encode_table(
-        &self,
-        table: &Arc<dyn TableProvider>,
-        whole: &dyn LogicalExtensionCodec,
-    ) -> Option<Result<Vec<u8>>> {
-        encode_shard_table::<ChecksWork>(TABLE_TAG, table, whole)
-    }
-
-    fn decode_table(
-        &self,
-        buf: &[u8],
-        _schema: &SchemaRef,
-        ctx: &TaskContext,
-        whole: &dyn LogicalExtensionCodec,
-    ) -> Option<Result<Arc<dyn TableProvider>>> {
-        decode_shard_table::<ChecksWork>(TABLE_TAG, buf, ctx, whole)
-    }
-
-    fn encode_exec(
-        &self,
-        node: &Arc<dyn ExecutionPlan>,
-        _whole: &dyn PhysicalExtensionCodec,
-        _converter: &dyn PhysicalProtoConverterExtension,
-    ) -> Option<Result<Vec<u8>>> {
-        encode_shard_exec::<ChecksWork>(EXEC_TAG, node)
-    }
-
-    fn decode_exec(
-        &self,
-        buf: &[u8],
-        inputs: &[Arc<dyn ExecutionPlan>],
-        _ctx: &TaskContext,
-        _whole: &dyn PhysicalExtensionCodec,
-        _converter: &dyn PhysicalProtoConverterExtension,
-    ) -> Option<Result<Arc<dyn ExecutionPlan>>> {
-        decode_shard_exec::<ChecksWork>(EXEC_TAG, buf, inputs)
-    }
-}
+pub const CHECKS_NODES: ShardNodes<ChecksWork> =
+    ShardNodes::new(b"lenspipe.checks.table.v1\n", b"lenspipe.checks.exec.v1\n");
 
 #[cfg(test)]
 mod tests {
