@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::prelude::{DataFrame, ParquetReadOptions};
-use futures::StreamExt;
-use lenspipe_sinks::{ShardSummary, Staged, Summaries, WriteTable};
+use lenspipe_sinks::{Staged, Summaries, WriteTable};
 use lenspipe_sweeps::ObjectUrl;
 use url::Url;
 
@@ -137,27 +136,20 @@ pub async fn write(
         crate::engine::EngineKind::Cluster(_) => 0,
     };
     let progress = crate::progress::Progress::partitions(&label, partitions as u64);
-    let mut stream = datafusion::physical_plan::execute_stream(plan, engine.ctx.task_ctx())?;
-    let mut summaries = Summaries::default();
+    let stream = datafusion::physical_plan::execute_stream(plan, engine.ctx.task_ctx())?;
+    let outcome = Summaries::collect(stream, |s| progress.partition_done(s.rows_in)).await;
+    progress.finish();
     // Shards written before a failure are never named by a manifest; they
     // are removed here, or by the next commit if this process dies.
-    let outcome: Result<()> = async {
-        while let Some(batch) = stream.next().await {
-            for summary in ShardSummary::from_batch(&batch?)? {
-                progress.partition_done(summary.rows_in);
-                summaries.push(summary);
+    let summaries = match outcome {
+        Ok(summaries) => summaries,
+        Err(e) => {
+            if let Err(cleanup) = staged.abort().await {
+                tracing::warn!(error = %cleanup, "could not remove the failed run's shards");
             }
+            return Err(e.into());
         }
-        Ok(())
-    }
-    .await;
-    progress.finish();
-    if let Err(e) = outcome {
-        if let Err(cleanup) = staged.abort().await {
-            tracing::warn!(error = %cleanup, "could not remove the failed run's shards");
-        }
-        return Err(e);
-    }
+    };
     Ok(Written {
         summaries,
         staged,

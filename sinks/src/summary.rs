@@ -7,7 +7,9 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 pub const SHARD: &str = "shard";
@@ -214,6 +216,22 @@ pub struct Summaries {
 }
 
 impl Summaries {
+    /// Every summary row of `stream` (a writer's or a shard job's output),
+    /// merged; `each` sees each summary as it arrives (for progress).
+    pub async fn collect(
+        mut stream: SendableRecordBatchStream,
+        mut each: impl FnMut(&ShardSummary),
+    ) -> Result<Self> {
+        let mut all = Self::default();
+        while let Some(batch) = stream.next().await {
+            for summary in ShardSummary::from_batch(&batch?)? {
+                each(&summary);
+                all.push(summary);
+            }
+        }
+        Ok(all)
+    }
+
     pub fn push(&mut self, summary: ShardSummary) {
         // The same shard reported again with the same content is one shard
         // delivered twice (a cluster re-sending a finished task's result

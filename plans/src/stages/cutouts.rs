@@ -19,10 +19,9 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::{coalesce, floor};
 use datafusion::logical_expr::{cast, col, lit, Expr};
-use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
 use lenspipe_cutouts::{CutoutWork, ShardInput, ShardTable};
-use lenspipe_sinks::{ShardSummary, Staged, Summaries};
+use lenspipe_sinks::{Staged, Summaries};
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -100,7 +99,7 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Secti
         ShardInput::Plan(targets.into_unoptimized_plan()),
     );
     let planned = Instant::now();
-    let mut stream = engine
+    let stream = engine
         .ctx
         .read_table(Arc::new(table))?
         .execute_stream()
@@ -112,14 +111,12 @@ pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Secti
     // A failed run keeps its shards (uncommitted): the next run finds them
     // in `earlier` and makes only what is missing.
     let progress = Progress::over("cutouts", n_targets, "targets");
-    let mut summaries = Summaries::default();
-    while let Some(batch) = stream.next().await {
-        for summary in ShardSummary::from_batch(&batch?)? {
-            let targets = summary.rows_in;
-            summaries.push(summary);
-            progress.advance(targets, &format!("{} shards", summaries.shards.len()));
-        }
-    }
+    let mut shards = 0;
+    let summaries = Summaries::collect(stream, |summary| {
+        shards += 1;
+        progress.advance(summary.rows_in, &format!("{shards} shards"));
+    })
+    .await?;
     progress.finish();
     summaries.check()?;
 

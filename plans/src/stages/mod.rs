@@ -227,7 +227,11 @@ pub(crate) async fn from_lenses(
     )?);
     let table = MemTable::try_new(lenses.schema(), vec![vec![lenses]])?;
     ctx.register_table("lenses", std::sync::Arc::new(table))?;
-    let df = plan.dataframe(&ctx, params).await?;
+    collect_batch(plan.dataframe(&ctx, params).await?).await
+}
+
+/// All of a (small) result as one batch.
+pub(crate) async fn collect_batch(df: datafusion::dataframe::DataFrame) -> Result<RecordBatch> {
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)

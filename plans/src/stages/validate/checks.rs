@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
-use futures::StreamExt;
 use lenspipe_cutouts::schema as cs;
 use lenspipe_cutouts::{ShardInput, ShardTable, TargetFile};
-use lenspipe_sinks::{register_files, ShardSummary, Staged, Summaries};
+use lenspipe_sinks::{register_files, Staged, Summaries};
+use lenspipe_sweeps::ObjectUrl;
 use lenspipe_validate::checks::Thresholds;
 use lenspipe_validate::checks_job::{
     output_schema, ChecksSpec, ChecksWork, COUNT_FAILED_CHECK, COUNT_PASSED,
@@ -39,18 +39,14 @@ impl Cutouts {
     /// The committed cutouts of `input` (what its `_SUCCESS` names) or, for
     /// a folder lenspipe did not write, the Parquet files directly in it.
     pub async fn register(engine: &Engine, input: &Location) -> Result<Self> {
-        let files = cutout_files(input).await?;
+        let (files, urls): (Vec<TargetFile>, Vec<String>) =
+            cutout_files(input).await?.into_iter().unzip();
         if files.is_empty() {
             return Err(Error::Input(format!(
                 "no cutout Parquet files under {} (run cutouts first, or set inputs.validate)",
                 input.url
             )));
         }
-        let store = store_url(input)?;
-        let urls: Vec<String> = files
-            .iter()
-            .map(|f| format!("{store}/{}", f.path))
-            .collect();
         register_files(&engine.ctx, "cutouts_input", &urls)
             .await
             .map_err(|e| Error::Input(format!("cannot read the cutouts at {}: {e}", input.url)))?;
@@ -77,19 +73,25 @@ impl Cutouts {
     }
 }
 
-async fn cutout_files(folder: &Location) -> Result<Vec<TargetFile>> {
+/// Each cutout file, with its URL.
+async fn cutout_files(folder: &Location) -> Result<Vec<(TargetFile, String)>> {
     if let Some(manifest) = committed(folder).await? {
         return Ok(manifest
             .files
             .iter()
-            .map(|f| TargetFile {
-                path: folder.child(&f.path).path.to_string(),
-                size: f.bytes,
+            .map(|f| {
+                let file = folder.child(&f.path);
+                let target = TargetFile {
+                    path: file.path.to_string(),
+                    size: f.bytes,
+                };
+                (target, file.url)
             })
             .collect());
     }
+    let store = folder.object_url().store_url();
     let listed = folder.store.list_with_delimiter(Some(&folder.path)).await?;
-    let mut files: Vec<TargetFile> = listed
+    let mut files: Vec<(TargetFile, String)> = listed
         .objects
         .into_iter()
         .filter(|o| {
@@ -97,23 +99,17 @@ async fn cutout_files(folder: &Location) -> Result<Vec<TargetFile>> {
                 .filename()
                 .is_some_and(|f| f.ends_with(".parquet") && !f.starts_with('_'))
         })
-        .map(|o| TargetFile {
-            path: o.location.to_string(),
-            size: o.size,
+        .map(|o| {
+            let url = ObjectUrl::from_store_path(&store, &o.location).to_string();
+            let target = TargetFile {
+                path: o.location.to_string(),
+                size: o.size,
+            };
+            (target, url)
         })
         .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     Ok(files)
-}
-
-fn store_url(location: &Location) -> Result<String> {
-    let url = url::Url::parse(&location.url)
-        .map_err(|e| Error::Config(format!("{}: {e}", location.url)))?;
-    Ok(format!(
-        "{}://{}",
-        url.scheme(),
-        url.host_str().unwrap_or_default()
-    ))
 }
 
 /// What the checks pass found.
@@ -225,22 +221,17 @@ async fn checks_job(engine: &Engine, cutouts: &Cutouts, spec: ChecksSpec) -> Res
     let table = ShardTable::new(
         Arc::new(ChecksWork(spec)),
         ShardInput::Files {
-            store_url: store_url(&cutouts.input)?,
+            store_url: cutouts.input.object_url().store_url().to_string(),
             files: cutouts.files.clone(),
             schema: Arc::new(cutouts.schema.clone()),
         },
     );
-    let mut stream = engine
+    let stream = engine
         .ctx
         .read_table(Arc::new(table))?
         .execute_stream()
         .await?;
-    let mut summaries = Summaries::default();
-    while let Some(batch) = stream.next().await {
-        for summary in ShardSummary::from_batch(&batch?)? {
-            summaries.push(summary);
-        }
-    }
+    let summaries = Summaries::collect(stream, |_| {}).await?;
     summaries.check()?;
     Ok(summaries)
 }

@@ -17,11 +17,9 @@ mod report;
 mod shortcuts;
 mod sql;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use datafusion::dataframe::DataFrame;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -29,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{record_stage, Section, Timings, UnmeasuredFeature, ValidateSection};
 use crate::plan::{Params, SqlPlan};
 use crate::sink::Location;
-use crate::stages::Stage;
+use crate::stages::{collect_batch, Stage};
 
 /// Columns copied from the cutouts to each checks row, when present.
 const IDENTITY: [&str; 11] = [
@@ -72,13 +70,7 @@ const CATALOG_FEATURES: [&str; 20] = [
 
 /// A validation query with `params` bound, collected.
 async fn query(engine: &Engine, plan: SqlPlan, params: Params) -> Result<RecordBatch> {
-    collect(plan.dataframe(&engine.ctx, params).await?).await
-}
-
-async fn collect(df: DataFrame) -> Result<RecordBatch> {
-    let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await?;
-    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+    collect_batch(plan.dataframe(&engine.ctx, params).await?).await
 }
 
 pub async fn run(engine: &Engine, config: &Config, run_id: &str) -> Result<Section> {

@@ -15,15 +15,15 @@ use lenspipe_validate::ReportInput;
 
 use super::checks::{Checked, Cutouts};
 use super::shortcuts::Measured;
-use super::{collect, query, sql};
+use super::{query, sql};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::RunManifest;
 use crate::plan::Params;
 use crate::sink::Location;
-use crate::stages::column_strings;
 use crate::stages::positives::PositiveStatus;
+use crate::stages::{collect_batch, column_strings};
 
 /// Writes the report of a validation under `folder`.
 pub(super) async fn write(
@@ -204,7 +204,7 @@ async fn gallery(
             ])?
             .limit(0, Some(config.validation.gallery_per_group))?
             .select_columns(&["galaxy_id"])?;
-        let ids = column_strings(&collect(draw).await?, "galaxy_id")?
+        let ids = column_strings(&collect_batch(draw).await?, "galaxy_id")?
             .into_iter()
             .flatten()
             .collect();
@@ -233,7 +233,7 @@ async fn gallery(
             .await?
             .filter(col("galaxy_id").in_list(wanted, false))?
             .select_columns(&["galaxy_id", "image"])?;
-        let batch = collect(read).await?;
+        let batch = collect_batch(read).await?;
         let ids = column_strings(&batch, "galaxy_id")?;
         let images = batch
             .column_by_name("image")

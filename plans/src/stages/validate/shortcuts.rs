@@ -13,12 +13,12 @@ use lenspipe_validate::shortcuts::{feature_shortcuts, SplitCounts, SplitsSummary
 use lenspipe_validate::stats::IMAGE_FEATURES;
 use lenspipe_validate::{cross_validated_logistic, FeatureKind, ShortcutsReport};
 
-use super::{collect, query, sql, CATALOG_FEATURES};
+use super::{query, sql, CATALOG_FEATURES};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::plan::Params;
-use crate::stages::{column_f64, column_i64, column_strings};
+use crate::stages::{collect_batch, column_f64, column_i64, column_strings};
 
 /// A feature tested between the classes: its name, kind and how it is
 /// computed from a checks row.
@@ -121,7 +121,7 @@ pub(super) async fn measure(
         hash.call(vec![col("galaxy_id"), lit(v.seed)])
             .lt(lit(fraction)),
     );
-    let sample = collect(
+    let sample = collect_batch(
         checks
             .filter(drawn)?
             .sort(vec![col("galaxy_id").sort(true, false)])?
